@@ -1,0 +1,156 @@
+//! The seven emotion labels (one list, one order, for every runtime), argmax and a small
+//! temporal smoother for video.
+
+use heapless::HistoryBuf;
+
+/// Number of emotion classes.
+pub const NUM_CLASSES: usize = 7;
+
+/// An emotion class. The discriminant is the model's output index, and the order is the
+/// alphabetical order of the FER2013 folder names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Emotion {
+    /// `angry`
+    Angry = 0,
+    /// `disgusted`
+    Disgusted = 1,
+    /// `fearful`
+    Fearful = 2,
+    /// `happy`
+    Happy = 3,
+    /// `neutral`
+    Neutral = 4,
+    /// `sad`
+    Sad = 5,
+    /// `surprised`
+    Surprised = 6,
+}
+
+impl Emotion {
+    /// Every class, in output-index order.
+    pub const ALL: [Emotion; NUM_CLASSES] =
+        [Self::Angry, Self::Disgusted, Self::Fearful, Self::Happy, Self::Neutral, Self::Sad, Self::Surprised];
+
+    /// The folder name used by the dataset and printed by every tool.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Angry => "angry",
+            Self::Disgusted => "disgusted",
+            Self::Fearful => "fearful",
+            Self::Happy => "happy",
+            Self::Neutral => "neutral",
+            Self::Sad => "sad",
+            Self::Surprised => "surprised",
+        }
+    }
+
+    /// The output index of this class.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The class at output index `i`.
+    pub fn from_index(i: usize) -> Option<Self> {
+        Self::ALL.get(i).copied()
+    }
+
+    /// The class whose folder name is `name` (exact, lowercase).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|e| e.name() == name)
+    }
+}
+
+impl core::fmt::Display for Emotion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Index of the largest value; the first one wins a tie (as `numpy.argmax` and tract do).
+/// `None` for an empty slice.
+pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> Option<usize> {
+    let mut best: Option<(usize, T)> = None;
+    for (i, &v) in values.iter().enumerate() {
+        match best {
+            Some((_, b)) if !(v > b) => {}
+            _ => best = Some((i, v)),
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Smooths int8 logits over the last `N` frames of one tracked face by summing them, so a
+/// single odd frame does not flip the label. Integer only.
+#[derive(Debug, Default)]
+pub struct Smoother<const N: usize> {
+    history: HistoryBuf<[i8; NUM_CLASSES], N>,
+}
+
+impl<const N: usize> Smoother<N> {
+    /// An empty smoother.
+    pub const fn new() -> Self {
+        Self { history: HistoryBuf::new() }
+    }
+
+    /// Adds one frame's logits and returns the smoothed label.
+    pub fn push(&mut self, logits: [i8; NUM_CLASSES]) -> Emotion {
+        self.history.write(logits);
+        let mut sum = [0i32; NUM_CLASSES];
+        for frame in self.history.oldest_ordered() {
+            for (s, &l) in sum.iter_mut().zip(frame) {
+                *s += l as i32;
+            }
+        }
+        // `sum` is never empty, so argmax is always `Some`.
+        Emotion::from_index(argmax(&sum).unwrap_or(0)).unwrap_or(Emotion::Neutral)
+    }
+
+    /// Frames currently held.
+    pub fn len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Whether no frame was pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.history.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_folder_order() {
+        let names: Vec<_> = Emotion::ALL.iter().map(|e| e.name()).collect();
+        assert_eq!(names, ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"]);
+        for (i, e) in Emotion::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i);
+            assert_eq!(Emotion::from_index(i), Some(*e));
+            assert_eq!(Emotion::from_name(e.name()), Some(*e));
+        }
+        assert_eq!(Emotion::from_index(7), None);
+        assert_eq!(Emotion::from_name("Happy"), None);
+    }
+
+    #[test]
+    fn argmax_takes_first_of_ties() {
+        assert_eq!(argmax(&[1i8, 5, 5, -3]), Some(1));
+        assert_eq!(argmax(&[-128i8]), Some(0));
+        assert_eq!(argmax::<i8>(&[]), None);
+        assert_eq!(argmax(&[0.5f32, f32::NAN, 0.7]), Some(2));
+    }
+
+    #[test]
+    fn smoother_ignores_a_single_odd_frame() {
+        let mut s = Smoother::<4>::new();
+        let happy = [0, 0, 0, 50, 0, 0, 0];
+        let sad = [0, 0, 0, 0, 0, 60, 0];
+        assert_eq!(s.push(happy), Emotion::Happy);
+        assert_eq!(s.push(happy), Emotion::Happy);
+        assert_eq!(s.push(sad), Emotion::Happy);
+        assert_eq!(s.push(sad), Emotion::Sad);
+        assert_eq!(s.len(), 4);
+    }
+}

@@ -1,0 +1,148 @@
+//! Depthwise convolution, channel multiplier 1 (ONNX `QLinearConv` with `group = C`).
+
+use super::{ChannelParams, KernelError, check_io, check_len};
+use crate::quant::OutputQuant;
+use crate::shape::{Shape, Window};
+
+/// A depthwise layer. Weights are `(kh, kw, c)`, so the per-tap run over channels is
+/// contiguous like the input; padding reads as `input_zp`.
+#[derive(Clone, Copy, Debug)]
+pub struct DepthwiseParams<'a> {
+    /// Input shape (HWC); output has the same channels.
+    pub input: Shape,
+    /// Kernel, stride and padding.
+    pub window: Window,
+    /// Input zero point.
+    pub input_zp: i8,
+    /// Weights as bytes, `(kh, kw, c)`.
+    pub weights: &'a [u8],
+    /// Bias and requantization per channel.
+    pub channels: ChannelParams<'a>,
+    /// Output zero point and fused activation clamp.
+    pub output: OutputQuant,
+}
+
+impl DepthwiseParams<'_> {
+    /// Output shape, after checking weights and channel params.
+    pub fn output_shape(&self) -> Result<Shape, KernelError> {
+        let (oh, ow) = self.window.output_hw(self.input.h, self.input.w).ok_or(KernelError::BadWindow)?;
+        let c = self.input.c as usize;
+        let wlen = self.window.kh as usize * self.window.kw as usize * c;
+        check_len(wlen, self.weights.len(), |expected, got| KernelError::WeightsLen { expected, got })?;
+        check_len(c, self.channels.len(), |expected, got| KernelError::ChannelsLen { expected, got })?;
+        if !self.output.is_valid() {
+            return Err(KernelError::BadClamp);
+        }
+        Ok(Shape::new(oh, ow, self.input.c))
+    }
+
+    /// Multiply-accumulates of one run.
+    pub fn macs(&self) -> Result<u64, KernelError> {
+        Ok(self.output_shape()?.len() as u64 * self.window.kh as u64 * self.window.kw as u64)
+    }
+}
+
+/// Channels accumulated at once: a stack block of `i32`s, so that the tap loop streams over
+/// contiguous channel runs of input and weights without a heap or an arena scratch.
+const BLOCK: usize = 32;
+
+/// Runs the depthwise convolution, a block of channels at a time per output pixel.
+pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    let out = p.output_shape()?;
+    check_io(p.input, out, input, output)?;
+    let (h, w, c) = (p.input.h as isize, p.input.w as isize, p.input.c as usize);
+    let (kh, kw) = (p.window.kh as isize, p.window.kw as isize);
+    let zp = p.input_zp as i32;
+    let mut acc = [0i32; BLOCK];
+    let mut o = 0;
+    for oy in 0..out.h as isize {
+        let y0 = oy * p.window.sh as isize - p.window.pad[0] as isize;
+        let (ky0, ky1) = (0.max(-y0), kh.min(h - y0));
+        for ox in 0..out.w as isize {
+            let x0 = ox * p.window.sw as isize - p.window.pad[1] as isize;
+            let (kx0, kx1) = (0.max(-x0), kw.min(w - x0));
+            for c0 in (0..c).step_by(BLOCK) {
+                let n = BLOCK.min(c - c0);
+                let acc = &mut acc[..n];
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = p.channels.get(c0 + i).0;
+                }
+                for ky in ky0..ky1 {
+                    for kx in kx0..kx1 {
+                        let xi = (((y0 + ky) * w + x0 + kx) as usize) * c + c0;
+                        let wi = ((ky * kw + kx) as usize) * c + c0;
+                        for ((a, &x), &wt) in acc.iter_mut().zip(&input[xi..xi + n]).zip(&p.weights[wi..wi + n]) {
+                            *a += (x as i32 - zp) * (wt as i8 as i32);
+                        }
+                    }
+                }
+                for (i, &a) in acc.iter().enumerate() {
+                    output[o + c0 + i] = p.output.finish(a, p.channels.get(c0 + i).1);
+                }
+            }
+            o += c;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::reference;
+    use crate::kernels::testutil::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fixture_two_channels_padded() {
+        // 2x2x2 input; channel 0 = 1,2,3,4; channel 1 = 10,20,30,40; zp 0.
+        let x = [1i8, 10, 2, 20, 3, 30, 4, 40];
+        // 3x3 kernel: channel 0 all ones, channel 1 only the centre tap = 2.
+        let mut wts = [0u8; 18];
+        for t in 0..9 {
+            wts[t * 2] = 1;
+        }
+        wts[4 * 2 + 1] = 2;
+        let ch = unit_channels(&[0, 1]);
+        let p = DepthwiseParams {
+            input: Shape::new(2, 2, 2),
+            window: Window::square(3, 1, 1),
+            input_zp: 0,
+            weights: &wts,
+            channels: ChannelParams::parse(&ch, 2).unwrap(),
+            output: OutputQuant::linear(0),
+        };
+        let mut y = [0i8; 8];
+        depthwise(&p, &x, &mut y).unwrap();
+        assert_eq!(y, [10, 21, 10, 41, 10, 61, 10, 81]);
+    }
+
+    fn case() -> impl Strategy<Value = (Shape, Window, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)> {
+        (1u16..9, 1u16..9, 1u16..80, 1u8..4, 1u8..3, 0u8..2)
+            .prop_filter("window fits", |&(h, w, _, k, _, pad)| Window::square(k, 1, pad.min(k - 1)).output_hw(h, w).is_some())
+            .prop_flat_map(|(h, w, c, k, s, pad)| {
+                let shape = Shape::new(h, w, c);
+                (
+                    Just(shape),
+                    Just(Window::square(k, s, pad.min(k - 1))),
+                    any::<i8>(),
+                    bytes(k as usize * k as usize * c as usize),
+                    channels(c as usize),
+                    output_quant(),
+                    acts(shape.len()),
+                )
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn fast_matches_reference((input, window, input_zp, weights, ch, output, x) in case()) {
+            let p = DepthwiseParams { input, window, input_zp, weights: &weights, channels: ChannelParams::parse(&ch, input.c as usize).unwrap(), output };
+            let n = p.output_shape().unwrap().len();
+            let (mut a, mut b) = (vec![0i8; n], vec![0i8; n]);
+            depthwise(&p, &x, &mut a).unwrap();
+            reference::depthwise(&p, &x, &mut b).unwrap();
+            prop_assert_eq!(a, b);
+        }
+    }
+}

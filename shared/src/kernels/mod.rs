@@ -1,0 +1,79 @@
+//! int8 kernels, one op per file. Each op has a params struct, a shape check, the fast
+//! function and, in [`reference`], a naive version that the tests hold it to.
+//!
+//! Layout contract for every kernel: activations are one image, HWC, `i8`; weights are
+//! `i8` stored as bytes (`u8`, reinterpreted with `as i8`) so that they can be borrowed
+//! straight out of a model blob without copying or alignment requirements.
+
+mod channels;
+pub mod conv2d;
+pub mod dense;
+pub mod depthwise;
+pub mod pointwise;
+pub mod pool;
+pub mod reference;
+
+pub use channels::{CHANNEL_RECORD_LEN, ChannelParams, ChannelParamsError};
+
+use crate::shape::Shape;
+
+/// Why a kernel refused to run. Kernels check every length before touching data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KernelError {
+    /// The window does not fit the input (zero stride, kernel larger than padded input…).
+    BadWindow,
+    /// The input slice length does not match the input shape.
+    InputLen { expected: usize, got: usize },
+    /// The output slice length does not match the output shape.
+    OutputLen { expected: usize, got: usize },
+    /// The weight slice length does not match the layer's shape.
+    WeightsLen { expected: usize, got: usize },
+    /// The number of per-channel parameters does not match the output channels.
+    ChannelsLen { expected: usize, got: usize },
+    /// Clamp bounds are inverted (`min > max`).
+    BadClamp,
+}
+
+pub(crate) fn check_len(expected: usize, got: usize, err: fn(usize, usize) -> KernelError) -> Result<(), KernelError> {
+    if expected == got { Ok(()) } else { Err(err(expected, got)) }
+}
+
+pub(crate) fn check_io(input: Shape, output: Shape, x: &[i8], y: &[i8]) -> Result<(), KernelError> {
+    check_len(input.len(), x.len(), |expected, got| KernelError::InputLen { expected, got })?;
+    check_len(output.len(), y.len(), |expected, got| KernelError::OutputLen { expected, got })
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::ChannelParams;
+    use crate::quant::{OutputQuant, Requant};
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// Random per-channel params with realistic multipliers (scale in about 2^-12..2^-4).
+    pub fn channels(n: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec((-5000i32..5000, (1i32 << 30)..i32::MAX, 3i32..12), n).prop_map(|v| {
+            let recs: Vec<(i32, Requant)> = v.into_iter().map(|(b, m, s)| (b, Requant::new(m, s).unwrap())).collect();
+            ChannelParams::encode(&recs)
+        })
+    }
+
+    pub fn output_quant() -> impl Strategy<Value = OutputQuant> {
+        (any::<i8>(), any::<bool>()).prop_map(|(zp, relu)| if relu { OutputQuant::relu(zp) } else { OutputQuant::linear(zp) })
+    }
+
+    pub fn bytes(n: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), n)
+    }
+
+    pub fn acts(n: usize) -> impl Strategy<Value = Vec<i8>> {
+        proptest::collection::vec(any::<i8>(), n)
+    }
+
+    /// One channel record whose requant is exactly 1.0, for fixtures with exact asserts.
+    pub fn unit_channels(biases: &[i32]) -> Vec<u8> {
+        let one = Requant::new(1 << 30, -1).unwrap();
+        ChannelParams::encode(&biases.iter().map(|&b| (b, one)).collect::<Vec<_>>())
+    }
+}

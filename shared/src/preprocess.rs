@@ -1,0 +1,219 @@
+//! The preprocessing contract, integer only: frame → gray → face crop → 48x48 → int8.
+//!
+//! Every runtime (trainer, tract, engine, firmware) feeds the model the same bytes for the
+//! same crop: gray `p` becomes `p - 128` (scale `1/255`, zero point `-128`), and the trainer
+//! sees `p / 255`.
+
+/// Side of the square model input.
+pub const INPUT_SIDE: usize = 48;
+/// Pixels of one model input.
+pub const INPUT_LEN: usize = INPUT_SIDE * INPUT_SIDE;
+/// Zero point of the model input (scale `1/255`).
+pub const INPUT_ZERO_POINT: i8 = -128;
+
+/// Pixel layout of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// One byte per pixel.
+    Gray8,
+    /// Three bytes per pixel, R G B.
+    Rgb8,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub const fn bytes_per_pixel(self) -> usize {
+        match self {
+            Self::Gray8 => 1,
+            Self::Rgb8 => 3,
+        }
+    }
+}
+
+/// A borrowed camera frame, rows top to bottom, no padding between rows.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    data: &'a [u8],
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+}
+
+/// A frame's buffer does not match its stated size, or a crop box is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PreprocessError {
+    /// `data.len()` is not `width · height · bytes_per_pixel`.
+    FrameLen { expected: usize, got: usize },
+    /// The frame has no pixels.
+    EmptyFrame,
+    /// The crop box lies entirely outside the frame or has zero size.
+    EmptyCrop,
+}
+
+impl<'a> Frame<'a> {
+    /// Wraps a buffer, checking its length.
+    pub fn new(data: &'a [u8], width: u32, height: u32, format: PixelFormat) -> Result<Self, PreprocessError> {
+        if width == 0 || height == 0 {
+            return Err(PreprocessError::EmptyFrame);
+        }
+        let expected = width as usize * height as usize * format.bytes_per_pixel();
+        if data.len() != expected {
+            return Err(PreprocessError::FrameLen { expected, got: data.len() });
+        }
+        Ok(Self { data, width, height, format })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Gray value of pixel `(x, y)` (in range by the caller).
+    #[inline(always)]
+    fn gray(&self, x: u32, y: u32) -> u32 {
+        let i = y as usize * self.width as usize + x as usize;
+        match self.format {
+            PixelFormat::Gray8 => self.data[i] as u32,
+            PixelFormat::Rgb8 => {
+                let p = &self.data[i * 3..i * 3 + 3];
+                rgb_to_gray(p[0], p[1], p[2]) as u32
+            }
+        }
+    }
+}
+
+/// ITU-R BT.601 luma in 8-bit fixed point: `(77 R + 150 G + 29 B + 128) >> 8`.
+#[inline(always)]
+pub const fn rgb_to_gray(r: u8, g: u8, b: u8) -> u8 {
+    ((77 * r as u32 + 150 * g as u32 + 29 * b as u32 + 128) >> 8) as u8
+}
+
+/// A face box in frame pixels (may extend past the frame; it is clipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaceBox {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub w: u32,
+    /// Height.
+    pub h: u32,
+}
+
+impl FaceBox {
+    /// The box grown by `margin_pct` percent of its size on every side (the detector's box
+    /// is tight; FER2013 crops show the whole head).
+    pub fn with_margin(self, margin_pct: u32) -> Self {
+        let dx = (self.w * margin_pct / 100) as i32;
+        let dy = (self.h * margin_pct / 100) as i32;
+        Self { x: self.x - dx, y: self.y - dy, w: self.w + 2 * dx as u32, h: self.h + 2 * dy as u32 }
+    }
+}
+
+/// Crops `face` out of `frame` and resizes it to 48x48 gray by area averaging: each output
+/// pixel is the rounded mean of the source pixels its footprint covers (at least one).
+/// Parts of the box outside the frame are clipped away first, so the crop keeps its
+/// content's aspect as far as the frame allows.
+pub fn crop_to_input(frame: &Frame, face: FaceBox, out: &mut [u8; INPUT_LEN]) -> Result<(), PreprocessError> {
+    let x0 = face.x.max(0) as i64;
+    let y0 = face.y.max(0) as i64;
+    let x1 = (face.x as i64 + face.w as i64).min(frame.width as i64);
+    let y1 = (face.y as i64 + face.h as i64).min(frame.height as i64);
+    if x1 <= x0 || y1 <= y0 {
+        return Err(PreprocessError::EmptyCrop);
+    }
+    let (w, h) = ((x1 - x0) as u64, (y1 - y0) as u64);
+    let n = INPUT_SIDE as u64;
+    for oy in 0..n {
+        let sy0 = (oy * h / n) as i64;
+        let sy1 = (((oy + 1) * h).div_ceil(n) as i64).max(sy0 + 1);
+        for ox in 0..n {
+            let sx0 = (ox * w / n) as i64;
+            let sx1 = (((ox + 1) * w).div_ceil(n) as i64).max(sx0 + 1);
+            let mut sum = 0u32;
+            for sy in sy0..sy1 {
+                for sx in sx0..sx1 {
+                    sum += frame.gray((x0 + sx) as u32, (y0 + sy) as u32);
+                }
+            }
+            let count = ((sy1 - sy0) * (sx1 - sx0)) as u32;
+            out[(oy * n + ox) as usize] = ((sum + count / 2) / count) as u8;
+        }
+    }
+    Ok(())
+}
+
+/// Maps gray pixels to the model's int8 input: `p - 128`.
+pub fn quantize_input(gray: &[u8; INPUT_LEN], out: &mut [i8; INPUT_LEN]) {
+    for (q, &p) in out.iter_mut().zip(gray) {
+        *q = (p as i16 + INPUT_ZERO_POINT as i16) as i8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_weights_sum_to_one() {
+        assert_eq!(rgb_to_gray(255, 255, 255), 255);
+        assert_eq!(rgb_to_gray(0, 0, 0), 0);
+        assert_eq!(rgb_to_gray(255, 0, 0), 77);
+    }
+
+    #[test]
+    fn identity_crop_of_a_48x48_frame() {
+        let data: Vec<u8> = (0..INPUT_LEN).map(|i| (i * 7 % 256) as u8).collect();
+        let f = Frame::new(&data, 48, 48, PixelFormat::Gray8).unwrap();
+        let mut out = [0u8; INPUT_LEN];
+        crop_to_input(&f, FaceBox { x: 0, y: 0, w: 48, h: 48 }, &mut out).unwrap();
+        assert_eq!(&out[..], &data[..]);
+    }
+
+    #[test]
+    fn downscale_by_two_averages_blocks_with_rounding() {
+        // 96x96: each 2x2 block holds 0, 1, 1, 1 -> mean 0.75 -> 1.
+        let data: Vec<u8> = (0..96 * 96).map(|i| if (i / 96) % 2 == 0 && i % 2 == 0 { 0 } else { 1 }).collect();
+        let f = Frame::new(&data, 96, 96, PixelFormat::Gray8).unwrap();
+        let mut out = [9u8; INPUT_LEN];
+        crop_to_input(&f, FaceBox { x: 0, y: 0, w: 96, h: 96 }, &mut out).unwrap();
+        assert!(out.iter().all(|&p| p == 1));
+    }
+
+    #[test]
+    fn rgb_crop_clips_to_the_frame() {
+        let data = [200u8; 10 * 10 * 3];
+        let f = Frame::new(&data, 10, 10, PixelFormat::Rgb8).unwrap();
+        let mut out = [0u8; INPUT_LEN];
+        crop_to_input(&f, FaceBox { x: -5, y: -5, w: 10, h: 10 }, &mut out).unwrap();
+        assert!(out.iter().all(|&p| p == 200));
+        assert_eq!(crop_to_input(&f, FaceBox { x: 10, y: 0, w: 5, h: 5 }, &mut out), Err(PreprocessError::EmptyCrop));
+        assert_eq!(
+            Frame::new(&data[1..], 10, 10, PixelFormat::Rgb8).err(),
+            Some(PreprocessError::FrameLen { expected: 300, got: 299 })
+        );
+    }
+
+    #[test]
+    fn input_quantization_is_p_minus_128() {
+        let mut g = [0u8; INPUT_LEN];
+        g[1] = 128;
+        g[2] = 255;
+        let mut q = [0i8; INPUT_LEN];
+        quantize_input(&g, &mut q);
+        assert_eq!(&q[..3], &[-128, 0, 127]);
+    }
+
+    #[test]
+    fn margin_grows_symmetrically() {
+        let b = FaceBox { x: 100, y: 50, w: 100, h: 80 }.with_margin(10);
+        assert_eq!(b, FaceBox { x: 90, y: 42, w: 120, h: 96 });
+    }
+}
