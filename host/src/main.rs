@@ -1,1 +1,20 @@
-fn main() {}
+//! `emoedge`: thin entry point. Parses arguments, runs one subcommand, prints an error once
+//! with its causes, and maps the outcome to the exit status.
+
+use clap::Parser;
+use emoedge::cmd::{Cli, Outcome};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.run() {
+        Ok(Outcome::Ok) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::Partial(why)) => {
+            eprintln!("warning: {why}");
+            std::process::ExitCode::from(3)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! One file per subcommand. Each parses its own flags (clap) and returns an [`Outcome`].
+
+mod eval;
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Everything worked.
+    Ok,
+    /// The work was done, but something was skipped (exit status 3), e.g. corrupt images.
+    Partial(String),
+}
+
+/// emoedge: train, evaluate, quantize, export, flash and verify facial-emotion models.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model on FER-style folders (train/<class>/*.png, test/<class>/*.png).
+    Train(train::Args),
+    /// Evaluate a model on a folder: accuracy, per-class precision/recall/F1, confusion.
+    Eval(eval::Args),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<Outcome> {
+        match self.command {
+            Command::Train(a) => train::run(a),
+            Command::Eval(a) => eval::run(a),
+        }
+    }
+}
+
+/// Turns a list of skipped files into an outcome, printing each once.
+pub(crate) fn report_skipped(skipped: &[crate::data::Skipped]) -> Outcome {
+    for s in skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    if skipped.is_empty() { Outcome::Ok } else { Outcome::Partial(format!("{} file(s) were skipped", skipped.len())) }
+}

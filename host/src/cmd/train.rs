@@ -1,0 +1,143 @@
+//! `emoedge train`: train (or resume) a model on a FER-style dataset.
+
+use super::{Outcome, progress};
+use crate::augment::AugmentConfig;
+use crate::data::load_split;
+use crate::model::{Arch, ModelConfig, costs};
+use crate::training::{EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, read_json, train};
+use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Dataset folder holding train/ and test/ [default: $EMOEDGE_DATA/fer2013]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Run folder for checkpoints, metrics and weights.
+    #[arg(long)]
+    out: PathBuf,
+    /// Network architecture.
+    #[arg(long, value_enum, default_value_t = Arch::Edge)]
+    arch: Arch,
+    /// Epochs in the schedule (with --resume: extends or keeps the run's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Label smoothing.
+    #[arg(long, default_value_t = 0.1)]
+    smoothing: f32,
+    /// Weigh classes by inverse frequency in the loss.
+    #[arg(long)]
+    class_weights: bool,
+    /// Turn augmentation off.
+    #[arg(long)]
+    no_augment: bool,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Use at most this many training images, spread evenly over the split (quick experiments).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this epoch, keeping the schedule of --epochs (continue with --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+}
+
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for Bars {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        let pb = progress::bar(&format!("epoch {epoch}/{epochs}"), steps as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(format!("epoch {epoch}/{epochs}"));
+        self.bar = Some(pb);
+    }
+    fn step(&mut self, step: usize, loss: f64, acc: f64, ips: f64) {
+        if let Some(pb) = &self.bar {
+            pb.set_position(step as u64);
+            pb.set_message(format!("loss {loss:.4} acc {:.1}% {ips:.0} img/s", acc * 100.0));
+        }
+    }
+    fn epoch_end(&mut self, m: &EpochMetrics) {
+        if let Some(pb) = self.bar.take() {
+            pb.finish_and_clear();
+        }
+        eprintln!(
+            "epoch {:>3}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.0} img/s, {:.0} s",
+            m.epoch,
+            m.train_loss,
+            m.train_acc * 100.0,
+            m.test_loss,
+            m.test_acc * 100.0,
+            m.images_per_s,
+            m.train_seconds
+        );
+    }
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let data = match a.data {
+        Some(d) => d,
+        None => emoedge_core::paths::data_subdir("fer2013")?,
+    };
+    let run = RunDir(a.out.clone());
+    let cfg = if a.resume {
+        let mut cfg: TrainConfig = read_json(&run.train()).context("--resume: no run to continue in --out")?;
+        if let Some(e) = a.epochs {
+            cfg.epochs = e;
+        }
+        cfg
+    } else {
+        let augment = if a.no_augment { AugmentConfig::NONE } else { AugmentConfig::default() };
+        TrainConfig::new(ModelConfig::for_arch(a.arch), augment)
+            .with_epochs(a.epochs.unwrap_or(60))
+            .with_batch_size(a.batch)
+            .with_lr(a.lr)
+            .with_label_smoothing(a.smoothing)
+            .with_class_weights(a.class_weights)
+            .with_seed(a.seed)
+    };
+    let k = costs(&cfg.model.blocks);
+    eprintln!(
+        "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
+        cfg.model.arch,
+        k.params,
+        k.weight_bytes,
+        k.macs as f64 / 1e6,
+        k.peak_activation,
+        k.arena,
+        crate::backend::name()
+    );
+    let (mut train_set, mut skipped) = load_split(&data.join("train"), &progress::bar("decode train", 0))?;
+    let (test_set, skipped_test) = load_split(&data.join("test"), &progress::bar("decode test", 0))?;
+    skipped.extend(skipped_test);
+    if let Some(n) = a.limit {
+        train_set = train_set.subsample(n);
+    }
+    eprintln!("train: {} images {:?}; test: {} images", train_set.len(), train_set.class_counts(), test_set.len());
+    let device = crate::backend::device();
+    let state = train(&a.out, &cfg, train_set, &test_set, &device, RunOptions { resume: a.resume, stop_after: a.stop_after }, &mut Bars { bar: None })?;
+    eprintln!(
+        "done: {} epochs; best test accuracy {:.2}% at epoch {} (weights: {})",
+        state.epochs_done,
+        state.best_acc * 100.0,
+        state.best_epoch,
+        run.weights().display()
+    );
+    Ok(super::report_skipped(&skipped))
+}

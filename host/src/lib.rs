@@ -1,0 +1,11 @@
+//! The emoedge host: data loading, training, evaluation, quantization and export of the
+//! facial-emotion models, as a library under the `emoedge` CLI.
+
+pub mod atomic;
+pub mod augment;
+pub mod backend;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod training;
+pub mod cmd;

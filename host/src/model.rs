@@ -1,0 +1,328 @@
+//! The networks, described by a list of [`Block`]s that training, export and reports all
+//! walk the same way. Input: `[batch, 1, 48, 48]`, pixels `p / 255`. Output: 7 logits.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use emoedge_core::NUM_CLASSES;
+use emoedge_core::preprocess::INPUT_SIDE;
+use serde::{Deserialize, Serialize};
+
+/// One step of a network. Convolutions pad `k / 2` on every side.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Block {
+    /// Dense convolution, ReLU after; BatchNorm between when `bn` (then no conv bias).
+    Conv { out: usize, k: usize, stride: usize, bn: bool, same: bool },
+    /// Depthwise 3x3-style convolution + BatchNorm + ReLU.
+    Depthwise { k: usize, stride: usize },
+    /// 1x1 convolution + BatchNorm + ReLU.
+    Pointwise { out: usize },
+    /// 2x2 max pool, stride 2.
+    MaxPool,
+    /// Dropout (training only).
+    Dropout { p: f64 },
+    /// Global average pool to `[batch, channels]`.
+    GlobalAvgPool,
+    /// Flatten `[b, c, h, w]` to `[b, c·h·w]` (NCHW order).
+    Flatten,
+    /// Fully connected; ReLU after unless it is the last block.
+    Dense { out: usize },
+}
+
+/// Which network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// The edge network: fits a Cortex-M4/M7 part as int8.
+    Edge,
+    /// The tutorial's Keras CNN (2.3 M weights), the baseline.
+    Tutorial,
+}
+
+impl Arch {
+    /// The blocks of this architecture.
+    pub fn blocks(self) -> Vec<Block> {
+        use Block::*;
+        match self {
+            Arch::Edge => vec![
+                Conv { out: 16, k: 3, stride: 1, bn: true, same: true },
+                Conv { out: 32, k: 3, stride: 2, bn: true, same: true },
+                Conv { out: 32, k: 3, stride: 1, bn: true, same: true },
+                MaxPool,
+                Conv { out: 64, k: 3, stride: 1, bn: true, same: true },
+                Depthwise { k: 3, stride: 1 },
+                Pointwise { out: 128 },
+                MaxPool,
+                Depthwise { k: 3, stride: 1 },
+                Pointwise { out: 128 },
+                Depthwise { k: 3, stride: 1 },
+                Pointwise { out: 256 },
+                Depthwise { k: 3, stride: 1 },
+                Pointwise { out: 256 },
+                GlobalAvgPool,
+                Dropout { p: 0.3 },
+                Dense { out: NUM_CLASSES },
+            ],
+            Arch::Tutorial => vec![
+                Conv { out: 32, k: 3, stride: 1, bn: false, same: false },
+                Conv { out: 64, k: 3, stride: 1, bn: false, same: false },
+                MaxPool,
+                Dropout { p: 0.25 },
+                Conv { out: 128, k: 3, stride: 1, bn: false, same: false },
+                MaxPool,
+                Conv { out: 128, k: 3, stride: 1, bn: false, same: false },
+                MaxPool,
+                Dropout { p: 0.25 },
+                Flatten,
+                Dense { out: 1024 },
+                Dropout { p: 0.5 },
+                Dense { out: NUM_CLASSES },
+            ],
+        }
+    }
+}
+
+/// Hyper-parameters of the network, saved as `config.json` beside the weights so that the
+/// run folder alone rebuilds the model.
+#[derive(Config, Debug)]
+pub struct ModelConfig {
+    /// Architecture name (for reports).
+    pub arch: Arch,
+    /// The blocks, in order.
+    pub blocks: Vec<Block>,
+}
+
+impl ModelConfig {
+    /// The config of a named architecture.
+    pub fn for_arch(arch: Arch) -> Self {
+        Self::new(arch, arch.blocks())
+    }
+
+    /// Builds the network with fresh weights.
+    pub fn init(&self, device: &Device) -> Model {
+        let (mut convs, mut denses, mut dropouts) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut c, mut flat) = (1usize, 0usize);
+        let mut hw = INPUT_SIDE;
+        for b in &self.blocks {
+            match *b {
+                Block::Conv { out, k, stride, bn, same } => {
+                    let pad = if same { k / 2 } else { 0 };
+                    convs.push(conv_bn(device, c, out, k, stride, pad, 1, bn));
+                    hw = (hw + 2 * pad - k) / stride + 1;
+                    c = out;
+                }
+                Block::Depthwise { k, stride } => {
+                    convs.push(conv_bn(device, c, c, k, stride, k / 2, c, true));
+                    hw = (hw + 2 * (k / 2) - k) / stride + 1;
+                }
+                Block::Pointwise { out } => {
+                    convs.push(conv_bn(device, c, out, 1, 1, 0, 1, true));
+                    c = out;
+                }
+                Block::MaxPool => hw /= 2,
+                Block::Dropout { p } => dropouts.push(DropoutConfig::new(p).init()),
+                Block::GlobalAvgPool => flat = c,
+                Block::Flatten => flat = c * hw * hw,
+                Block::Dense { out } => {
+                    denses.push(LinearConfig::new(flat, out).init(device));
+                    flat = out;
+                }
+            }
+        }
+        Model { convs, denses, dropouts, pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(), blocks: self.blocks.clone() }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_bn(device: &Device, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, groups: usize, bn: bool) -> ConvBn {
+    let conv = Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_groups(groups)
+        .with_bias(!bn)
+        .init(device);
+    ConvBn { conv, bn: bn.then(|| BatchNormConfig::new(cout).init(device)) }
+}
+
+/// A convolution, its optional BatchNorm, and a ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    /// The convolution (no bias when followed by BatchNorm).
+    pub conv: Conv2d,
+    /// BatchNorm, folded into `conv` at quantization.
+    pub bn: Option<BatchNorm>,
+}
+
+impl ConvBn {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(x);
+        let x = match &self.bn {
+            Some(bn) => bn.forward(x),
+            None => x,
+        };
+        burn::tensor::activation::relu(x)
+    }
+}
+
+/// A network built from [`Block`]s: its parameterised layers in block order.
+#[derive(Module, Debug)]
+pub struct Model {
+    /// Conv, Depthwise and Pointwise blocks, in order.
+    pub convs: Vec<ConvBn>,
+    /// Dense blocks, in order.
+    pub denses: Vec<Linear>,
+    /// Dropout blocks, in order.
+    pub dropouts: Vec<Dropout>,
+    pool: MaxPool2d,
+    /// The block list (also in the config).
+    #[module(skip)]
+    pub blocks: Vec<Block>,
+}
+
+impl Model {
+    /// `[batch, 1, 48, 48]` pixels `p / 255` → `[batch, 7]` logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let (mut ci, mut di, mut pi) = (0, 0, 0);
+        let mut x4 = Some(x);
+        let mut x2: Option<Tensor<2>> = None;
+        let last_dense = self.blocks.iter().rposition(|b| matches!(b, Block::Dense { .. }));
+        for (bi, b) in self.blocks.iter().enumerate() {
+            match b {
+                Block::Conv { .. } | Block::Depthwise { .. } | Block::Pointwise { .. } => {
+                    x4 = x4.map(|x| self.convs[ci].forward(x));
+                    ci += 1;
+                }
+                Block::MaxPool => x4 = x4.map(|x| self.pool.forward(x)),
+                Block::Dropout { .. } => {
+                    let d = &self.dropouts[pi];
+                    x4 = x4.map(|x| d.forward(x));
+                    x2 = x2.map(|x| d.forward(x));
+                    pi += 1;
+                }
+                Block::GlobalAvgPool => {
+                    if let Some(x) = x4.take() {
+                        let [b, c, _, _] = x.dims();
+                        x2 = Some(x.mean_dim(3).mean_dim(2).reshape([b, c]));
+                    }
+                }
+                Block::Flatten => {
+                    if let Some(x) = x4.take() {
+                        x2 = Some(x.flatten(1, 3));
+                    }
+                }
+                Block::Dense { .. } => {
+                    let relu = Some(bi) != last_dense;
+                    x2 = x2.map(|x| {
+                        let y = self.denses[di].forward(x);
+                        if relu { burn::tensor::activation::relu(y) } else { y }
+                    });
+                    di += 1;
+                }
+            }
+        }
+        x2.expect("a network ends in a dense layer")
+    }
+}
+
+/// Static costs of a network: what the int8 model will need on a device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Costs {
+    /// Trainable parameters (float model).
+    pub params: usize,
+    /// int8 weight bytes after BatchNorm folding (biases are separate int32).
+    pub weight_bytes: usize,
+    /// Multiply-accumulates per 48x48 inference.
+    pub macs: u64,
+    /// Largest single activation tensor, bytes (int8).
+    pub peak_activation: usize,
+    /// Arena the `shared/` engine needs: `max(in + out)` over layers.
+    pub arena: usize,
+}
+
+/// Computes [`Costs`] from a block list.
+pub fn costs(blocks: &[Block]) -> Costs {
+    let mut k = Costs::default();
+    let (mut c, mut hw, mut flat) = (1usize, INPUT_SIDE, 0usize);
+    let mut cur = INPUT_SIDE * INPUT_SIDE;
+    let step = |k: &mut Costs, input: usize, output: usize| {
+        k.peak_activation = k.peak_activation.max(output);
+        k.arena = k.arena.max(input + output);
+    };
+    for b in blocks {
+        match *b {
+            Block::Conv { out, k: ks, stride, bn, same } => {
+                let pad = if same { ks / 2 } else { 0 };
+                hw = (hw + 2 * pad - ks) / stride + 1;
+                let w = out * ks * ks * c;
+                k.params += w + if bn { 2 * out } else { out };
+                k.weight_bytes += w;
+                k.macs += (hw * hw * w) as u64;
+                c = out;
+            }
+            Block::Depthwise { k: ks, stride } => {
+                hw = (hw + 2 * (ks / 2) - ks) / stride + 1;
+                k.params += c * ks * ks + 2 * c;
+                k.weight_bytes += c * ks * ks;
+                k.macs += (hw * hw * c * ks * ks) as u64;
+            }
+            Block::Pointwise { out } => {
+                k.params += c * out + 2 * out;
+                k.weight_bytes += c * out;
+                k.macs += (hw * hw * c * out) as u64;
+                c = out;
+            }
+            Block::MaxPool => hw /= 2,
+            Block::Dropout { .. } => continue,
+            Block::GlobalAvgPool => flat = c,
+            Block::Flatten => {
+                flat = c * hw * hw;
+                continue;
+            }
+            Block::Dense { out } => {
+                k.params += flat * out + out;
+                k.weight_bytes += flat * out;
+                k.macs += (flat * out) as u64;
+                let input = flat;
+                flat = out;
+                step(&mut k, input, out);
+                cur = out;
+                continue;
+            }
+        }
+        let output = if matches!(b, Block::GlobalAvgPool) { c } else { c * hw * hw };
+        step(&mut k, cur, output);
+        cur = output;
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_costs_match_the_keras_summary() {
+        // Keras reports 2,345,607 trainable parameters for the tutorial network.
+        assert_eq!(costs(&Arch::Tutorial.blocks()).params, 2_345_607);
+    }
+
+    #[test]
+    fn edge_fits_a_microcontroller() {
+        let k = costs(&Arch::Edge.blocks());
+        assert!(k.weight_bytes <= 256 * 1024, "{k:?}");
+        assert!(k.arena <= 128 * 1024, "{k:?}");
+        assert!(k.macs <= 25_000_000, "{k:?}");
+    }
+
+    #[test]
+    fn forward_shapes() {
+        let device = Device::flex();
+        for arch in [Arch::Edge, Arch::Tutorial] {
+            let m = ModelConfig::for_arch(arch).init(&device);
+            let y = m.forward(Tensor::zeros([2, 1, 48, 48], &device));
+            assert_eq!(y.dims(), [2, NUM_CLASSES]);
+        }
+    }
+}

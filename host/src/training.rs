@@ -1,0 +1,412 @@
+//! The training loop: seeded, augmenting off the critical path, checkpointing every epoch
+//! atomically, and resuming exactly.
+//!
+//! Run folder layout:
+//! - `config.json` — [`ModelConfig`] (rebuilds the network), `train.json` — [`TrainConfig`];
+//! - `model.bpk` — weights of the epoch with the best `test` accuracy (what `eval` and
+//!   `quantize` read);
+//! - `ckpt/epoch-NNNN.{model,optim}.bpk` + `state.json` — the last checkpoint. `state.json` is
+//!   written last, so after a kill at any moment it names a complete checkpoint;
+//! - `metrics.csv` — one row per epoch.
+//!
+//! Exact resume: every source of randomness is derived from `(seed, epoch)` (shuffle,
+//! augmentation, dropout), and the LR is a pure function of the step, so epoch `k + 1` after
+//! a resume sees the same inputs as it would have without the interruption.
+
+use crate::augment::{AugmentConfig, augment, to_float};
+use crate::data::Dataset;
+use crate::model::{Model, ModelConfig};
+use anyhow::{Context, Result, bail};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, TensorData};
+use emoedge_core::NUM_CLASSES;
+use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Training hyper-parameters, saved as `train.json`.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    /// The network.
+    pub model: ModelConfig,
+    /// Epochs in the schedule.
+    #[config(default = 60)]
+    pub epochs: usize,
+    /// Images per step.
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate (AdamW), reached after warm-up, then cosine to zero.
+    #[config(default = 2e-3)]
+    pub lr: f64,
+    /// Linear warm-up epochs.
+    #[config(default = 1)]
+    pub warmup_epochs: usize,
+    /// AdamW decoupled weight decay.
+    #[config(default = 1e-4)]
+    pub weight_decay: f32,
+    /// Label smoothing of the cross-entropy targets.
+    #[config(default = 0.1)]
+    pub label_smoothing: f32,
+    /// Weigh each class by `N / (7 · n_class)` in the loss (helps rare `disgusted`).
+    #[config(default = false)]
+    pub class_weights: bool,
+    /// Seed of every random choice.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Augmentation ranges.
+    pub augment: AugmentConfig,
+}
+
+/// One epoch's figures (a row of `metrics.csv`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy (augmented inputs, dropout on).
+    pub train_acc: f64,
+    /// Mean loss on the evaluation split.
+    pub test_loss: f64,
+    /// Accuracy on the evaluation split.
+    pub test_acc: f64,
+    /// Learning rate at the epoch's end.
+    pub lr: f64,
+    /// Wall time of the training part of the epoch.
+    pub train_seconds: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+}
+
+/// What `state.json` records: the last complete checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs completed (the checkpoint is of this epoch).
+    pub epochs_done: usize,
+    /// Best evaluation accuracy so far, and its epoch.
+    pub best_acc: f64,
+    /// Epoch of `best_acc` (its weights are `model.bpk`).
+    pub best_epoch: usize,
+    /// Every epoch so far.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Progress events of a run; the CLI draws them, tests ignore them.
+pub trait Observer {
+    /// An epoch starts with `steps` steps.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
+    /// A step finished.
+    fn step(&mut self, _step: usize, _loss: f64, _acc: f64, _images_per_s: f64) {}
+    /// The epoch finished and was checkpointed.
+    fn epoch_end(&mut self, _m: &EpochMetrics) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Paths inside a run folder.
+#[derive(Clone, Debug)]
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    /// `config.json`.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.json")
+    }
+    /// `train.json`.
+    pub fn train(&self) -> PathBuf {
+        self.0.join("train.json")
+    }
+    /// `model.bpk` (best weights).
+    pub fn weights(&self) -> PathBuf {
+        self.0.join("model.bpk")
+    }
+    /// `state.json`.
+    pub fn state(&self) -> PathBuf {
+        self.0.join("ckpt").join("state.json")
+    }
+    fn ckpt(&self, epoch: usize, what: &str) -> PathBuf {
+        self.0.join("ckpt").join(format!("epoch-{epoch:04}.{what}.bpk"))
+    }
+    /// `metrics.csv`.
+    pub fn metrics(&self) -> PathBuf {
+        self.0.join("metrics.csv")
+    }
+}
+
+fn save_module(model: &Model, path: &Path) -> Result<()> {
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| anyhow::anyhow!("{e:?}")).context("serializing weights")?;
+    crate::atomic::write_ctx(path, &bytes)
+}
+
+/// Loads weights into a freshly built model; errors name the file.
+pub fn load_module(model: Model, path: &Path) -> Result<Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .with_context(|| format!("{} is not a weights file", path.display()))?;
+    model
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .with_context(|| format!("weights in {} do not match the model config", path.display()))
+}
+
+/// Reads a JSON file with an error naming it.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    crate::atomic::write_ctx(path, serde_json::to_string_pretty(v)?.as_bytes())
+}
+
+/// Loads the float model of a run folder (config + best weights) onto `device`.
+pub fn load_run(dir: &Path, device: &Device) -> Result<(ModelConfig, Model)> {
+    let run = RunDir(dir.to_path_buf());
+    let config: ModelConfig = read_json(&run.config())?;
+    let model = load_module(config.init(device), &run.weights())?;
+    Ok((config, model.valid()))
+}
+
+/// The learning rate at global step `t` of `total`: linear warm-up, then cosine to zero.
+pub fn lr_at(cfg: &TrainConfig, t: usize, total: usize, steps_per_epoch: usize) -> f64 {
+    let warm = cfg.warmup_epochs * steps_per_epoch;
+    if t < warm {
+        return cfg.lr * (t + 1) as f64 / warm as f64;
+    }
+    let p = (t - warm) as f64 / (total - warm).max(1) as f64;
+    cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos())
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// A batch ready for the device: pixels `[b, 48·48]` and labels.
+struct Batch {
+    pixels: Vec<f32>,
+    labels: Vec<u8>,
+}
+
+/// Spawns the thread that shuffles and augments one epoch's batches, a few ahead of the
+/// training step, so the step never waits on augmentation.
+fn batch_producer(data: Arc<Dataset>, cfg: &TrainConfig, epoch: usize) -> std::sync::mpsc::Receiver<Batch> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let (bs, aug) = (cfg.batch_size, cfg.augment);
+    let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch));
+    std::thread::spawn(move || {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(bs) {
+            let mut pixels = vec![0f32; chunk.len() * INPUT_LEN];
+            let mut labels = Vec::with_capacity(chunk.len());
+            for (&i, out) in chunk.iter().zip(pixels.chunks_exact_mut(INPUT_LEN)) {
+                augment(data.image(i), &aug, &mut rng, out);
+                labels.push(data.labels[i]);
+            }
+            if tx.send(Batch { pixels, labels }).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn images_tensor(pixels: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(pixels, [n, 1, INPUT_SIDE, INPUT_SIDE]), device)
+}
+
+/// Soft targets (`(1 - a) · onehot + a / 7`) and per-sample weights for a batch.
+fn targets(labels: &[u8], smoothing: f32, class_w: &[f32; NUM_CLASSES], device: &Device) -> (Tensor<2>, Tensor<1>) {
+    let n = labels.len();
+    let mut t = vec![smoothing / NUM_CLASSES as f32; n * NUM_CLASSES];
+    for (i, &l) in labels.iter().enumerate() {
+        t[i * NUM_CLASSES + l as usize] += 1.0 - smoothing;
+    }
+    let w: Vec<f32> = labels.iter().map(|&l| class_w[l as usize]).collect();
+    (Tensor::from_data(TensorData::new(t, [n, NUM_CLASSES]), device), Tensor::from_data(TensorData::new(w, [n]), device))
+}
+
+/// Weighted soft-target cross-entropy: `Σ_i w_i · H(t_i, softmax(z_i)) / Σ_i w_i`.
+fn loss_fn(logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1> {
+    let logp = burn::tensor::activation::log_softmax(logits, 1);
+    let per = (targets * logp).sum_dim(1).neg().flatten::<1>(0, 1);
+    (per * weights.clone()).sum() / weights.sum()
+}
+
+fn count_right(logits: &Tensor<2>, labels: &[u8]) -> usize {
+    let pred: Vec<i64> = logits.clone().argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
+    pred.iter().zip(labels).filter(|(p, l)| **p == **l as i64).count()
+}
+
+/// Float logits of a model over a whole dataset (no augmentation), batch by batch.
+pub fn predict(model: &Model, data: &Dataset, device: &Device, mut on_batch: impl FnMut(usize)) -> Vec<[f32; NUM_CLASSES]> {
+    const BATCH: usize = 256;
+    let mut out = Vec::with_capacity(data.len());
+    for start in (0..data.len()).step_by(BATCH) {
+        let n = BATCH.min(data.len() - start);
+        let mut px = vec![0f32; n * INPUT_LEN];
+        for (k, o) in px.chunks_exact_mut(INPUT_LEN).enumerate() {
+            to_float(data.image(start + k), o);
+        }
+        let logits = model.forward(images_tensor(px, n, device));
+        let v: Vec<f32> = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        out.extend(v.chunks_exact(NUM_CLASSES).map(|c| <[f32; NUM_CLASSES]>::try_from(c).unwrap_or_default()));
+        on_batch(n);
+    }
+    out
+}
+
+/// How to start and where to stop a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from the last checkpoint in the run folder.
+    pub resume: bool,
+    /// Stop after this epoch (the schedule still spans `epochs`), to split a long run
+    /// across sessions; `--resume` continues it.
+    pub stop_after: Option<usize>,
+}
+
+/// Trains (or resumes) a run. Returns the state after the last epoch run.
+pub fn train(
+    dir: &Path,
+    cfg: &TrainConfig,
+    train_set: Dataset,
+    test_set: &Dataset,
+    device: &Device,
+    opts: RunOptions,
+    obs: &mut dyn Observer,
+) -> Result<RunState> {
+    let resume = opts.resume;
+    if train_set.is_empty() {
+        bail!("the training split has no usable images");
+    }
+    let run = RunDir(dir.to_path_buf());
+    let ad = device.clone().autodiff();
+    let mut model = cfg.model.init(&ad);
+    let mut optim: ModuleOptimizer =
+        AdamWConfig::new().with_weight_decay(cfg.weight_decay).init();
+    let mut state = RunState::default();
+    if resume {
+        state = read_json(&run.state()).context("--resume needs a checkpoint")?;
+        let e = state.epochs_done;
+        model = load_module(model, &run.ckpt(e, "model"))?;
+        let bytes = std::fs::read(run.ckpt(e, "optim")).with_context(|| format!("reading {}", run.ckpt(e, "optim").display()))?;
+        optim = optim.from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| anyhow::anyhow!("{e:?}")).context("loading optimizer state")?;
+    } else {
+        if run.state().exists() {
+            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", dir.display());
+        }
+        std::fs::create_dir_all(dir.join("ckpt")).with_context(|| format!("creating {}", dir.display()))?;
+        device.seed(cfg.seed);
+        model = cfg.model.init(&ad);
+        // Persist the initial weights as "epoch 0" so a kill during epoch 1 resumes exactly.
+        save_module(&model, &run.ckpt(0, "model"))?;
+        crate::atomic::write_ctx(&run.ckpt(0, "optim"), &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+        write_json(&run.state(), &state)?;
+    }
+    write_json(&run.config(), &cfg.model)?;
+    write_json(&run.train(), cfg)?;
+
+    let counts = train_set.class_counts();
+    let class_w: [f32; NUM_CLASSES] = if cfg.class_weights {
+        std::array::from_fn(|c| train_set.len() as f32 / (NUM_CLASSES as f32 * counts[c].max(1) as f32))
+    } else {
+        [1.0; NUM_CLASSES]
+    };
+    let data = Arc::new(train_set);
+    let steps = data.len().div_ceil(cfg.batch_size);
+    let total = steps * cfg.epochs;
+    let last = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
+    for epoch in state.epochs_done + 1..=last {
+        obs.epoch_start(epoch, cfg.epochs, steps);
+        ad.seed(epoch_seed(cfg.seed, epoch) ^ 1);
+        let batches = batch_producer(data.clone(), cfg, epoch);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut right, mut seen) = (0f64, 0usize, 0usize);
+        let mut lr = 0.0;
+        for (step, batch) in batches.iter().enumerate() {
+            let n = batch.labels.len();
+            lr = lr_at(cfg, (epoch - 1) * steps + step, total, steps);
+            let (t, w) = targets(&batch.labels, cfg.label_smoothing, &class_w, &ad);
+            let logits = model.forward(images_tensor(batch.pixels, n, &ad));
+            right += count_right(&logits, &batch.labels);
+            let loss = loss_fn(logits, t, w);
+            let l: f64 = loss.clone().into_scalar::<f32>() as f64;
+            if !l.is_finite() {
+                bail!("loss became {l} at epoch {epoch} step {step}: lower --lr");
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            loss_sum += l * n as f64;
+            seen += n;
+            obs.step(step + 1, loss_sum / seen as f64, right as f64 / seen as f64, seen as f64 / t0.elapsed().as_secs_f64());
+        }
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let valid = model.valid();
+        let (test_loss, test_acc) = evaluate_loss(&valid, test_set, device);
+        let m = EpochMetrics {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: right as f64 / seen.max(1) as f64,
+            test_loss,
+            test_acc,
+            lr,
+            train_seconds,
+            images_per_s: seen as f64 / train_seconds,
+        };
+        // Checkpoint: weights and optimizer first, the state that names them last.
+        save_module(&model, &run.ckpt(epoch, "model"))?;
+        crate::atomic::write_ctx(&run.ckpt(epoch, "optim"), &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+        if test_acc > state.best_acc || state.best_epoch == 0 {
+            save_module(&valid, &run.weights())?;
+            state.best_acc = test_acc;
+            state.best_epoch = epoch;
+        }
+        state.epochs_done = epoch;
+        state.history.push(m.clone());
+        write_json(&run.state(), &state)?;
+        write_metrics_csv(&run.metrics(), &state.history)?;
+        for old in [run.ckpt(epoch - 1, "model"), run.ckpt(epoch - 1, "optim")] {
+            let _ = std::fs::remove_file(old);
+        }
+        obs.epoch_end(&m);
+    }
+    Ok(state)
+}
+
+/// Mean cross-entropy (no smoothing) and accuracy of a model on a dataset.
+pub fn evaluate_loss(model: &Model, data: &Dataset, device: &Device) -> (f64, f64) {
+    if data.is_empty() {
+        return (f64::NAN, 0.0);
+    }
+    let logits = predict(model, data, device, |_| {});
+    let (mut loss, mut right) = (0f64, 0usize);
+    for (z, &l) in logits.iter().zip(&data.labels) {
+        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = m + z.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        loss += lse - z[l as usize] as f64;
+        right += (emoedge_core::emotion::argmax(z) == Some(l as usize)) as usize;
+    }
+    (loss / data.len() as f64, right as f64 / data.len() as f64)
+}
+
+fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    let mut s = String::from("epoch,train_loss,train_acc,test_loss,test_acc,lr,train_seconds,images_per_s\n");
+    for m in rows {
+        s += &format!(
+            "{},{:.5},{:.5},{:.5},{:.5},{:.3e},{:.1},{:.1}\n",
+            m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.lr, m.train_seconds, m.images_per_s
+        );
+    }
+    crate::atomic::write_ctx(path, s.as_bytes())
+}
