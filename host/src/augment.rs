@@ -24,17 +24,35 @@ pub struct AugmentConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        Self { flip: true, shift_px: 4.0, rotate_deg: 10.0, scale: 0.1, brightness: 0.15, contrast: 0.2 }
+        Self {
+            flip: true,
+            shift_px: 4.0,
+            rotate_deg: 10.0,
+            scale: 0.1,
+            brightness: 0.15,
+            contrast: 0.2,
+        }
     }
 }
 
 impl AugmentConfig {
     /// No augmentation.
-    pub const NONE: Self = Self { flip: false, shift_px: 0.0, rotate_deg: 0.0, scale: 0.0, brightness: 0.0, contrast: 0.0 };
+    pub const NONE: Self = Self {
+        flip: false,
+        shift_px: 0.0,
+        rotate_deg: 0.0,
+        scale: 0.0,
+        brightness: 0.0,
+        contrast: 0.0,
+    };
 }
 
 fn sym(rng: &mut impl Rng, r: f32) -> f32 {
-    if r == 0.0 { 0.0 } else { rng.random_range(-r..=r) }
+    if r == 0.0 {
+        0.0
+    } else {
+        rng.random_range(-r..=r)
+    }
 }
 
 /// Writes `src` (pixels `0..=255`) transformed into `out` as floats `p / 255` (the trainer's
@@ -99,18 +117,35 @@ mod tests {
         let (mut a, mut b) = (vec![0.0; INPUT_LEN], vec![0.0; INPUT_LEN]);
         augment(&src, &AugmentConfig::NONE, &mut rng, &mut a);
         to_float(&src, &mut b);
-        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6), "NONE changed the image");
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6),
+            "NONE changed the image"
+        );
         let cfg = AugmentConfig::default();
-        augment(&src, &cfg, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7), &mut a);
-        augment(&src, &cfg, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7), &mut b);
+        augment(
+            &src,
+            &cfg,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(7),
+            &mut a,
+        );
+        augment(
+            &src,
+            &cfg,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(7),
+            &mut b,
+        );
         assert!(a == b, "same seed, different output");
         assert!(a.iter().all(|p| (0.0..=1.0).contains(p)));
     }
 
     #[test]
     fn flip_mirrors() {
-        let src: [u8; INPUT_LEN] = std::array::from_fn(|i| if i % INPUT_SIDE == 0 { 255 } else { 0 });
-        let cfg = AugmentConfig { flip: true, ..AugmentConfig::NONE };
+        let src: [u8; INPUT_LEN] =
+            std::array::from_fn(|i| if i % INPUT_SIDE == 0 { 255 } else { 0 });
+        let cfg = AugmentConfig {
+            flip: true,
+            ..AugmentConfig::NONE
+        };
         let mut out = vec![0.0; INPUT_LEN];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         // Draw until a flip happens; both outcomes must be exact mirrors or copies.

@@ -17,5 +17,9 @@ pub fn device() -> Device {
 
 /// Name of the device for reports.
 pub fn name() -> &'static str {
-    if cfg!(feature = "gpu") { "burn cuda (GPU 0)" } else { "burn flex (CPU)" }
+    if cfg!(feature = "gpu") {
+        "burn cuda (GPU 0)"
+    } else {
+        "burn flex (CPU)"
+    }
 }

@@ -14,7 +14,11 @@ pub enum DataError {
     Missing(PathBuf),
     /// A sub-folder is not one of the seven class names.
     #[error("{}: unknown class folder {name:?}; expected one of: {expected}", .path.display())]
-    UnknownClass { path: PathBuf, name: String, expected: String },
+    UnknownClass {
+        path: PathBuf,
+        name: String,
+        expected: String,
+    },
     /// A class folder holds no files.
     #[error("class folder {} is empty", .0.display())]
     EmptyClass(PathBuf),
@@ -23,7 +27,10 @@ pub enum DataError {
     NoClasses(PathBuf),
     /// Reading a directory failed.
     #[error("reading {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A file that was skipped, and why.
@@ -59,7 +66,9 @@ impl Dataset {
 
     /// Pixels of image `i`.
     pub fn image(&self, i: usize) -> &[u8; INPUT_LEN] {
-        self.pixels[i * INPUT_LEN..(i + 1) * INPUT_LEN].try_into().expect("INPUT_LEN slice")
+        self.pixels[i * INPUT_LEN..(i + 1) * INPUT_LEN]
+            .try_into()
+            .expect("INPUT_LEN slice")
     }
 
     /// Images per class.
@@ -144,7 +153,11 @@ pub fn decode_face(path: &Path) -> Result<[u8; INPUT_LEN], String> {
         .decode()
         .map_err(|e| format!("not a readable image: {e}"))?;
     if img.width() as usize != INPUT_SIDE || img.height() as usize != INPUT_SIDE {
-        return Err(format!("is {}x{}, expected {INPUT_SIDE}x{INPUT_SIDE}", img.width(), img.height()));
+        return Err(format!(
+            "is {}x{}, expected {INPUT_SIDE}x{INPUT_SIDE}",
+            img.width(),
+            img.height()
+        ));
     }
     let gray = img.into_luma8();
     let mut out = [0u8; INPUT_LEN];
@@ -153,7 +166,10 @@ pub fn decode_face(path: &Path) -> Result<[u8; INPUT_LEN], String> {
 }
 
 /// Loads a split, decoding in parallel. Bad files are skipped and returned, never fatal.
-pub fn load_split(dir: &Path, progress: &ProgressBar) -> Result<(Dataset, Vec<Skipped>), DataError> {
+pub fn load_split(
+    dir: &Path,
+    progress: &ProgressBar,
+) -> Result<(Dataset, Vec<Skipped>), DataError> {
     let files = list_split(dir)?;
     progress.set_length(files.len() as u64);
     let decoded: Vec<_> = files
@@ -174,7 +190,10 @@ pub fn load_split(dir: &Path, progress: &ProgressBar) -> Result<(Dataset, Vec<Sk
                 ds.labels.push(e as u8);
                 ds.paths.push(path.clone());
             }
-            Err(reason) => skipped.push(Skipped { path: path.clone(), reason }),
+            Err(reason) => skipped.push(Skipped {
+                path: path.clone(),
+                reason,
+            }),
         }
     }
     Ok((ds, skipped))
@@ -205,26 +224,44 @@ pub(crate) mod tests {
         let t = tempfile::tempdir().unwrap();
         write_tiny_split(t.path(), 2, 0);
         std::fs::write(t.path().join("happy/corrupt.png"), b"not a png").unwrap();
-        image::GrayImage::new(40, 48).save(t.path().join("sad/small.png")).unwrap();
+        image::GrayImage::new(40, 48)
+            .save(t.path().join("sad/small.png"))
+            .unwrap();
         let (ds, skipped) = load_split(t.path(), &ProgressBar::hidden()).unwrap();
         assert_eq!(ds.len(), 14);
         assert_eq!(ds.class_counts(), [2; NUM_CLASSES]);
         assert_eq!(skipped.len(), 2);
-        assert!(skipped.iter().any(|s| s.path.ends_with("happy/corrupt.png") && s.reason.contains("not a readable image")));
-        assert!(skipped.iter().any(|s| s.path.ends_with("sad/small.png") && s.reason.contains("40x48")));
+        assert!(
+            skipped.iter().any(|s| s.path.ends_with("happy/corrupt.png")
+                && s.reason.contains("not a readable image"))
+        );
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.path.ends_with("sad/small.png") && s.reason.contains("40x48"))
+        );
         assert_eq!(ds.row_index(0), Some(0));
     }
 
     #[test]
     fn layout_errors_name_the_folder() {
         let t = tempfile::tempdir().unwrap();
-        assert!(matches!(list_split(&t.path().join("nope")), Err(DataError::Missing(_))));
+        assert!(matches!(
+            list_split(&t.path().join("nope")),
+            Err(DataError::Missing(_))
+        ));
         assert!(matches!(list_split(t.path()), Err(DataError::NoClasses(_))));
         std::fs::create_dir(t.path().join("happy")).unwrap();
         let err = list_split(t.path()).unwrap_err();
-        assert!(err.to_string().contains("happy") && err.to_string().contains("empty"), "{err}");
+        assert!(
+            err.to_string().contains("happy") && err.to_string().contains("empty"),
+            "{err}"
+        );
         std::fs::create_dir(t.path().join("Happy2")).unwrap();
         let err = list_split(t.path()).unwrap_err();
-        assert!(err.to_string().contains("unknown class folder \"Happy2\""), "{err}");
+        assert!(
+            err.to_string().contains("unknown class folder \"Happy2\""),
+            "{err}"
+        );
     }
 }

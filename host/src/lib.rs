@@ -4,8 +4,11 @@
 pub mod atomic;
 pub mod augment;
 pub mod backend;
+pub mod cmd;
 pub mod data;
+pub mod export;
+pub mod inference;
 pub mod metrics;
 pub mod model;
+pub mod quantize;
 pub mod training;
-pub mod cmd;

@@ -43,7 +43,11 @@ impl Confusion {
     /// Fraction right (0 for an empty matrix).
     pub fn accuracy(&self) -> f64 {
         let right: u64 = (0..NUM_CLASSES).map(|i| self.counts[i][i]).sum();
-        if self.total() == 0 { 0.0 } else { right as f64 / self.total() as f64 }
+        if self.total() == 0 {
+            0.0
+        } else {
+            right as f64 / self.total() as f64
+        }
     }
 
     /// Per-class precision, recall and F1.
@@ -55,10 +59,28 @@ impl Confusion {
                 let tp = self.counts[i][i] as f64;
                 let support: u64 = self.counts[i].iter().sum();
                 let predicted: u64 = (0..NUM_CLASSES).map(|t| self.counts[t][i]).sum();
-                let precision = if predicted == 0 { 0.0 } else { tp / predicted as f64 };
-                let recall = if support == 0 { 0.0 } else { tp / support as f64 };
-                let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-                ClassMetrics { class: e.name(), support, precision, recall, f1 }
+                let precision = if predicted == 0 {
+                    0.0
+                } else {
+                    tp / predicted as f64
+                };
+                let recall = if support == 0 {
+                    0.0
+                } else {
+                    tp / support as f64
+                };
+                let f1 = if precision + recall == 0.0 {
+                    0.0
+                } else {
+                    2.0 * precision * recall / (precision + recall)
+                };
+                ClassMetrics {
+                    class: e.name(),
+                    support,
+                    precision,
+                    recall,
+                    f1,
+                }
             })
             .collect()
     }
@@ -77,9 +99,18 @@ impl Confusion {
             for p in 0..NUM_CLASSES {
                 let _ = write!(s, " {:>5}", self.counts[e.index()][p]);
             }
-            let _ = writeln!(s, " | {:>6.3} {:>6.3} {:>6.3} {:>5}", m.precision, m.recall, m.f1, m.support);
+            let _ = writeln!(
+                s,
+                " | {:>6.3} {:>6.3} {:>6.3} {:>5}",
+                m.precision, m.recall, m.f1, m.support
+            );
         }
-        let _ = writeln!(s, "accuracy {:.4} ({} images)", self.accuracy(), self.total());
+        let _ = writeln!(
+            s,
+            "accuracy {:.4} ({} images)",
+            self.accuracy(),
+            self.total()
+        );
         s
     }
 }

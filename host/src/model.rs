@@ -3,7 +3,9 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use emoedge_core::NUM_CLASSES;
 use emoedge_core::preprocess::INPUT_SIDE;
@@ -14,7 +16,13 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Block {
     /// Dense convolution, ReLU after; BatchNorm between when `bn` (then no conv bias).
-    Conv { out: usize, k: usize, stride: usize, bn: bool, same: bool },
+    Conv {
+        out: usize,
+        k: usize,
+        stride: usize,
+        bn: bool,
+        same: bool,
+    },
     /// Depthwise 3x3-style convolution + BatchNorm + ReLU.
     Depthwise { k: usize, stride: usize },
     /// 1x1 convolution + BatchNorm + ReLU.
@@ -47,11 +55,35 @@ impl Arch {
         use Block::*;
         match self {
             Arch::Edge => vec![
-                Conv { out: 16, k: 3, stride: 1, bn: true, same: true },
-                Conv { out: 32, k: 3, stride: 2, bn: true, same: true },
-                Conv { out: 32, k: 3, stride: 1, bn: true, same: true },
+                Conv {
+                    out: 16,
+                    k: 3,
+                    stride: 1,
+                    bn: true,
+                    same: true,
+                },
+                Conv {
+                    out: 32,
+                    k: 3,
+                    stride: 2,
+                    bn: true,
+                    same: true,
+                },
+                Conv {
+                    out: 32,
+                    k: 3,
+                    stride: 1,
+                    bn: true,
+                    same: true,
+                },
                 MaxPool,
-                Conv { out: 64, k: 3, stride: 1, bn: true, same: true },
+                Conv {
+                    out: 64,
+                    k: 3,
+                    stride: 1,
+                    bn: true,
+                    same: true,
+                },
                 Depthwise { k: 3, stride: 1 },
                 Pointwise { out: 128 },
                 MaxPool,
@@ -66,13 +98,37 @@ impl Arch {
                 Dense { out: NUM_CLASSES },
             ],
             Arch::Tutorial => vec![
-                Conv { out: 32, k: 3, stride: 1, bn: false, same: false },
-                Conv { out: 64, k: 3, stride: 1, bn: false, same: false },
+                Conv {
+                    out: 32,
+                    k: 3,
+                    stride: 1,
+                    bn: false,
+                    same: false,
+                },
+                Conv {
+                    out: 64,
+                    k: 3,
+                    stride: 1,
+                    bn: false,
+                    same: false,
+                },
                 MaxPool,
                 Dropout { p: 0.25 },
-                Conv { out: 128, k: 3, stride: 1, bn: false, same: false },
+                Conv {
+                    out: 128,
+                    k: 3,
+                    stride: 1,
+                    bn: false,
+                    same: false,
+                },
                 MaxPool,
-                Conv { out: 128, k: 3, stride: 1, bn: false, same: false },
+                Conv {
+                    out: 128,
+                    k: 3,
+                    stride: 1,
+                    bn: false,
+                    same: false,
+                },
                 MaxPool,
                 Dropout { p: 0.25 },
                 Flatten,
@@ -107,7 +163,13 @@ impl ModelConfig {
         let mut hw = INPUT_SIDE;
         for b in &self.blocks {
             match *b {
-                Block::Conv { out, k, stride, bn, same } => {
+                Block::Conv {
+                    out,
+                    k,
+                    stride,
+                    bn,
+                    same,
+                } => {
                     let pad = if same { k / 2 } else { 0 };
                     convs.push(conv_bn(device, c, out, k, stride, pad, 1, bn));
                     hw = (hw + 2 * pad - k) / stride + 1;
@@ -131,19 +193,37 @@ impl ModelConfig {
                 }
             }
         }
-        Model { convs, denses, dropouts, pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(), blocks: self.blocks.clone() }
+        Model {
+            convs,
+            denses,
+            dropouts,
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            blocks: self.blocks.clone(),
+        }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv_bn(device: &Device, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, groups: usize, bn: bool) -> ConvBn {
+fn conv_bn(
+    device: &Device,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+    bn: bool,
+) -> ConvBn {
     let conv = Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .with_groups(groups)
         .with_bias(!bn)
         .init(device);
-    ConvBn { conv, bn: bn.then(|| BatchNormConfig::new(cout).init(device)) }
+    ConvBn {
+        conv,
+        bn: bn.then(|| BatchNormConfig::new(cout).init(device)),
+    }
 }
 
 /// A convolution, its optional BatchNorm, and a ReLU.
@@ -184,14 +264,38 @@ pub struct Model {
 impl Model {
     /// `[batch, 1, 48, 48]` pixels `p / 255` → `[batch, 7]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_observed(x, None)
+    }
+
+    /// [`Model::forward`], reporting `(min, max)` of every tensor that int8 export quantizes
+    /// (after each conv block, the global pool and each dense layer), in block order.
+    pub fn forward_observed(
+        &self,
+        x: Tensor<4>,
+        mut observe: Option<&mut dyn FnMut(f32, f32)>,
+    ) -> Tensor<2> {
+        fn point<const D: usize>(t: &Tensor<D>, obs: &mut Option<&mut dyn FnMut(f32, f32)>) {
+            if let Some(f) = obs {
+                f(
+                    t.clone().min().into_scalar::<f32>(),
+                    t.clone().max().into_scalar::<f32>(),
+                );
+            }
+        }
         let (mut ci, mut di, mut pi) = (0, 0, 0);
         let mut x4 = Some(x);
         let mut x2: Option<Tensor<2>> = None;
-        let last_dense = self.blocks.iter().rposition(|b| matches!(b, Block::Dense { .. }));
+        let last_dense = self
+            .blocks
+            .iter()
+            .rposition(|b| matches!(b, Block::Dense { .. }));
         for (bi, b) in self.blocks.iter().enumerate() {
             match b {
                 Block::Conv { .. } | Block::Depthwise { .. } | Block::Pointwise { .. } => {
                     x4 = x4.map(|x| self.convs[ci].forward(x));
+                    if let Some(x) = &x4 {
+                        point(x, &mut observe);
+                    }
                     ci += 1;
                 }
                 Block::MaxPool => x4 = x4.map(|x| self.pool.forward(x)),
@@ -204,7 +308,9 @@ impl Model {
                 Block::GlobalAvgPool => {
                     if let Some(x) = x4.take() {
                         let [b, c, _, _] = x.dims();
-                        x2 = Some(x.mean_dim(3).mean_dim(2).reshape([b, c]));
+                        let y = x.mean_dim(3).mean_dim(2).reshape([b, c]);
+                        point(&y, &mut observe);
+                        x2 = Some(y);
                     }
                 }
                 Block::Flatten => {
@@ -216,8 +322,15 @@ impl Model {
                     let relu = Some(bi) != last_dense;
                     x2 = x2.map(|x| {
                         let y = self.denses[di].forward(x);
-                        if relu { burn::tensor::activation::relu(y) } else { y }
+                        if relu {
+                            burn::tensor::activation::relu(y)
+                        } else {
+                            y
+                        }
                     });
+                    if let Some(x) = &x2 {
+                        point(x, &mut observe);
+                    }
                     di += 1;
                 }
             }
@@ -252,7 +365,13 @@ pub fn costs(blocks: &[Block]) -> Costs {
     };
     for b in blocks {
         match *b {
-            Block::Conv { out, k: ks, stride, bn, same } => {
+            Block::Conv {
+                out,
+                k: ks,
+                stride,
+                bn,
+                same,
+            } => {
                 let pad = if same { ks / 2 } else { 0 };
                 hw = (hw + 2 * pad - ks) / stride + 1;
                 let w = out * ks * ks * c;
@@ -291,7 +410,11 @@ pub fn costs(blocks: &[Block]) -> Costs {
                 continue;
             }
         }
-        let output = if matches!(b, Block::GlobalAvgPool) { c } else { c * hw * hw };
+        let output = if matches!(b, Block::GlobalAvgPool) {
+            c
+        } else {
+            c * hw * hw
+        };
         step(&mut k, cur, output);
         cur = output;
     }

@@ -134,7 +134,9 @@ impl RunDir {
         self.0.join("ckpt").join("state.json")
     }
     fn ckpt(&self, epoch: usize, what: &str) -> PathBuf {
-        self.0.join("ckpt").join(format!("epoch-{epoch:04}.{what}.bpk"))
+        self.0
+            .join("ckpt")
+            .join(format!("epoch-{epoch:04}.{what}.bpk"))
     }
     /// `metrics.csv`.
     pub fn metrics(&self) -> PathBuf {
@@ -143,25 +145,37 @@ impl RunDir {
 }
 
 fn save_module(model: &Model, path: &Path) -> Result<()> {
-    let bytes = model.clone().into_record().into_bytes().map_err(|e| anyhow::anyhow!("{e:?}")).context("serializing weights")?;
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("serializing weights")?;
     crate::atomic::write_ctx(path, &bytes)
 }
 
 /// Loads weights into a freshly built model; errors name the file.
 pub fn load_module(model: Model, path: &Path) -> Result<Model> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("{} is not a weights file", path.display()))?;
     model
         .try_load_record(record)
         .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .with_context(|| format!("weights in {} do not match the model config", path.display()))
+        .with_context(|| {
+            format!(
+                "weights in {} do not match the model config",
+                path.display()
+            )
+        })
 }
 
 /// Reads a JSON file with an error naming it.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -199,7 +213,11 @@ struct Batch {
 
 /// Spawns the thread that shuffles and augments one epoch's batches, a few ahead of the
 /// training step, so the step never waits on augmentation.
-fn batch_producer(data: Arc<Dataset>, cfg: &TrainConfig, epoch: usize) -> std::sync::mpsc::Receiver<Batch> {
+fn batch_producer(
+    data: Arc<Dataset>,
+    cfg: &TrainConfig,
+    epoch: usize,
+) -> std::sync::mpsc::Receiver<Batch> {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let (bs, aug) = (cfg.batch_size, cfg.augment);
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch));
@@ -222,18 +240,29 @@ fn batch_producer(data: Arc<Dataset>, cfg: &TrainConfig, epoch: usize) -> std::s
 }
 
 fn images_tensor(pixels: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
-    Tensor::from_data(TensorData::new(pixels, [n, 1, INPUT_SIDE, INPUT_SIDE]), device)
+    Tensor::from_data(
+        TensorData::new(pixels, [n, 1, INPUT_SIDE, INPUT_SIDE]),
+        device,
+    )
 }
 
 /// Soft targets (`(1 - a) · onehot + a / 7`) and per-sample weights for a batch.
-fn targets(labels: &[u8], smoothing: f32, class_w: &[f32; NUM_CLASSES], device: &Device) -> (Tensor<2>, Tensor<1>) {
+fn targets(
+    labels: &[u8],
+    smoothing: f32,
+    class_w: &[f32; NUM_CLASSES],
+    device: &Device,
+) -> (Tensor<2>, Tensor<1>) {
     let n = labels.len();
     let mut t = vec![smoothing / NUM_CLASSES as f32; n * NUM_CLASSES];
     for (i, &l) in labels.iter().enumerate() {
         t[i * NUM_CLASSES + l as usize] += 1.0 - smoothing;
     }
     let w: Vec<f32> = labels.iter().map(|&l| class_w[l as usize]).collect();
-    (Tensor::from_data(TensorData::new(t, [n, NUM_CLASSES]), device), Tensor::from_data(TensorData::new(w, [n]), device))
+    (
+        Tensor::from_data(TensorData::new(t, [n, NUM_CLASSES]), device),
+        Tensor::from_data(TensorData::new(w, [n]), device),
+    )
 }
 
 /// Weighted soft-target cross-entropy: `Σ_i w_i · H(t_i, softmax(z_i)) / Σ_i w_i`.
@@ -244,12 +273,26 @@ fn loss_fn(logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<
 }
 
 fn count_right(logits: &Tensor<2>, labels: &[u8]) -> usize {
-    let pred: Vec<i64> = logits.clone().argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
-    pred.iter().zip(labels).filter(|(p, l)| **p == **l as i64).count()
+    let pred: Vec<i64> = logits
+        .clone()
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .unwrap_or_default();
+    pred.iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == **l as i64)
+        .count()
 }
 
 /// Float logits of a model over a whole dataset (no augmentation), batch by batch.
-pub fn predict(model: &Model, data: &Dataset, device: &Device, mut on_batch: impl FnMut(usize)) -> Vec<[f32; NUM_CLASSES]> {
+pub fn predict(
+    model: &Model,
+    data: &Dataset,
+    device: &Device,
+    on_batch: &dyn Fn(usize),
+) -> Vec<[f32; NUM_CLASSES]> {
     const BATCH: usize = 256;
     let mut out = Vec::with_capacity(data.len());
     for start in (0..data.len()).step_by(BATCH) {
@@ -259,8 +302,15 @@ pub fn predict(model: &Model, data: &Dataset, device: &Device, mut on_batch: imp
             to_float(data.image(start + k), o);
         }
         let logits = model.forward(images_tensor(px, n, device));
-        let v: Vec<f32> = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-        out.extend(v.chunks_exact(NUM_CLASSES).map(|c| <[f32; NUM_CLASSES]>::try_from(c).unwrap_or_default()));
+        let v: Vec<f32> = logits
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        out.extend(
+            v.chunks_exact(NUM_CLASSES)
+                .map(|c| <[f32; NUM_CLASSES]>::try_from(c).unwrap_or_default()),
+        );
         on_batch(n);
     }
     out
@@ -293,25 +343,37 @@ pub fn train(
     let run = RunDir(dir.to_path_buf());
     let ad = device.clone().autodiff();
     let mut model = cfg.model.init(&ad);
-    let mut optim: ModuleOptimizer =
-        AdamWConfig::new().with_weight_decay(cfg.weight_decay).init();
+    let mut optim: ModuleOptimizer = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay)
+        .init();
     let mut state = RunState::default();
     if resume {
         state = read_json(&run.state()).context("--resume needs a checkpoint")?;
         let e = state.epochs_done;
         model = load_module(model, &run.ckpt(e, "model"))?;
-        let bytes = std::fs::read(run.ckpt(e, "optim")).with_context(|| format!("reading {}", run.ckpt(e, "optim").display()))?;
-        optim = optim.from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| anyhow::anyhow!("{e:?}")).context("loading optimizer state")?;
+        let bytes = std::fs::read(run.ckpt(e, "optim"))
+            .with_context(|| format!("reading {}", run.ckpt(e, "optim").display()))?;
+        optim = optim
+            .from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+            .context("loading optimizer state")?;
     } else {
         if run.state().exists() {
-            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", dir.display());
+            bail!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                dir.display()
+            );
         }
-        std::fs::create_dir_all(dir.join("ckpt")).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("ckpt"))
+            .with_context(|| format!("creating {}", dir.display()))?;
         device.seed(cfg.seed);
         model = cfg.model.init(&ad);
         // Persist the initial weights as "epoch 0" so a kill during epoch 1 resumes exactly.
         save_module(&model, &run.ckpt(0, "model"))?;
-        crate::atomic::write_ctx(&run.ckpt(0, "optim"), &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+        crate::atomic::write_ctx(
+            &run.ckpt(0, "optim"),
+            &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        )?;
         write_json(&run.state(), &state)?;
     }
     write_json(&run.config(), &cfg.model)?;
@@ -319,7 +381,9 @@ pub fn train(
 
     let counts = train_set.class_counts();
     let class_w: [f32; NUM_CLASSES] = if cfg.class_weights {
-        std::array::from_fn(|c| train_set.len() as f32 / (NUM_CLASSES as f32 * counts[c].max(1) as f32))
+        std::array::from_fn(|c| {
+            train_set.len() as f32 / (NUM_CLASSES as f32 * counts[c].max(1) as f32)
+        })
     } else {
         [1.0; NUM_CLASSES]
     };
@@ -349,7 +413,12 @@ pub fn train(
             model = optim.step(lr, model, grads);
             loss_sum += l * n as f64;
             seen += n;
-            obs.step(step + 1, loss_sum / seen as f64, right as f64 / seen as f64, seen as f64 / t0.elapsed().as_secs_f64());
+            obs.step(
+                step + 1,
+                loss_sum / seen as f64,
+                right as f64 / seen as f64,
+                seen as f64 / t0.elapsed().as_secs_f64(),
+            );
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let valid = model.valid();
@@ -366,7 +435,10 @@ pub fn train(
         };
         // Checkpoint: weights and optimizer first, the state that names them last.
         save_module(&model, &run.ckpt(epoch, "model"))?;
-        crate::atomic::write_ctx(&run.ckpt(epoch, "optim"), &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+        crate::atomic::write_ctx(
+            &run.ckpt(epoch, "optim"),
+            &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        )?;
         if test_acc > state.best_acc || state.best_epoch == 0 {
             save_module(&valid, &run.weights())?;
             state.best_acc = test_acc;
@@ -389,7 +461,7 @@ pub fn evaluate_loss(model: &Model, data: &Dataset, device: &Device) -> (f64, f6
     if data.is_empty() {
         return (f64::NAN, 0.0);
     }
-    let logits = predict(model, data, device, |_| {});
+    let logits = predict(model, data, device, &|_| {});
     let (mut loss, mut right) = (0f64, 0usize);
     for (z, &l) in logits.iter().zip(&data.labels) {
         let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
@@ -401,11 +473,20 @@ pub fn evaluate_loss(model: &Model, data: &Dataset, device: &Device) -> (f64, f6
 }
 
 fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
-    let mut s = String::from("epoch,train_loss,train_acc,test_loss,test_acc,lr,train_seconds,images_per_s\n");
+    let mut s = String::from(
+        "epoch,train_loss,train_acc,test_loss,test_acc,lr,train_seconds,images_per_s\n",
+    );
     for m in rows {
         s += &format!(
             "{},{:.5},{:.5},{:.5},{:.5},{:.3e},{:.1},{:.1}\n",
-            m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.lr, m.train_seconds, m.images_per_s
+            m.epoch,
+            m.train_loss,
+            m.train_acc,
+            m.test_loss,
+            m.test_acc,
+            m.lr,
+            m.train_seconds,
+            m.images_per_s
         );
     }
     crate::atomic::write_ctx(path, s.as_bytes())

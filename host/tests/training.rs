@@ -34,12 +34,18 @@ fn tiny() -> (tempfile::TempDir, Dataset, Dataset) {
 }
 
 fn config(epochs: usize) -> TrainConfig {
-    TrainConfig::new(ModelConfig::for_arch(Arch::Edge), AugmentConfig { rotate_deg: 5.0, ..AugmentConfig::default() })
-        .with_epochs(epochs)
-        .with_batch_size(16)
-        .with_lr(3e-3)
-        .with_warmup_epochs(0)
-        .with_seed(7)
+    TrainConfig::new(
+        ModelConfig::for_arch(Arch::Edge),
+        AugmentConfig {
+            rotate_deg: 5.0,
+            ..AugmentConfig::default()
+        },
+    )
+    .with_epochs(epochs)
+    .with_batch_size(16)
+    .with_lr(3e-3)
+    .with_warmup_epochs(0)
+    .with_seed(7)
 }
 
 #[test]
@@ -50,38 +56,110 @@ fn trains_resumes_exactly_and_evaluates() {
 
     // Uninterrupted reference run.
     let a = t.path().join("a");
-    let sa = train(&a, &cfg, tr.clone(), &te, &device, RunOptions::default(), &mut Quiet).unwrap();
+    let sa = train(
+        &a,
+        &cfg,
+        tr.clone(),
+        &te,
+        &device,
+        RunOptions::default(),
+        &mut Quiet,
+    )
+    .unwrap();
     assert_eq!(sa.epochs_done, 3);
     let h = &sa.history;
-    assert!(h[2].train_loss < h[0].train_loss, "loss did not fall: {h:?}");
+    assert!(
+        h[2].train_loss < h[0].train_loss,
+        "loss did not fall: {h:?}"
+    );
 
     // The same run, stopped after epoch 1 and resumed.
     let b = t.path().join("b");
-    let sb1 = train(&b, &cfg, tr.clone(), &te, &device, RunOptions { resume: false, stop_after: Some(1) }, &mut Quiet).unwrap();
+    let sb1 = train(
+        &b,
+        &cfg,
+        tr.clone(),
+        &te,
+        &device,
+        RunOptions {
+            resume: false,
+            stop_after: Some(1),
+        },
+        &mut Quiet,
+    )
+    .unwrap();
     assert_eq!(sb1.epochs_done, 1);
-    let again = train(&b, &cfg, tr.clone(), &te, &device, RunOptions::default(), &mut Quiet);
+    let again = train(
+        &b,
+        &cfg,
+        tr.clone(),
+        &te,
+        &device,
+        RunOptions::default(),
+        &mut Quiet,
+    );
     assert!(again.unwrap_err().to_string().contains("--resume"));
-    let sb = train(&b, &cfg, tr, &te, &device, RunOptions { resume: true, stop_after: None }, &mut Quiet).unwrap();
+    let sb = train(
+        &b,
+        &cfg,
+        tr,
+        &te,
+        &device,
+        RunOptions {
+            resume: true,
+            stop_after: None,
+        },
+        &mut Quiet,
+    )
+    .unwrap();
     assert_eq!(sb.epochs_done, 3);
     // Everything but the wall-clock fields must be identical.
     let learn = |h: &[emoedge::training::EpochMetrics]| -> Vec<_> {
-        h.iter().map(|m| (m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.lr)).collect()
+        h.iter()
+            .map(|m| {
+                (
+                    m.epoch,
+                    m.train_loss,
+                    m.train_acc,
+                    m.test_loss,
+                    m.test_acc,
+                    m.lr,
+                )
+            })
+            .collect()
     };
-    assert_eq!(learn(&sa.history), learn(&sb.history), "resumed run diverged");
+    assert_eq!(
+        learn(&sa.history),
+        learn(&sb.history),
+        "resumed run diverged"
+    );
     // Weight files carry random parameter ids, so compare what the weights compute.
     let net = |dir: &Path| {
-        let m = emoedge::training::load_module(cfg.model.init(&device), &dir.join("ckpt/epoch-0003.model.bpk")).unwrap();
-        emoedge::training::predict(&m.valid(), &te, &device, |_| {})
+        let m = emoedge::training::load_module(
+            cfg.model.init(&device),
+            &dir.join("ckpt/epoch-0003.model.bpk"),
+        )
+        .unwrap();
+        emoedge::training::predict(&m.valid(), &te, &device, &|_| {})
     };
-    assert!(net(&a) == net(&b), "resumed weights differ from the uninterrupted run");
-    assert!(!b.join("ckpt/epoch-0001.model.bpk").exists(), "old checkpoints are pruned");
+    assert!(
+        net(&a) == net(&b),
+        "resumed weights differ from the uninterrupted run"
+    );
+    assert!(
+        !b.join("ckpt/epoch-0001.model.bpk").exists(),
+        "old checkpoints are pruned"
+    );
 
     // The run folder alone rebuilds the model, and it evaluates.
     let (mc, model) = load_run(&a, &device).unwrap();
     assert_eq!(mc.arch, Arch::Edge);
     let (loss, acc) = evaluate_loss(&model, &te, &device);
     assert!(loss.is_finite());
-    assert!((acc - sa.best_acc).abs() < 1e-9, "best weights reload to the recorded accuracy");
+    assert!(
+        (acc - sa.best_acc).abs() < 1e-9,
+        "best weights reload to the recorded accuracy"
+    );
     let csv = std::fs::read_to_string(RunDir(a).metrics()).unwrap();
     assert_eq!(csv.lines().count(), 4);
 }
@@ -93,7 +171,11 @@ fn damaged_run_folders_are_clear_errors() {
     let err = load_run(t.path(), &device).unwrap_err();
     assert!(format!("{err:#}").contains("config.json"), "{err:#}");
     let run = RunDir(t.path().to_path_buf());
-    std::fs::write(run.config(), serde_json::to_string(&ModelConfig::for_arch(Arch::Edge)).unwrap()).unwrap();
+    std::fs::write(
+        run.config(),
+        serde_json::to_string(&ModelConfig::for_arch(Arch::Edge)).unwrap(),
+    )
+    .unwrap();
     std::fs::write(run.weights(), b"garbage").unwrap();
     let err = load_run(t.path(), &device).unwrap_err();
     assert!(format!("{err:#}").contains("model.bpk"), "{err:#}");

@@ -29,8 +29,15 @@ pub enum Emotion {
 
 impl Emotion {
     /// Every class, in output-index order.
-    pub const ALL: [Emotion; NUM_CLASSES] =
-        [Self::Angry, Self::Disgusted, Self::Fearful, Self::Happy, Self::Neutral, Self::Sad, Self::Surprised];
+    pub const ALL: [Emotion; NUM_CLASSES] = [
+        Self::Angry,
+        Self::Disgusted,
+        Self::Fearful,
+        Self::Happy,
+        Self::Neutral,
+        Self::Sad,
+        Self::Surprised,
+    ];
 
     /// The folder name used by the dataset and printed by every tool.
     pub const fn name(self) -> &'static str {
@@ -90,7 +97,9 @@ pub struct Smoother<const N: usize> {
 impl<const N: usize> Smoother<N> {
     /// An empty smoother.
     pub const fn new() -> Self {
-        Self { history: HistoryBuf::new() }
+        Self {
+            history: HistoryBuf::new(),
+        }
     }
 
     /// Adds one frame's logits and returns the smoothed label.
@@ -124,7 +133,18 @@ mod tests {
     #[test]
     fn names_round_trip_in_folder_order() {
         let names: Vec<_> = Emotion::ALL.iter().map(|e| e.name()).collect();
-        assert_eq!(names, ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"]);
+        assert_eq!(
+            names,
+            [
+                "angry",
+                "disgusted",
+                "fearful",
+                "happy",
+                "neutral",
+                "sad",
+                "surprised"
+            ]
+        );
         for (i, e) in Emotion::ALL.iter().enumerate() {
             assert_eq!(e.index(), i);
             assert_eq!(Emotion::from_index(i), Some(*e));

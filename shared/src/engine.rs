@@ -40,8 +40,12 @@ pub enum EngineError {
 impl core::fmt::Display for EngineError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::ArenaTooSmall { needed, got } => write!(f, "arena has {got} bytes, model needs {needed}"),
-            Self::InputLen { expected, got } => write!(f, "input has {got} values, model reads {expected}"),
+            Self::ArenaTooSmall { needed, got } => {
+                write!(f, "arena has {got} bytes, model needs {needed}")
+            }
+            Self::InputLen { expected, got } => {
+                write!(f, "input has {got} values, model reads {expected}")
+            }
             Self::Kernel { index, error } => write!(f, "layer {index}: {error:?}"),
         }
     }
@@ -64,7 +68,11 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Runs the model on a quantized input and returns the int8 logits (one per
     /// [`crate::Emotion`]), borrowed from the arena.
-    pub fn run<'r>(&self, input: &[i8], arena: &'r mut [i8]) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
+    pub fn run<'r>(
+        &self,
+        input: &[i8],
+        arena: &'r mut [i8],
+    ) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
         self.run_observed(input, arena, |_| {})
     }
 
@@ -78,11 +86,17 @@ impl<'m, 'a> Engine<'m, 'a> {
     ) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
         let needed = self.model.arena_len();
         if arena.len() < needed {
-            return Err(EngineError::ArenaTooSmall { needed, got: arena.len() });
+            return Err(EngineError::ArenaTooSmall {
+                needed,
+                got: arena.len(),
+            });
         }
         let expected = self.model.body().input.len();
         if input.len() != expected {
-            return Err(EngineError::InputLen { expected, got: input.len() });
+            return Err(EngineError::InputLen {
+                expected,
+                got: input.len(),
+            });
         }
         let arena = &mut arena[..needed];
         let mut at_start = true; // where the previous output lies
@@ -101,9 +115,19 @@ impl<'m, 'a> Engine<'m, 'a> {
             at_start = index == 0 || !at_start;
             after_layer(index);
         }
-        let out = if at_start { &arena[..NUM_CLASSES] } else { &arena[needed - NUM_CLASSES..] };
+        let out = if at_start {
+            &arena[..NUM_CLASSES]
+        } else {
+            &arena[needed - NUM_CLASSES..]
+        };
         // Parsing guarantees the last layer outputs NUM_CLASSES values.
-        out.try_into().map_err(|_| EngineError::Kernel { index: self.model.steps().len(), error: KernelError::OutputLen { expected: NUM_CLASSES, got: out.len() } })
+        out.try_into().map_err(|_| EngineError::Kernel {
+            index: self.model.steps().len(),
+            error: KernelError::OutputLen {
+                expected: NUM_CLASSES,
+                got: out.len(),
+            },
+        })
     }
 }
 

@@ -20,7 +20,11 @@ impl std::fmt::Display for DataDirMissing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let abs = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
         if self.from_env {
-            write!(f, "data folder {} (from ${DATA_ENV}) does not exist", abs.display())
+            write!(
+                f,
+                "data folder {} (from ${DATA_ENV}) does not exist",
+                abs.display()
+            )
         } else {
             write!(
                 f,
@@ -41,12 +45,23 @@ pub fn data_dir() -> Result<PathBuf, DataDirMissing> {
         Some(p) if !p.is_empty() => (PathBuf::from(p), true),
         _ => (PathBuf::from(DATA_DEFAULT), false),
     };
-    if path.is_dir() { Ok(path) } else { Err(DataDirMissing { path, from_env }) }
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(DataDirMissing { path, from_env })
+    }
 }
 
 /// A sub-folder of the data folder (e.g. `fer2013`), with the same error when missing.
 pub fn data_subdir(name: &str) -> Result<PathBuf, DataDirMissing> {
     let root = data_dir()?;
     let path = root.join(name);
-    if path.is_dir() { Ok(path) } else { Err(DataDirMissing { path, from_env: std::env::var_os(DATA_ENV).is_some() }) }
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(DataDirMissing {
+            path,
+            from_env: std::env::var_os(DATA_ENV).is_some(),
+        })
+    }
 }

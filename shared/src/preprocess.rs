@@ -53,15 +53,28 @@ pub enum PreprocessError {
 
 impl<'a> Frame<'a> {
     /// Wraps a buffer, checking its length.
-    pub fn new(data: &'a [u8], width: u32, height: u32, format: PixelFormat) -> Result<Self, PreprocessError> {
+    pub fn new(
+        data: &'a [u8],
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Result<Self, PreprocessError> {
         if width == 0 || height == 0 {
             return Err(PreprocessError::EmptyFrame);
         }
         let expected = width as usize * height as usize * format.bytes_per_pixel();
         if data.len() != expected {
-            return Err(PreprocessError::FrameLen { expected, got: data.len() });
+            return Err(PreprocessError::FrameLen {
+                expected,
+                got: data.len(),
+            });
         }
-        Ok(Self { data, width, height, format })
+        Ok(Self {
+            data,
+            width,
+            height,
+            format,
+        })
     }
 
     /// Width in pixels.
@@ -113,7 +126,12 @@ impl FaceBox {
     pub fn with_margin(self, margin_pct: u32) -> Self {
         let dx = (self.w * margin_pct / 100) as i32;
         let dy = (self.h * margin_pct / 100) as i32;
-        Self { x: self.x - dx, y: self.y - dy, w: self.w + 2 * dx as u32, h: self.h + 2 * dy as u32 }
+        Self {
+            x: self.x - dx,
+            y: self.y - dy,
+            w: self.w + 2 * dx as u32,
+            h: self.h + 2 * dy as u32,
+        }
     }
 }
 
@@ -121,7 +139,11 @@ impl FaceBox {
 /// pixel is the rounded mean of the source pixels its footprint covers (at least one).
 /// Parts of the box outside the frame are clipped away first, so the crop keeps its
 /// content's aspect as far as the frame allows.
-pub fn crop_to_input(frame: &Frame, face: FaceBox, out: &mut [u8; INPUT_LEN]) -> Result<(), PreprocessError> {
+pub fn crop_to_input(
+    frame: &Frame,
+    face: FaceBox,
+    out: &mut [u8; INPUT_LEN],
+) -> Result<(), PreprocessError> {
     let x0 = face.x.max(0) as i64;
     let y0 = face.y.max(0) as i64;
     let x1 = (face.x as i64 + face.w as i64).min(frame.width as i64);
@@ -173,17 +195,45 @@ mod tests {
         let data: Vec<u8> = (0..INPUT_LEN).map(|i| (i * 7 % 256) as u8).collect();
         let f = Frame::new(&data, 48, 48, PixelFormat::Gray8).unwrap();
         let mut out = [0u8; INPUT_LEN];
-        crop_to_input(&f, FaceBox { x: 0, y: 0, w: 48, h: 48 }, &mut out).unwrap();
+        crop_to_input(
+            &f,
+            FaceBox {
+                x: 0,
+                y: 0,
+                w: 48,
+                h: 48,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(&out[..], &data[..]);
     }
 
     #[test]
     fn downscale_by_two_averages_blocks_with_rounding() {
         // 96x96: each 2x2 block holds 0, 1, 1, 1 -> mean 0.75 -> 1.
-        let data: Vec<u8> = (0..96 * 96).map(|i| if (i / 96) % 2 == 0 && i % 2 == 0 { 0 } else { 1 }).collect();
+        let data: Vec<u8> = (0..96 * 96)
+            .map(|i| {
+                if (i / 96) % 2 == 0 && i % 2 == 0 {
+                    0
+                } else {
+                    1
+                }
+            })
+            .collect();
         let f = Frame::new(&data, 96, 96, PixelFormat::Gray8).unwrap();
         let mut out = [9u8; INPUT_LEN];
-        crop_to_input(&f, FaceBox { x: 0, y: 0, w: 96, h: 96 }, &mut out).unwrap();
+        crop_to_input(
+            &f,
+            FaceBox {
+                x: 0,
+                y: 0,
+                w: 96,
+                h: 96,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert!(out.iter().all(|&p| p == 1));
     }
 
@@ -192,12 +242,37 @@ mod tests {
         let data = [200u8; 10 * 10 * 3];
         let f = Frame::new(&data, 10, 10, PixelFormat::Rgb8).unwrap();
         let mut out = [0u8; INPUT_LEN];
-        crop_to_input(&f, FaceBox { x: -5, y: -5, w: 10, h: 10 }, &mut out).unwrap();
+        crop_to_input(
+            &f,
+            FaceBox {
+                x: -5,
+                y: -5,
+                w: 10,
+                h: 10,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert!(out.iter().all(|&p| p == 200));
-        assert_eq!(crop_to_input(&f, FaceBox { x: 10, y: 0, w: 5, h: 5 }, &mut out), Err(PreprocessError::EmptyCrop));
+        assert_eq!(
+            crop_to_input(
+                &f,
+                FaceBox {
+                    x: 10,
+                    y: 0,
+                    w: 5,
+                    h: 5
+                },
+                &mut out
+            ),
+            Err(PreprocessError::EmptyCrop)
+        );
         assert_eq!(
             Frame::new(&data[1..], 10, 10, PixelFormat::Rgb8).err(),
-            Some(PreprocessError::FrameLen { expected: 300, got: 299 })
+            Some(PreprocessError::FrameLen {
+                expected: 300,
+                got: 299
+            })
         );
     }
 
@@ -213,7 +288,21 @@ mod tests {
 
     #[test]
     fn margin_grows_symmetrically() {
-        let b = FaceBox { x: 100, y: 50, w: 100, h: 80 }.with_margin(10);
-        assert_eq!(b, FaceBox { x: 90, y: 42, w: 120, h: 96 });
+        let b = FaceBox {
+            x: 100,
+            y: 50,
+            w: 100,
+            h: 80,
+        }
+        .with_margin(10);
+        assert_eq!(
+            b,
+            FaceBox {
+                x: 90,
+                y: 42,
+                w: 120,
+                h: 96
+            }
+        );
     }
 }

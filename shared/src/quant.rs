@@ -48,7 +48,10 @@ impl Requant {
 
     /// For pairs already checked by [`Requant::new`] (e.g. when a blob was parsed).
     pub(crate) const fn validated(mult: i32, shift: i32) -> Self {
-        Self { mult, shift: shift as i8 }
+        Self {
+            mult,
+            shift: shift as i8,
+        }
     }
 
     /// Checks that `mult` is normalised (or zero) and that the total shift is in range.
@@ -58,7 +61,10 @@ impl Requant {
         if !mult_ok || total < MIN_TOTAL_SHIFT || total > MAX_TOTAL_SHIFT {
             return Err(InvalidRequant { mult, shift });
         }
-        Ok(Self { mult, shift: shift as i8 })
+        Ok(Self {
+            mult,
+            shift: shift as i8,
+        })
     }
 
     /// The Q31 multiplier.
@@ -83,6 +89,26 @@ impl Requant {
         let up = rem > half || (rem == half && (q & 1) == 1);
         let r = q + up as i64;
         r.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    }
+
+    /// The pair that equals an `f32` scale exactly: the 24-bit mantissa becomes the Q31
+    /// multiplier (`mantissa << 7`), the exponent the shift. An ONNX runtime that computes
+    /// `x_scale · w_scale / y_scale` in `f32` and requantizes with that value (tract does)
+    /// then rounds exactly as the engine does. Integer bit manipulation only.
+    ///
+    /// `None` for negative, non-finite or subnormal scales, or ones outside the shift range.
+    pub fn from_f32(scale: f32) -> Option<Self> {
+        let bits = scale.to_bits();
+        if scale == 0.0 {
+            return Some(Self::ZERO);
+        }
+        let exp = ((bits >> 23) & 0xff) as i32;
+        if bits >> 31 != 0 || exp == 0 || exp == 0xff {
+            return None;
+        }
+        // scale = 1.frac · 2^(exp-127) = (mult / 2^31) · 2^(exp-126), mult in [2^30, 2^31).
+        let mult = (((bits & 0x007f_ffff) | 0x0080_0000) << 7) as i32;
+        Self::new(mult, 126 - exp).ok()
     }
 
     /// The multiplier/shift pair nearest to a positive real `scale` (host side, at export).
@@ -140,12 +166,20 @@ pub struct OutputQuant {
 impl OutputQuant {
     /// Plain int8 output, no fused activation.
     pub const fn linear(zero_point: i8) -> Self {
-        Self { zero_point, min: i8::MIN, max: i8::MAX }
+        Self {
+            zero_point,
+            min: i8::MIN,
+            max: i8::MAX,
+        }
     }
 
     /// Output with a fused ReLU.
     pub const fn relu(zero_point: i8) -> Self {
-        Self { zero_point, min: zero_point, max: i8::MAX }
+        Self {
+            zero_point,
+            min: zero_point,
+            max: i8::MAX,
+        }
     }
 
     /// Whether the clamp bounds are ordered and contain the zero point's side of the range
@@ -228,17 +262,48 @@ mod tests {
         let relu = OutputQuant::relu(-3);
         assert_eq!(relu.finish(-10, one), -3);
         assert_eq!(relu.finish(5, one), 2);
-        let relu6 = OutputQuant { zero_point: -128, min: -128, max: -128 + 60 };
+        let relu6 = OutputQuant {
+            zero_point: -128,
+            min: -128,
+            max: -128 + 60,
+        };
         assert_eq!(relu6.finish(100, one), -68);
         assert_eq!(relu6.finish(i32::MAX, rq(i32::MAX, -30)), -68);
     }
 
     #[test]
+    fn from_f32_is_exact() {
+        for &s in &[1.0f32, 0.5, 0.75, 1e-3, 3.3e-5, 0.999_999_9, 1234.5, 7.1e-8] {
+            let r = Requant::from_f32(s).unwrap();
+            assert_eq!(r.to_scale(), s as f64, "{s}");
+        }
+        assert_eq!(Requant::from_f32(0.0), Some(Requant::ZERO));
+        assert_eq!(Requant::from_f32(-1.0), None);
+        assert_eq!(Requant::from_f32(f32::INFINITY), None);
+        assert_eq!(Requant::from_f32(f32::MIN_POSITIVE / 2.0), None);
+        assert_eq!(Requant::from_f32(2f32.powi(40)), None);
+        // 0.5 exactly: ties to even through the f32 path as through the integer one.
+        assert_eq!(Requant::from_f32(0.5).unwrap().apply(5), 2);
+    }
+
+    #[test]
     fn from_scale_round_trips() {
-        for &s in &[1.0, 0.5, 0.75, 1e-3, 3.3e-5, 0.999_999_9, 1234.5, 2.0f64.powi(-30)] {
+        for &s in &[
+            1.0,
+            0.5,
+            0.75,
+            1e-3,
+            3.3e-5,
+            0.999_999_9,
+            1234.5,
+            2.0f64.powi(-30),
+        ] {
             let r = Requant::from_scale(s).unwrap();
             let back = r.to_scale();
-            assert!((back - s).abs() <= s * 2f64.powi(-30), "{s} -> {r:?} -> {back}");
+            assert!(
+                (back - s).abs() <= s * 2f64.powi(-30),
+                "{s} -> {r:?} -> {back}"
+            );
             assert!(r.mult() >= 1 << 30);
         }
         assert_eq!(Requant::from_scale(0.0).unwrap().mult(), 0);

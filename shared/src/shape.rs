@@ -48,7 +48,13 @@ pub struct Window {
 impl Window {
     /// A square `k`x`k` window with stride `s` and padding `p` on every side.
     pub const fn square(k: u8, s: u8, p: u8) -> Self {
-        Self { kh: k, kw: k, sh: s, sw: s, pad: [p; 4] }
+        Self {
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            pad: [p; 4],
+        }
     }
 
     /// Output rows and columns for an input of `h` x `w`, or `None` when the window does
@@ -63,7 +69,11 @@ impl Window {
             return None;
         }
         // Padding larger than the kernel would create windows that see only padding.
-        if self.pad[0] >= self.kh || self.pad[1] >= self.kw || self.pad[2] >= self.kh || self.pad[3] >= self.kw {
+        if self.pad[0] >= self.kh
+            || self.pad[1] >= self.kw
+            || self.pad[2] >= self.kh
+            || self.pad[3] >= self.kw
+        {
             return None;
         }
         let oh = (ph - self.kh as u32) / self.sh as u32 + 1;

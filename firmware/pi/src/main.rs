@@ -33,8 +33,16 @@ fn run(args: Args) -> Result<()> {
             args.model.display()
         );
     }
-    let inputs = if args.inputs.is_empty() { vec![emoedge_core::paths::data_subdir("faces")?] } else { args.inputs };
-    bail!("found {} but this build cannot run it yet (inputs: {:?})", onnx.display(), inputs)
+    let inputs = if args.inputs.is_empty() {
+        vec![emoedge_core::paths::data_subdir("faces")?]
+    } else {
+        args.inputs
+    };
+    bail!(
+        "found {} but this build cannot run it yet (inputs: {:?})",
+        onnx.display(),
+        inputs
+    )
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,18 +1,25 @@
 //! `emoedge eval`: accuracy, per-class figures and the confusion matrix of a model.
 
+use super::quantize::{BLOB_FILE, ONNX_FILE};
 use super::{Outcome, progress};
+use crate::data::Dataset;
 use crate::data::load_split;
+use crate::inference::{TractModel, engine_logits, parse_blob};
 use crate::metrics::{ClassMetrics, Confusion};
 use crate::training::{load_run, predict};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
+use std::path::Path;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A training run folder (config.json + model.bpk).
+    /// A training run folder (float) or a model folder written by `quantize`.
     #[arg(long)]
     model: PathBuf,
+    /// Which form to run [default: float for a run folder, tract for a model folder]
+    #[arg(long, value_enum)]
+    form: Option<Form>,
     /// Folder of <class>/*.png [default: $EMOEDGE_DATA/fer2013/test]
     #[arg(long)]
     data: Option<PathBuf>,
@@ -21,11 +28,23 @@ pub struct Args {
     json: Option<PathBuf>,
 }
 
+/// A form of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    /// The Burn float model.
+    Float,
+    /// The int8 ONNX in tract.
+    Tract,
+    /// The blob in the `shared/` engine.
+    Engine,
+}
+
 #[derive(Serialize)]
 struct Report {
     model: PathBuf,
     data: PathBuf,
-    form: &'static str,
+    form: Form,
     images: usize,
     skipped: usize,
     accuracy: f64,
@@ -38,20 +57,23 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(d) => d,
         None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
     };
-    let device = crate::backend::device();
-    let (_, model) = load_run(&a.model, &device)?;
+    let is_model_folder = a.model.join(ONNX_FILE).exists();
+    let form = a.form.unwrap_or(if is_model_folder {
+        Form::Tract
+    } else {
+        Form::Float
+    });
     let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
     let pb = progress::bar("eval", ds.len() as u64);
-    let logits = predict(&model, &ds, &device, |n| pb.inc(n as u64));
+    let pred = predict_form(&a.model, form, &ds, &|n| pb.inc(n as u64))?;
     pb.finish_and_clear();
-    let pred: Vec<u8> = logits.iter().map(|z| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8).collect();
     let confusion = Confusion::from_pairs(&ds.labels, &pred);
     print!("{}", confusion.to_table());
     if let Some(path) = &a.json {
         let report = Report {
             model: a.model.clone(),
             data: data.clone(),
-            form: "float",
+            form,
             images: ds.len(),
             skipped: skipped.len(),
             accuracy: confusion.accuracy(),
@@ -61,4 +83,47 @@ pub fn run(a: Args) -> Result<Outcome> {
         crate::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(super::report_skipped(&skipped))
+}
+
+/// Predicted class per image for one form of the model in `dir`.
+pub fn predict_form(dir: &Path, form: Form, ds: &Dataset, tick: &dyn Fn(usize)) -> Result<Vec<u8>> {
+    let argmax = |z: &[i8]| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8;
+    match form {
+        Form::Float => {
+            let device = crate::backend::device();
+            let (_, model) = load_run(dir, &device)?;
+            let logits = predict(&model, ds, &device, tick);
+            Ok(logits
+                .iter()
+                .map(|z| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8)
+                .collect())
+        }
+        Form::Engine | Form::Tract => {
+            let blob_path = dir.join(BLOB_FILE);
+            let bytes = std::fs::read(&blob_path)
+                .with_context(|| format!("reading {}", blob_path.display()))?;
+            let model = parse_blob(&bytes, &blob_path)?;
+            if form == Form::Engine {
+                let mut arena = vec![0i8; model.arena_len()];
+                (0..ds.len())
+                    .map(|i| {
+                        tick(1);
+                        Ok(argmax(&engine_logits(&model, &mut arena, ds.image(i))?))
+                    })
+                    .collect()
+            } else {
+                let tract = TractModel::load(
+                    &dir.join(ONNX_FILE),
+                    model.body().output_scale,
+                    model.output_zero_point(),
+                )?;
+                (0..ds.len())
+                    .map(|i| {
+                        tick(1);
+                        Ok(argmax(&tract.logits(ds.image(i))?))
+                    })
+                    .collect()
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod eval;
 mod progress;
+pub mod quantize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Train(train::Args),
     /// Evaluate a model on a folder: accuracy, per-class precision/recall/F1, confusion.
     Eval(eval::Args),
+    /// Quantize a trained run to int8 and write the ONNX model, the MCU blob and quant.json.
+    Quantize(quantize::Args),
 }
 
 impl Cli {
@@ -37,6 +40,7 @@ impl Cli {
         match self.command {
             Command::Train(a) => train::run(a),
             Command::Eval(a) => eval::run(a),
+            Command::Quantize(a) => quantize::run(a),
         }
     }
 }
@@ -46,5 +50,9 @@ pub(crate) fn report_skipped(skipped: &[crate::data::Skipped]) -> Outcome {
     for s in skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }
-    if skipped.is_empty() { Outcome::Ok } else { Outcome::Partial(format!("{} file(s) were skipped", skipped.len())) }
+    if skipped.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Partial(format!("{} file(s) were skipped", skipped.len()))
+    }
 }

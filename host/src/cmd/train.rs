@@ -60,9 +60,11 @@ impl Observer for Bars {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
         let pb = progress::bar(&format!("epoch {epoch}/{epochs}"), steps as u64);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb.set_prefix(format!("epoch {epoch}/{epochs}"));
         self.bar = Some(pb);
@@ -70,7 +72,10 @@ impl Observer for Bars {
     fn step(&mut self, step: usize, loss: f64, acc: f64, ips: f64) {
         if let Some(pb) = &self.bar {
             pb.set_position(step as u64);
-            pb.set_message(format!("loss {loss:.4} acc {:.1}% {ips:.0} img/s", acc * 100.0));
+            pb.set_message(format!(
+                "loss {loss:.4} acc {:.1}% {ips:.0} img/s",
+                acc * 100.0
+            ));
         }
     }
     fn epoch_end(&mut self, m: &EpochMetrics) {
@@ -97,13 +102,18 @@ pub fn run(a: Args) -> Result<Outcome> {
     };
     let run = RunDir(a.out.clone());
     let cfg = if a.resume {
-        let mut cfg: TrainConfig = read_json(&run.train()).context("--resume: no run to continue in --out")?;
+        let mut cfg: TrainConfig =
+            read_json(&run.train()).context("--resume: no run to continue in --out")?;
         if let Some(e) = a.epochs {
             cfg.epochs = e;
         }
         cfg
     } else {
-        let augment = if a.no_augment { AugmentConfig::NONE } else { AugmentConfig::default() };
+        let augment = if a.no_augment {
+            AugmentConfig::NONE
+        } else {
+            AugmentConfig::default()
+        };
         TrainConfig::new(ModelConfig::for_arch(a.arch), augment)
             .with_epochs(a.epochs.unwrap_or(60))
             .with_batch_size(a.batch)
@@ -123,15 +133,33 @@ pub fn run(a: Args) -> Result<Outcome> {
         k.arena,
         crate::backend::name()
     );
-    let (mut train_set, mut skipped) = load_split(&data.join("train"), &progress::bar("decode train", 0))?;
-    let (test_set, skipped_test) = load_split(&data.join("test"), &progress::bar("decode test", 0))?;
+    let (mut train_set, mut skipped) =
+        load_split(&data.join("train"), &progress::bar("decode train", 0))?;
+    let (test_set, skipped_test) =
+        load_split(&data.join("test"), &progress::bar("decode test", 0))?;
     skipped.extend(skipped_test);
     if let Some(n) = a.limit {
         train_set = train_set.subsample(n);
     }
-    eprintln!("train: {} images {:?}; test: {} images", train_set.len(), train_set.class_counts(), test_set.len());
+    eprintln!(
+        "train: {} images {:?}; test: {} images",
+        train_set.len(),
+        train_set.class_counts(),
+        test_set.len()
+    );
     let device = crate::backend::device();
-    let state = train(&a.out, &cfg, train_set, &test_set, &device, RunOptions { resume: a.resume, stop_after: a.stop_after }, &mut Bars { bar: None })?;
+    let state = train(
+        &a.out,
+        &cfg,
+        train_set,
+        &test_set,
+        &device,
+        RunOptions {
+            resume: a.resume,
+            stop_after: a.stop_after,
+        },
+        &mut Bars { bar: None },
+    )?;
     eprintln!(
         "done: {} epochs; best test accuracy {:.2}% at epoch {} (weights: {})",
         state.epochs_done,

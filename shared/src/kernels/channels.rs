@@ -28,7 +28,10 @@ impl<'a> ChannelParams<'a> {
     pub fn parse(bytes: &'a [u8], channels: usize) -> Result<Self, ChannelParamsError> {
         let expected = channels * CHANNEL_RECORD_LEN;
         if bytes.len() != expected {
-            return Err(ChannelParamsError::Len { expected, got: bytes.len() });
+            return Err(ChannelParamsError::Len {
+                expected,
+                got: bytes.len(),
+            });
         }
         for (channel, rec) in bytes.chunks_exact(CHANNEL_RECORD_LEN).enumerate() {
             let (m, s) = mult_shift(rec);
@@ -51,7 +54,10 @@ impl<'a> ChannelParams<'a> {
     /// out of range gives a zero bias and a zero multiplier rather than a panic.
     #[inline(always)]
     pub fn get(&self, c: usize) -> (i32, Requant) {
-        let Some(rec) = self.bytes.get(c * CHANNEL_RECORD_LEN..(c + 1) * CHANNEL_RECORD_LEN) else {
+        let Some(rec) = self
+            .bytes
+            .get(c * CHANNEL_RECORD_LEN..(c + 1) * CHANNEL_RECORD_LEN)
+        else {
             return (0, Requant::ZERO);
         };
         let bias = i32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
@@ -78,7 +84,10 @@ impl<'a> ChannelParams<'a> {
 }
 
 fn mult_shift(rec: &[u8]) -> (i32, i32) {
-    (i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]), rec[8] as i8 as i32)
+    (
+        i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]),
+        rec[8] as i8 as i32,
+    )
 }
 
 #[cfg(test)]
@@ -93,9 +102,18 @@ mod tests {
         let p = ChannelParams::parse(&bytes, 2).unwrap();
         assert_eq!(p.get(0), (-7, rq));
         assert_eq!(p.get(1), (1 << 20, rq));
-        assert_eq!(ChannelParams::parse(&bytes, 3), Err(ChannelParamsError::Len { expected: 27, got: 18 }));
+        assert_eq!(
+            ChannelParams::parse(&bytes, 3),
+            Err(ChannelParamsError::Len {
+                expected: 27,
+                got: 18
+            })
+        );
         let mut bad = bytes.clone();
         bad[9 + 7] = 0x20; // multiplier of channel 1 no longer normalised
-        assert_eq!(ChannelParams::parse(&bad, 2), Err(ChannelParamsError::Requant { channel: 1 }));
+        assert_eq!(
+            ChannelParams::parse(&bad, 2),
+            Err(ChannelParamsError::Requant { channel: 1 })
+        );
     }
 }

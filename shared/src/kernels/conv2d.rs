@@ -27,10 +27,20 @@ pub struct Conv2dParams<'a> {
 impl Conv2dParams<'_> {
     /// Output shape, after checking weights and channel params against the layer shape.
     pub fn output_shape(&self) -> Result<Shape, KernelError> {
-        let (oh, ow) = self.window.output_hw(self.input.h, self.input.w).ok_or(KernelError::BadWindow)?;
-        let wlen = self.out_c as usize * self.window.kh as usize * self.window.kw as usize * self.input.c as usize;
-        check_len(wlen, self.weights.len(), |expected, got| KernelError::WeightsLen { expected, got })?;
-        check_len(self.out_c as usize, self.channels.len(), |expected, got| KernelError::ChannelsLen { expected, got })?;
+        let (oh, ow) = self
+            .window
+            .output_hw(self.input.h, self.input.w)
+            .ok_or(KernelError::BadWindow)?;
+        let wlen = self.out_c as usize
+            * self.window.kh as usize
+            * self.window.kw as usize
+            * self.input.c as usize;
+        check_len(wlen, self.weights.len(), |expected, got| {
+            KernelError::WeightsLen { expected, got }
+        })?;
+        check_len(self.out_c as usize, self.channels.len(), |expected, got| {
+            KernelError::ChannelsLen { expected, got }
+        })?;
         if !self.output.is_valid() {
             return Err(KernelError::BadClamp);
         }
@@ -79,7 +89,10 @@ pub fn conv2d(p: &Conv2dParams, input: &[i8], output: &mut [i8]) -> Result<(), K
 /// `Σ (x - zp) · w` over two equal-length runs.
 #[inline(always)]
 pub(crate) fn dot(x: &[i8], w: &[u8], zp: i32) -> i32 {
-    x.iter().zip(w).map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32)).sum()
+    x.iter()
+        .zip(w)
+        .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
+        .sum()
 }
 
 #[cfg(test)]
@@ -115,7 +128,9 @@ mod tests {
     #[test]
     fn fixture_stride_2_two_channels_and_relu() {
         // 4x4x2 input; kernel 2x2 stride 2; channel 0 sums channel 0, channel 1 negates it.
-        let x: Vec<i8> = (0..32).map(|i| if i % 2 == 0 { (i / 2) as i8 } else { 100 }).collect();
+        let x: Vec<i8> = (0..32)
+            .map(|i| if i % 2 == 0 { (i / 2) as i8 } else { 100 })
+            .collect();
         let mut wts = vec![0u8; 2 * 2 * 2 * 2];
         for t in 0..4 {
             wts[t * 2] = 1;
@@ -148,23 +163,92 @@ mod tests {
             channels: ChannelParams::parse(&ch, 1).unwrap(),
             output: OutputQuant::linear(0),
         };
-        assert_eq!(conv2d(&p, &[0; 9], &mut [0; 9]), Err(KernelError::WeightsLen { expected: 9, got: 8 }));
-        let p = Conv2dParams { weights: &[1; 9], ..p };
-        assert_eq!(conv2d(&p, &[0; 8], &mut [0; 9]), Err(KernelError::InputLen { expected: 9, got: 8 }));
-        assert_eq!(conv2d(&p, &[0; 9], &mut [0; 10]), Err(KernelError::OutputLen { expected: 9, got: 10 }));
-        let p = Conv2dParams { window: Window::square(3, 0, 1), ..p };
-        assert_eq!(conv2d(&p, &[0; 9], &mut [0; 9]), Err(KernelError::BadWindow));
+        assert_eq!(
+            conv2d(&p, &[0; 9], &mut [0; 9]),
+            Err(KernelError::WeightsLen {
+                expected: 9,
+                got: 8
+            })
+        );
+        let p = Conv2dParams {
+            weights: &[1; 9],
+            ..p
+        };
+        assert_eq!(
+            conv2d(&p, &[0; 8], &mut [0; 9]),
+            Err(KernelError::InputLen {
+                expected: 9,
+                got: 8
+            })
+        );
+        assert_eq!(
+            conv2d(&p, &[0; 9], &mut [0; 10]),
+            Err(KernelError::OutputLen {
+                expected: 9,
+                got: 10
+            })
+        );
+        let p = Conv2dParams {
+            window: Window::square(3, 0, 1),
+            ..p
+        };
+        assert_eq!(
+            conv2d(&p, &[0; 9], &mut [0; 9]),
+            Err(KernelError::BadWindow)
+        );
     }
 
-    fn case() -> impl Strategy<Value = (Shape, Window, u16, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)> {
-        (1u16..9, 1u16..9, 1u16..6, 1u8..4, 1u8..4, 1u8..3, 0u8..3, 1u16..6)
+    fn case() -> impl Strategy<
+        Value = (
+            Shape,
+            Window,
+            u16,
+            i8,
+            Vec<u8>,
+            Vec<u8>,
+            OutputQuant,
+            Vec<i8>,
+        ),
+    > {
+        (
+            1u16..9,
+            1u16..9,
+            1u16..6,
+            1u8..4,
+            1u8..4,
+            1u8..3,
+            0u8..3,
+            1u16..6,
+        )
             .prop_filter("window fits", |&(h, w, _, kh, kw, _, pad, _)| {
-                Window { kh, kw, sh: 1, sw: 1, pad: [pad.min(kh - 1), pad.min(kw - 1), pad.min(kh - 1), pad.min(kw - 1)] }
-                    .output_hw(h, w)
-                    .is_some()
+                Window {
+                    kh,
+                    kw,
+                    sh: 1,
+                    sw: 1,
+                    pad: [
+                        pad.min(kh - 1),
+                        pad.min(kw - 1),
+                        pad.min(kh - 1),
+                        pad.min(kw - 1),
+                    ],
+                }
+                .output_hw(h, w)
+                .is_some()
             })
             .prop_flat_map(|(h, w, c, kh, kw, s, pad, oc)| {
-                let win = Window { kh, kw, sh: s, sw: s, pad: [pad.min(kh - 1), pad.min(kw - 1), pad.min(kh - 1), pad.min(kw - 1)] };
+                let win = Window {
+                    kh,
+                    kw,
+                    sh: s,
+                    sw: s,
+                    pad: [
+                        pad.min(kh - 1),
+                        pad.min(kw - 1),
+                        pad.min(kh - 1),
+                        pad.min(kw - 1),
+                    ],
+                };
                 let shape = Shape::new(h, w, c);
                 (
                     Just(shape),

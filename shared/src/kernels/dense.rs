@@ -25,8 +25,14 @@ impl DenseParams<'_> {
     /// Checks weights and channel params; returns the output length.
     pub fn output_len(&self) -> Result<usize, KernelError> {
         let wlen = self.out_len as usize * self.input_len as usize;
-        check_len(wlen, self.weights.len(), |expected, got| KernelError::WeightsLen { expected, got })?;
-        check_len(self.out_len as usize, self.channels.len(), |expected, got| KernelError::ChannelsLen { expected, got })?;
+        check_len(wlen, self.weights.len(), |expected, got| {
+            KernelError::WeightsLen { expected, got }
+        })?;
+        check_len(
+            self.out_len as usize,
+            self.channels.len(),
+            |expected, got| KernelError::ChannelsLen { expected, got },
+        )?;
         if !self.output.is_valid() {
             return Err(KernelError::BadClamp);
         }
@@ -42,10 +48,19 @@ impl DenseParams<'_> {
 /// Runs the dense layer: one contiguous dot product per output.
 pub fn dense(p: &DenseParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let n = p.output_len()?;
-    check_len(p.input_len as usize, input.len(), |expected, got| KernelError::InputLen { expected, got })?;
-    check_len(n, output.len(), |expected, got| KernelError::OutputLen { expected, got })?;
+    check_len(p.input_len as usize, input.len(), |expected, got| {
+        KernelError::InputLen { expected, got }
+    })?;
+    check_len(n, output.len(), |expected, got| KernelError::OutputLen {
+        expected,
+        got,
+    })?;
     let zp = p.input_zp as i32;
-    for (o, (y, wrow)) in output.iter_mut().zip(p.weights.chunks_exact(input.len().max(1))).enumerate() {
+    for (o, (y, wrow)) in output
+        .iter_mut()
+        .zip(p.weights.chunks_exact(input.len().max(1)))
+        .enumerate()
+    {
         let (bias, rq) = p.channels.get(o);
         *y = p.output.finish(bias + dot(input, wrow, zp), rq);
     }

@@ -25,11 +25,18 @@ pub struct DepthwiseParams<'a> {
 impl DepthwiseParams<'_> {
     /// Output shape, after checking weights and channel params.
     pub fn output_shape(&self) -> Result<Shape, KernelError> {
-        let (oh, ow) = self.window.output_hw(self.input.h, self.input.w).ok_or(KernelError::BadWindow)?;
+        let (oh, ow) = self
+            .window
+            .output_hw(self.input.h, self.input.w)
+            .ok_or(KernelError::BadWindow)?;
         let c = self.input.c as usize;
         let wlen = self.window.kh as usize * self.window.kw as usize * c;
-        check_len(wlen, self.weights.len(), |expected, got| KernelError::WeightsLen { expected, got })?;
-        check_len(c, self.channels.len(), |expected, got| KernelError::ChannelsLen { expected, got })?;
+        check_len(wlen, self.weights.len(), |expected, got| {
+            KernelError::WeightsLen { expected, got }
+        })?;
+        check_len(c, self.channels.len(), |expected, got| {
+            KernelError::ChannelsLen { expected, got }
+        })?;
         if !self.output.is_valid() {
             return Err(KernelError::BadClamp);
         }
@@ -71,7 +78,11 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
                     for kx in kx0..kx1 {
                         let xi = (((y0 + ky) * w + x0 + kx) as usize) * c + c0;
                         let wi = ((ky * kw + kx) as usize) * c + c0;
-                        for ((a, &x), &wt) in acc.iter_mut().zip(&input[xi..xi + n]).zip(&p.weights[wi..wi + n]) {
+                        for ((a, &x), &wt) in acc
+                            .iter_mut()
+                            .zip(&input[xi..xi + n])
+                            .zip(&p.weights[wi..wi + n])
+                        {
                             *a += (x as i32 - zp) * (wt as i8 as i32);
                         }
                     }
@@ -117,9 +128,14 @@ mod tests {
         assert_eq!(y, [10, 21, 10, 41, 10, 61, 10, 81]);
     }
 
-    fn case() -> impl Strategy<Value = (Shape, Window, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)> {
+    fn case() -> impl Strategy<Value = (Shape, Window, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)>
+    {
         (1u16..9, 1u16..9, 1u16..80, 1u8..4, 1u8..3, 0u8..2)
-            .prop_filter("window fits", |&(h, w, _, k, _, pad)| Window::square(k, 1, pad.min(k - 1)).output_hw(h, w).is_some())
+            .prop_filter("window fits", |&(h, w, _, k, _, pad)| {
+                Window::square(k, 1, pad.min(k - 1))
+                    .output_hw(h, w)
+                    .is_some()
+            })
             .prop_flat_map(|(h, w, c, k, s, pad)| {
                 let shape = Shape::new(h, w, c);
                 (

@@ -35,13 +35,25 @@ pub enum KernelError {
     BadClamp,
 }
 
-pub(crate) fn check_len(expected: usize, got: usize, err: fn(usize, usize) -> KernelError) -> Result<(), KernelError> {
-    if expected == got { Ok(()) } else { Err(err(expected, got)) }
+pub(crate) fn check_len(
+    expected: usize,
+    got: usize,
+    err: fn(usize, usize) -> KernelError,
+) -> Result<(), KernelError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(err(expected, got))
+    }
 }
 
 pub(crate) fn check_io(input: Shape, output: Shape, x: &[i8], y: &[i8]) -> Result<(), KernelError> {
-    check_len(input.len(), x.len(), |expected, got| KernelError::InputLen { expected, got })?;
-    check_len(output.len(), y.len(), |expected, got| KernelError::OutputLen { expected, got })
+    check_len(input.len(), x.len(), |expected, got| {
+        KernelError::InputLen { expected, got }
+    })?;
+    check_len(output.len(), y.len(), |expected, got| {
+        KernelError::OutputLen { expected, got }
+    })
 }
 
 #[cfg(test)]
@@ -53,14 +65,25 @@ pub(crate) mod testutil {
 
     /// Random per-channel params with realistic multipliers (scale in about 2^-12..2^-4).
     pub fn channels(n: usize) -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec((-5000i32..5000, (1i32 << 30)..i32::MAX, 3i32..12), n).prop_map(|v| {
-            let recs: Vec<(i32, Requant)> = v.into_iter().map(|(b, m, s)| (b, Requant::new(m, s).unwrap())).collect();
-            ChannelParams::encode(&recs)
-        })
+        proptest::collection::vec((-5000i32..5000, (1i32 << 30)..i32::MAX, 3i32..12), n).prop_map(
+            |v| {
+                let recs: Vec<(i32, Requant)> = v
+                    .into_iter()
+                    .map(|(b, m, s)| (b, Requant::new(m, s).unwrap()))
+                    .collect();
+                ChannelParams::encode(&recs)
+            },
+        )
     }
 
     pub fn output_quant() -> impl Strategy<Value = OutputQuant> {
-        (any::<i8>(), any::<bool>()).prop_map(|(zp, relu)| if relu { OutputQuant::relu(zp) } else { OutputQuant::linear(zp) })
+        (any::<i8>(), any::<bool>()).prop_map(|(zp, relu)| {
+            if relu {
+                OutputQuant::relu(zp)
+            } else {
+                OutputQuant::linear(zp)
+            }
+        })
     }
 
     pub fn bytes(n: usize) -> impl Strategy<Value = Vec<u8>> {

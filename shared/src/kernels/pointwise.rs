@@ -26,8 +26,12 @@ impl PointwiseParams<'_> {
     /// Output shape, after checking weights and channel params.
     pub fn output_shape(&self) -> Result<Shape, KernelError> {
         let wlen = self.out_c as usize * self.input.c as usize;
-        check_len(wlen, self.weights.len(), |expected, got| KernelError::WeightsLen { expected, got })?;
-        check_len(self.out_c as usize, self.channels.len(), |expected, got| KernelError::ChannelsLen { expected, got })?;
+        check_len(wlen, self.weights.len(), |expected, got| {
+            KernelError::WeightsLen { expected, got }
+        })?;
+        check_len(self.out_c as usize, self.channels.len(), |expected, got| {
+            KernelError::ChannelsLen { expected, got }
+        })?;
         if !self.output.is_valid() {
             return Err(KernelError::BadClamp);
         }
@@ -47,7 +51,10 @@ pub fn pointwise(p: &PointwiseParams, input: &[i8], output: &mut [i8]) -> Result
     check_io(p.input, out, input, output)?;
     let c = p.input.c as usize;
     let zp = p.input_zp as i32;
-    for (px, y) in input.chunks_exact(c).zip(output.chunks_exact_mut(out.c as usize)) {
+    for (px, y) in input
+        .chunks_exact(c)
+        .zip(output.chunks_exact_mut(out.c as usize))
+    {
         for (oc, (yv, wrow)) in y.iter_mut().zip(p.weights.chunks_exact(c)).enumerate() {
             let (bias, rq) = p.channels.get(oc);
             *yv = p.output.finish(bias + dot(px, wrow, zp), rq);
@@ -85,7 +92,15 @@ mod tests {
     fn case() -> impl Strategy<Value = (Shape, u16, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)> {
         (1u16..6, 1u16..6, 1u16..20, 1u16..20).prop_flat_map(|(h, w, c, oc)| {
             let shape = Shape::new(h, w, c);
-            (Just(shape), Just(oc), any::<i8>(), bytes(oc as usize * c as usize), channels(oc as usize), output_quant(), acts(shape.len()))
+            (
+                Just(shape),
+                Just(oc),
+                any::<i8>(),
+                bytes(oc as usize * c as usize),
+                channels(oc as usize),
+                output_quant(),
+                acts(shape.len()),
+            )
         })
     }
 

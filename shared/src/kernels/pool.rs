@@ -22,7 +22,10 @@ pub struct MaxPoolParams {
 impl MaxPoolParams {
     /// Output shape.
     pub fn output_shape(&self) -> Result<Shape, KernelError> {
-        let (oh, ow) = self.window.output_hw(self.input.h, self.input.w).ok_or(KernelError::BadWindow)?;
+        let (oh, ow) = self
+            .window
+            .output_hw(self.input.h, self.input.w)
+            .ok_or(KernelError::BadWindow)?;
         Ok(Shape::new(oh, ow, self.input.c))
     }
 }
@@ -73,15 +76,37 @@ pub struct AvgPoolParams {
 
 impl AvgPoolParams {
     /// The global average pool of an `input`: one window over the whole plane.
-    pub fn global(input: Shape, input_zp: i8, requant: Requant, output: OutputQuant) -> Result<Self, KernelError> {
+    pub fn global(
+        input: Shape,
+        input_zp: i8,
+        requant: Requant,
+        output: OutputQuant,
+    ) -> Result<Self, KernelError> {
         let (kh, kw) = (u8::try_from(input.h), u8::try_from(input.w));
-        let (Ok(kh), Ok(kw)) = (kh, kw) else { return Err(KernelError::BadWindow) };
-        Ok(Self { input, window: Window { kh, kw, sh: 1, sw: 1, pad: [0; 4] }, input_zp, requant, output })
+        let (Ok(kh), Ok(kw)) = (kh, kw) else {
+            return Err(KernelError::BadWindow);
+        };
+        Ok(Self {
+            input,
+            window: Window {
+                kh,
+                kw,
+                sh: 1,
+                sw: 1,
+                pad: [0; 4],
+            },
+            input_zp,
+            requant,
+            output,
+        })
     }
 
     /// Output shape.
     pub fn output_shape(&self) -> Result<Shape, KernelError> {
-        let (oh, ow) = self.window.output_hw(self.input.h, self.input.w).ok_or(KernelError::BadWindow)?;
+        let (oh, ow) = self
+            .window
+            .output_hw(self.input.h, self.input.w)
+            .ok_or(KernelError::BadWindow)?;
         if !self.output.is_valid() {
             return Err(KernelError::BadClamp);
         }
@@ -137,7 +162,10 @@ mod tests {
     #[test]
     fn fixture_max_pool_2x2() {
         let x = [1i8, -5, 3, 2, 0, 7, -128, 4, 9, 8, -1, -2, 6, 5, 4, 3];
-        let p = MaxPoolParams { input: Shape::new(4, 4, 1), window: Window::square(2, 2, 0) };
+        let p = MaxPoolParams {
+            input: Shape::new(4, 4, 1),
+            window: Window::square(2, 2, 0),
+        };
         let mut y = [0i8; 4];
         max_pool(&p, &x, &mut y).unwrap();
         assert_eq!(y, [7, 4, 9, 4]);
@@ -148,7 +176,8 @@ mod tests {
         // Real values (zp -1): 0,1,2,3 -> mean 1.5 -> 2 (tie to even); 1,1,1,2 -> 1.25 -> 1.
         let x = [-1i8, 0, 0, 0, 1, 0, 2, 1];
         let quarter = Requant::new(1 << 30, 1).unwrap();
-        let p = AvgPoolParams::global(Shape::new(2, 2, 2), -1, quarter, OutputQuant::linear(0)).unwrap();
+        let p = AvgPoolParams::global(Shape::new(2, 2, 2), -1, quarter, OutputQuant::linear(0))
+            .unwrap();
         let mut y = [0i8; 2];
         avg_pool(&p, &x, &mut y).unwrap();
         assert_eq!(y, [2, 1]);
@@ -156,10 +185,21 @@ mod tests {
 
     fn case() -> impl Strategy<Value = (Shape, Window, i8, Vec<u8>, OutputQuant, Vec<i8>)> {
         (1u16..9, 1u16..9, 1u16..70, 1u8..4, 1u8..3, 0u8..2)
-            .prop_filter("window fits", |&(h, w, _, k, _, pad)| Window::square(k, 1, pad.min(k - 1)).output_hw(h, w).is_some())
+            .prop_filter("window fits", |&(h, w, _, k, _, pad)| {
+                Window::square(k, 1, pad.min(k - 1))
+                    .output_hw(h, w)
+                    .is_some()
+            })
             .prop_flat_map(|(h, w, c, k, s, pad)| {
                 let shape = Shape::new(h, w, c);
-                (Just(shape), Just(Window::square(k, s, pad.min(k - 1))), any::<i8>(), channels(1), output_quant(), acts(shape.len()))
+                (
+                    Just(shape),
+                    Just(Window::square(k, s, pad.min(k - 1))),
+                    any::<i8>(),
+                    channels(1),
+                    output_quant(),
+                    acts(shape.len()),
+                )
             })
     }
 

@@ -13,7 +13,16 @@ use crate::shape::{Shape, Window};
 
 /// The input element under tap `(ky, kx)` of output `(oy, ox)`, channel `ch`, or `None` in
 /// the padding.
-fn tap(input: &[i8], s: Shape, win: Window, oy: usize, ox: usize, ky: usize, kx: usize, ch: usize) -> Option<i8> {
+fn tap(
+    input: &[i8],
+    s: Shape,
+    win: Window,
+    oy: usize,
+    ox: usize,
+    ky: usize,
+    kx: usize,
+    ch: usize,
+) -> Option<i8> {
     let iy = (oy * win.sh as usize + ky) as isize - win.pad[0] as isize;
     let ix = (ox * win.sw as usize + kx) as isize - win.pad[1] as isize;
     if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
@@ -30,7 +39,11 @@ fn idx(s: Shape, y: usize, x: usize, c: usize) -> usize {
 pub fn conv2d(p: &Conv2dParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let out = p.output_shape()?;
     check_io(p.input, out, input, output)?;
-    let (kh, kw, ic) = (p.window.kh as usize, p.window.kw as usize, p.input.c as usize);
+    let (kh, kw, ic) = (
+        p.window.kh as usize,
+        p.window.kw as usize,
+        p.input.c as usize,
+    );
     for oy in 0..out.h as usize {
         for ox in 0..out.w as usize {
             for oc in 0..out.c as usize {
@@ -57,7 +70,11 @@ pub fn conv2d(p: &Conv2dParams, input: &[i8], output: &mut [i8]) -> Result<(), K
 pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let out = p.output_shape()?;
     check_io(p.input, out, input, output)?;
-    let (kh, kw, c) = (p.window.kh as usize, p.window.kw as usize, p.input.c as usize);
+    let (kh, kw, c) = (
+        p.window.kh as usize,
+        p.window.kw as usize,
+        p.input.c as usize,
+    );
     for oy in 0..out.h as usize {
         for ox in 0..out.w as usize {
             for ch in 0..c {
@@ -100,8 +117,13 @@ pub fn pointwise(p: &PointwiseParams, input: &[i8], output: &mut [i8]) -> Result
 /// Reference [`super::dense::dense`].
 pub fn dense(p: &DenseParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let n = p.output_len()?;
-    check_len(p.input_len as usize, input.len(), |expected, got| KernelError::InputLen { expected, got })?;
-    check_len(n, output.len(), |expected, got| KernelError::OutputLen { expected, got })?;
+    check_len(p.input_len as usize, input.len(), |expected, got| {
+        KernelError::InputLen { expected, got }
+    })?;
+    check_len(n, output.len(), |expected, got| KernelError::OutputLen {
+        expected,
+        got,
+    })?;
     for (o, y) in output.iter_mut().enumerate() {
         let (bias, rq) = p.channels.get(o);
         let mut acc = bias;

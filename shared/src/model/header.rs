@@ -38,7 +38,10 @@ impl Header {
     /// The header for `body`.
     pub fn for_body(body: &[u8]) -> Result<Self, ModelError> {
         let body_len = u32::try_from(body.len()).map_err(|_| ModelError::BodyTooLarge)?;
-        Ok(Self { body_len, crc: body_crc(body) })
+        Ok(Self {
+            body_len,
+            crc: body_crc(body),
+        })
     }
 
     /// Serialized form.
@@ -55,13 +58,19 @@ impl Header {
     /// Checks magic, version, flags and length of the header at the start of `blob`,
     /// without reading the body. Firmware uses this to size a read from flash.
     pub fn parse(blob: &[u8]) -> Result<Self, ModelError> {
-        let h = blob.get(..HEADER_LEN).ok_or(ModelError::Truncated { needed: HEADER_LEN, got: blob.len() })?;
+        let h = blob.get(..HEADER_LEN).ok_or(ModelError::Truncated {
+            needed: HEADER_LEN,
+            got: blob.len(),
+        })?;
         if h[0..4] != MAGIC {
             return Err(ModelError::BadMagic);
         }
         let version = u16::from_le_bytes([h[4], h[5]]);
         if version != FORMAT_VERSION {
-            return Err(ModelError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+            return Err(ModelError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         let flags = u16::from_le_bytes([h[6], h[7]]);
         if flags != 0 {
@@ -82,10 +91,16 @@ impl Header {
     pub fn body<'a>(&self, blob: &'a [u8]) -> Result<&'a [u8], ModelError> {
         let body = blob
             .get(HEADER_LEN..self.blob_len())
-            .ok_or(ModelError::Truncated { needed: self.blob_len(), got: blob.len() })?;
+            .ok_or(ModelError::Truncated {
+                needed: self.blob_len(),
+                got: blob.len(),
+            })?;
         let actual = body_crc(body);
         if actual != self.crc {
-            return Err(ModelError::Crc { stored: self.crc, actual });
+            return Err(ModelError::Crc {
+                stored: self.crc,
+                actual,
+            });
         }
         Ok(body)
     }

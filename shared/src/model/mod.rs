@@ -184,23 +184,37 @@ pub enum ModelError {
 impl core::fmt::Display for ModelError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Truncated { needed, got } => write!(f, "blob truncated: needs {needed} bytes, has {got}"),
+            Self::Truncated { needed, got } => {
+                write!(f, "blob truncated: needs {needed} bytes, has {got}")
+            }
             Self::BadMagic => write!(f, "not a model blob (bad magic)"),
             Self::UnsupportedVersion { found, supported } => {
-                write!(f, "blob format version {found} is not supported (this build reads {supported})")
+                write!(
+                    f,
+                    "blob format version {found} is not supported (this build reads {supported})"
+                )
             }
             Self::UnknownFlags(x) => write!(f, "unknown header flags {x:#06x}"),
             Self::Crc { stored, actual } => {
-                write!(f, "body CRC mismatch (header {stored:#010x}, body {actual:#010x}): blob damaged or tampered")
+                write!(
+                    f,
+                    "body CRC mismatch (header {stored:#010x}, body {actual:#010x}): blob damaged or tampered"
+                )
             }
             Self::Decode => write!(f, "body does not decode as a model"),
             Self::TrailingBytes => write!(f, "body has trailing bytes"),
             Self::BodyTooLarge => write!(f, "body larger than 4 GiB"),
             Self::NoLayers => write!(f, "model has no layers"),
             Self::Layer { index, error } => write!(f, "layer {index}: {error:?}"),
-            Self::Channels { index, error } => write!(f, "layer {index}: bad channel records: {error:?}"),
+            Self::Channels { index, error } => {
+                write!(f, "layer {index}: bad channel records: {error:?}")
+            }
             Self::OutputShape { got } => {
-                write!(f, "model outputs {got} values, expected {}", crate::NUM_CLASSES)
+                write!(
+                    f,
+                    "model outputs {got} values, expected {}",
+                    crate::NUM_CLASSES
+                )
             }
         }
     }
@@ -254,7 +268,8 @@ impl<'a> Model<'a> {
     pub fn parse(blob: &'a [u8]) -> Result<Self, ModelError> {
         let header = Header::parse(blob)?;
         let body = header.body(blob)?;
-        let (body, rest): (ModelBody<'a>, &[u8]) = postcard::take_from_bytes(body).map_err(|_| ModelError::Decode)?;
+        let (body, rest): (ModelBody<'a>, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|_| ModelError::Decode)?;
         if !rest.is_empty() {
             return Err(ModelError::TrailingBytes);
         }
@@ -272,47 +287,144 @@ impl<'a> Model<'a> {
         let mut arena_len = 0usize;
         for (index, layer) in body.layers.iter().enumerate() {
             let lerr = |error| ModelError::Layer { index, error };
-            let chans = |bytes, n: usize| ChannelParams::parse(bytes, n).map_err(|error| ModelError::Channels { index, error });
+            let chans = |bytes, n: usize| {
+                ChannelParams::parse(bytes, n)
+                    .map_err(|error| ModelError::Channels { index, error })
+            };
             let (step, out, macs, out_zp) = match *layer {
-                Layer::Conv2d { window, out_c, weights, channels, output } => {
-                    let p = conv2d::Conv2dParams { input: shape, window, out_c, input_zp: zp, weights, channels: chans(channels, out_c as usize)?, output };
-                    (Step::Conv2d(p), p.output_shape().map_err(lerr)?, p.macs().map_err(lerr)?, output.zero_point)
+                Layer::Conv2d {
+                    window,
+                    out_c,
+                    weights,
+                    channels,
+                    output,
+                } => {
+                    let p = conv2d::Conv2dParams {
+                        input: shape,
+                        window,
+                        out_c,
+                        input_zp: zp,
+                        weights,
+                        channels: chans(channels, out_c as usize)?,
+                        output,
+                    };
+                    (
+                        Step::Conv2d(p),
+                        p.output_shape().map_err(lerr)?,
+                        p.macs().map_err(lerr)?,
+                        output.zero_point,
+                    )
                 }
-                Layer::Depthwise { window, weights, channels, output } => {
-                    let p = depthwise::DepthwiseParams { input: shape, window, input_zp: zp, weights, channels: chans(channels, shape.c as usize)?, output };
-                    (Step::Depthwise(p), p.output_shape().map_err(lerr)?, p.macs().map_err(lerr)?, output.zero_point)
+                Layer::Depthwise {
+                    window,
+                    weights,
+                    channels,
+                    output,
+                } => {
+                    let p = depthwise::DepthwiseParams {
+                        input: shape,
+                        window,
+                        input_zp: zp,
+                        weights,
+                        channels: chans(channels, shape.c as usize)?,
+                        output,
+                    };
+                    (
+                        Step::Depthwise(p),
+                        p.output_shape().map_err(lerr)?,
+                        p.macs().map_err(lerr)?,
+                        output.zero_point,
+                    )
                 }
-                Layer::Pointwise { out_c, weights, channels, output } => {
-                    let p = pointwise::PointwiseParams { input: shape, out_c, input_zp: zp, weights, channels: chans(channels, out_c as usize)?, output };
-                    (Step::Pointwise(p), p.output_shape().map_err(lerr)?, p.macs().map_err(lerr)?, output.zero_point)
+                Layer::Pointwise {
+                    out_c,
+                    weights,
+                    channels,
+                    output,
+                } => {
+                    let p = pointwise::PointwiseParams {
+                        input: shape,
+                        out_c,
+                        input_zp: zp,
+                        weights,
+                        channels: chans(channels, out_c as usize)?,
+                        output,
+                    };
+                    (
+                        Step::Pointwise(p),
+                        p.output_shape().map_err(lerr)?,
+                        p.macs().map_err(lerr)?,
+                        output.zero_point,
+                    )
                 }
                 Layer::MaxPool { window } => {
-                    let p = pool::MaxPoolParams { input: shape, window };
+                    let p = pool::MaxPoolParams {
+                        input: shape,
+                        window,
+                    };
                     (Step::MaxPool(p), p.output_shape().map_err(lerr)?, 0, zp)
                 }
                 Layer::GlobalAvgPool { requant, output } => {
-                    let p = pool::AvgPoolParams::global(shape, zp, requant, output).map_err(lerr)?;
-                    (Step::AvgPool(p), p.output_shape().map_err(lerr)?, shape.len() as u64, output.zero_point)
+                    let p =
+                        pool::AvgPoolParams::global(shape, zp, requant, output).map_err(lerr)?;
+                    (
+                        Step::AvgPool(p),
+                        p.output_shape().map_err(lerr)?,
+                        shape.len() as u64,
+                        output.zero_point,
+                    )
                 }
-                Layer::Dense { out_len, weights, channels, output } => {
-                    let input_len = u32::try_from(shape.len()).map_err(|_| lerr(KernelError::BadWindow))?;
-                    let p = dense::DenseParams { input_len, out_len, input_zp: zp, weights, channels: chans(channels, out_len as usize)?, output };
+                Layer::Dense {
+                    out_len,
+                    weights,
+                    channels,
+                    output,
+                } => {
+                    let input_len =
+                        u32::try_from(shape.len()).map_err(|_| lerr(KernelError::BadWindow))?;
+                    let p = dense::DenseParams {
+                        input_len,
+                        out_len,
+                        input_zp: zp,
+                        weights,
+                        channels: chans(channels, out_len as usize)?,
+                        output,
+                    };
                     p.output_len().map_err(lerr)?;
-                    (Step::Dense(p), Shape::new(1, 1, out_len), p.macs().map_err(lerr)?, output.zero_point)
+                    (
+                        Step::Dense(p),
+                        Shape::new(1, 1, out_len),
+                        p.macs().map_err(lerr)?,
+                        output.zero_point,
+                    )
                 }
             };
             // Layer 0 reads the caller's input; later layers read the previous output, which
             // sits at the opposite end of the arena from the one they write.
-            let need = if index == 0 { out.len() } else { shape.len() + out.len() };
+            let need = if index == 0 {
+                out.len()
+            } else {
+                shape.len() + out.len()
+            };
             arena_len = arena_len.max(need);
             // `layers` and `steps` have the same capacity, so this never fails.
-            let _ = steps.push(StepInfo { step, input: shape, output: out, output_zp: out_zp, macs });
+            let _ = steps.push(StepInfo {
+                step,
+                input: shape,
+                output: out,
+                output_zp: out_zp,
+                macs,
+            });
             (shape, zp) = (out, out_zp);
         }
         if shape.len() != crate::NUM_CLASSES {
             return Err(ModelError::OutputShape { got: shape.len() });
         }
-        Ok(Self { body, steps, arena_len })
+        Ok(Self {
+            body,
+            steps,
+            arena_len,
+        })
     }
 
     /// The decoded body.
@@ -342,7 +454,9 @@ impl<'a> Model<'a> {
 
     /// Zero point of the logits.
     pub fn output_zero_point(&self) -> i8 {
-        self.steps.last().map_or(self.body.input_zp, |s| s.output_zp)
+        self.steps
+            .last()
+            .map_or(self.body.input_zp, |s| s.output_zp)
     }
 }
 

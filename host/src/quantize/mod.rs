@@ -1,0 +1,422 @@
+//! Float → int8: BatchNorm folding, activation calibration, per-channel weight quantization
+//! and fixed-point requantization. All float math of the int8 path lives here; the result,
+//! a [`QuantModel`], holds only integers plus the scales the ONNX format needs.
+//!
+//! The scheme (`../shared/DESIGN.md`): weights int8 symmetric per output channel; bias int32
+//! at scale `x_scale · w_scale[c]`; activations int8 per tensor with a zero point. A ReLU
+//! output is calibrated on `[0, max]`, so its zero point is `-128` and int8 saturation *is*
+//! the ReLU — the same in tract (plain `QLinearConv`) and in the engine (clamp at `-128`).
+//! Requantization scales are computed in `f32` as `(x_scale · w_scale) / y_scale`, the order
+//! tract uses, and turned into multiplier + shift exactly ([`Requant::from_f32`]).
+
+mod calibrate;
+
+pub use calibrate::{Calibration, calibrate};
+
+use crate::model::{Block, Model};
+use anyhow::{Context, Result, bail, ensure};
+use burn::prelude::*;
+use emoedge_core::preprocess::{INPUT_SIDE, INPUT_ZERO_POINT};
+use emoedge_core::quant::Requant;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Quantization of one activation tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ActQuant {
+    /// Real value of one step.
+    pub scale: f32,
+    /// int8 value of real zero.
+    pub zero_point: i8,
+}
+
+impl ActQuant {
+    /// The model input: pixels `p / 255` ↔ int8 `p - 128`.
+    pub const INPUT: Self = Self {
+        scale: 1.0 / 255.0,
+        zero_point: INPUT_ZERO_POINT,
+    };
+
+    /// The affine int8 map of `[min, max]` (widened to include 0).
+    pub fn from_range(min: f32, max: f32) -> Self {
+        let (min, max) = (min.min(0.0), max.max(0.0));
+        let span = (max - min).max(1e-8);
+        let scale = span / 255.0;
+        let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8;
+        Self {
+            scale,
+            zero_point: zp,
+        }
+    }
+}
+
+/// What a [`QConv`] is, for the two writers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvKind {
+    /// Dense k x k convolution.
+    Dense,
+    /// Depthwise (group = channels).
+    Depthwise,
+    /// 1x1 convolution.
+    Pointwise,
+    /// Global average pool, lowered to a depthwise convolution with equal weights.
+    GlobalPool,
+    /// Fully connected layer over the whole input (a convolution whose kernel is the input).
+    Linear,
+}
+
+/// One int8 convolution-like layer. Weights in ONNX order: `[out, in / group, kh, kw]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct QConv {
+    /// Which op.
+    pub kind: ConvKind,
+    /// Input height, width, channels.
+    pub input: [usize; 3],
+    /// Output channels.
+    pub out_c: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride.
+    pub stride: usize,
+    /// Padding on each side.
+    pub pad: usize,
+    /// int8 weights, `[out, in / group, kh, kw]`.
+    #[serde(skip)]
+    pub weights: Vec<i8>,
+    /// Per-output-channel weight scale.
+    pub w_scale: Vec<f32>,
+    /// int32 bias at scale `input.scale · w_scale[c]`.
+    pub bias: Vec<i32>,
+    /// Input quantization.
+    pub in_q: ActQuant,
+    /// Output quantization.
+    pub out_q: ActQuant,
+    /// Per-channel requantization (`(in · w) / out` in f32, exact).
+    pub requant: Vec<(i32, i32)>,
+}
+
+impl QConv {
+    /// Group count in ONNX terms.
+    pub fn group(&self) -> usize {
+        match self.kind {
+            ConvKind::Depthwise | ConvKind::GlobalPool => self.input[2],
+            _ => 1,
+        }
+    }
+
+    /// Output height and width.
+    pub fn output_hw(&self) -> [usize; 2] {
+        let [h, w, _] = self.input;
+        [
+            (h + 2 * self.pad - self.kernel[0]) / self.stride + 1,
+            (w + 2 * self.pad - self.kernel[1]) / self.stride + 1,
+        ]
+    }
+
+    /// The requantization of channel `c` as the engine applies it.
+    pub fn requant_of(&self, c: usize) -> Result<Requant> {
+        let (m, s) = self.requant[c];
+        Requant::new(m, s).map_err(|e| anyhow::anyhow!("channel {c}: invalid requant {e:?}"))
+    }
+}
+
+/// One step of the int8 network.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum QOp {
+    /// A convolution-like layer.
+    Conv(QConv),
+    /// 2x2 max pool, stride 2, on `[h, w, c]`; keeps the quantization.
+    MaxPool {
+        /// Input height, width, channels.
+        input: [usize; 3],
+    },
+}
+
+/// The whole int8 network, ready for both writers.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantModel {
+    /// Layers in order.
+    pub ops: Vec<QOp>,
+    /// Input quantization (fixed by the preprocessing contract).
+    pub input: ActQuant,
+    /// Logit quantization.
+    pub output: ActQuant,
+    /// SHA-256 over every layer's int8 weights (ONNX order) and int32 bias (LE), in order.
+    #[serde(serialize_with = "hex")]
+    pub weights_hash: [u8; 32],
+    /// How activations were calibrated.
+    pub calibration: Calibration,
+}
+
+fn hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex_string(h))
+}
+
+/// Lowercase hex of a hash.
+pub fn hex_string(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The canonical weights hash: int8 weights then LE int32 biases of each layer, in order.
+pub fn weights_hash<'a>(layers: impl IntoIterator<Item = (&'a [i8], &'a [i32])>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for (w, b) in layers {
+        h.update(w.iter().map(|&v| v as u8).collect::<Vec<_>>());
+        for v in b {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// A folded float layer: weights `[out, in/group, kh, kw]` and bias.
+struct Folded {
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+fn fold(conv: &crate::model::ConvBn) -> Result<Folded> {
+    let w = floats(conv.conv.weight.val())?;
+    let out = conv.conv.weight.val().dims()[0];
+    let mut b = match &conv.conv.bias {
+        Some(b) => floats(b.val())?,
+        None => vec![0.0; out],
+    };
+    let mut w = w;
+    if let Some(bn) = &conv.bn {
+        let (g, beta) = (floats(bn.gamma.val())?, floats(bn.beta.val())?);
+        let (mean, var) = (
+            floats(bn.running_mean.value())?,
+            floats(bn.running_var.value())?,
+        );
+        let per = w.len() / out;
+        for o in 0..out {
+            let s = g[o] / (var[o] + bn.epsilon as f32).sqrt();
+            for v in &mut w[o * per..(o + 1) * per] {
+                *v *= s;
+            }
+            b[o] = (b[o] - mean[o]) * s + beta[o];
+        }
+    }
+    Ok(Folded { w, b })
+}
+
+/// Quantizes folded float weights per output channel and the bias at `in_scale · w_scale`.
+fn quantize_layer(
+    f: &Folded,
+    out_c: usize,
+    in_q: ActQuant,
+    out_q: ActQuant,
+) -> Result<(Vec<i8>, Vec<f32>, Vec<i32>, Vec<(i32, i32)>)> {
+    let per = f.w.len() / out_c;
+    let (mut wq, mut ws, mut bq, mut rq) = (
+        Vec::with_capacity(f.w.len()),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for o in 0..out_c {
+        let row = &f.w[o * per..(o + 1) * per];
+        let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        wq.extend(
+            row.iter()
+                .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
+        );
+        let bias = (f.b[o] as f64 / (in_q.scale as f64 * scale as f64)).round();
+        ensure!(
+            bias.abs() < i32::MAX as f64,
+            "bias of channel {o} overflows int32"
+        );
+        bq.push(bias as i32);
+        let r = Requant::from_f32((in_q.scale * scale) / out_q.scale)
+            .with_context(|| format!("channel {o}: requant scale out of range"))?;
+        rq.push((r.mult(), r.shift()));
+        ws.push(scale);
+    }
+    Ok((wq, ws, bq, rq))
+}
+
+/// Builds the int8 network from a float model and its calibration.
+pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
+    let mut ops = Vec::new();
+    let (mut h, mut c) = (INPUT_SIDE, 1usize);
+    let mut flat_hw: Option<usize> = None; // spatial side when a Flatten precedes a Dense
+    let mut q = ActQuant::INPUT;
+    let (mut ci, mut di, mut pi) = (0, 0, 0);
+    let point = |pi: &mut usize| -> Result<ActQuant> {
+        let (min, max) = *calib
+            .ranges
+            .get(*pi)
+            .context("calibration has fewer points than the network")?;
+        *pi += 1;
+        Ok(ActQuant::from_range(min, max))
+    };
+    for b in &model.blocks {
+        match *b {
+            Block::Conv { .. } | Block::Depthwise { .. } | Block::Pointwise { .. } => {
+                let cb = &model.convs[ci];
+                ci += 1;
+                let [out_c, _, kh, kw] = cb.conv.weight.val().dims();
+                let kind = match b {
+                    Block::Depthwise { .. } => ConvKind::Depthwise,
+                    Block::Pointwise { .. } => ConvKind::Pointwise,
+                    _ => ConvKind::Dense,
+                };
+                let (stride, pad) = match *b {
+                    Block::Conv {
+                        k, stride, same, ..
+                    } => (stride, if same { k / 2 } else { 0 }),
+                    Block::Depthwise { k, stride } => (stride, k / 2),
+                    _ => (1, 0),
+                };
+                let out_q = point(&mut pi)?;
+                let (weights, w_scale, bias, requant) =
+                    quantize_layer(&fold(cb)?, out_c, q, out_q)?;
+                let l = QConv {
+                    kind,
+                    input: [h, h, c],
+                    out_c,
+                    kernel: [kh, kw],
+                    stride,
+                    pad,
+                    weights,
+                    w_scale,
+                    bias,
+                    in_q: q,
+                    out_q,
+                    requant,
+                };
+                h = l.output_hw()[0];
+                c = out_c;
+                q = out_q;
+                ops.push(QOp::Conv(l));
+            }
+            Block::MaxPool => {
+                ops.push(QOp::MaxPool { input: [h, h, c] });
+                h /= 2;
+            }
+            Block::Dropout { .. } => {}
+            Block::GlobalAvgPool => {
+                let out_q = point(&mut pi)?;
+                let f = Folded {
+                    w: vec![1.0 / (h * h) as f32; c * h * h],
+                    b: vec![0.0; c],
+                };
+                let (weights, w_scale, bias, requant) = quantize_layer(&f, c, q, out_q)?;
+                ops.push(QOp::Conv(QConv {
+                    kind: ConvKind::GlobalPool,
+                    input: [h, h, c],
+                    out_c: c,
+                    kernel: [h, h],
+                    stride: 1,
+                    pad: 0,
+                    weights,
+                    w_scale,
+                    bias,
+                    in_q: q,
+                    out_q,
+                    requant,
+                }));
+                h = 1;
+                q = out_q;
+            }
+            Block::Flatten => flat_hw = Some(h),
+            Block::Dense { out } => {
+                let lin = &model.denses[di];
+                di += 1;
+                // Burn's Linear weight is [in, out]; ONNX conv order wants [out, in].
+                let w_io = floats(lin.weight.val())?;
+                let n_in = w_io.len() / out;
+                ensure!(
+                    n_in == c * h * h,
+                    "dense input {n_in} does not match {c}x{h}x{h}"
+                );
+                let mut w = vec![0f32; w_io.len()];
+                for i in 0..n_in {
+                    for o in 0..out {
+                        w[o * n_in + i] = w_io[i * out + o];
+                    }
+                }
+                let b = match &lin.bias {
+                    Some(b) => floats(b.val())?,
+                    None => vec![0.0; out],
+                };
+                let out_q = point(&mut pi)?;
+                let (weights, w_scale, bias, requant) =
+                    quantize_layer(&Folded { w, b }, out, q, out_q)?;
+                let side = flat_hw.take().unwrap_or(h);
+                ops.push(QOp::Conv(QConv {
+                    kind: ConvKind::Linear,
+                    input: [side, side, c],
+                    out_c: out,
+                    kernel: [side, side],
+                    stride: 1,
+                    pad: 0,
+                    weights,
+                    w_scale,
+                    bias,
+                    in_q: q,
+                    out_q,
+                    requant,
+                }));
+                h = 1;
+                c = out;
+                q = out_q;
+            }
+        }
+    }
+    if pi != calib.ranges.len() {
+        bail!(
+            "calibration has {} points, the network {}",
+            calib.ranges.len(),
+            pi
+        );
+    }
+    let weights_hash = weights_hash(ops.iter().filter_map(|o| match o {
+        QOp::Conv(c) => Some((c.weights.as_slice(), c.bias.as_slice())),
+        QOp::MaxPool { .. } => None,
+    }));
+    Ok(QuantModel {
+        ops,
+        input: ActQuant::INPUT,
+        output: q,
+        weights_hash,
+        calibration: calib.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_include_zero_and_relu_maps_to_minus_128() {
+        let q = ActQuant::from_range(0.0, 6.0);
+        assert_eq!(q.zero_point, -128);
+        assert!((q.scale - 6.0 / 255.0).abs() < 1e-9);
+        let q = ActQuant::from_range(1.0, 2.0);
+        assert_eq!(q.zero_point, -128);
+        let q = ActQuant::from_range(-1.0, 1.0);
+        assert!(q.zero_point == 0 || q.zero_point == -1);
+    }
+
+    #[test]
+    fn input_quantization_is_the_contract() {
+        assert_eq!(ActQuant::INPUT.zero_point, -128);
+        // p / 255 quantized with scale 1/255 is p: exactly, for every pixel.
+        for p in 0..=255u32 {
+            let x = p as f32 / 255.0;
+            assert_eq!((x / ActQuant::INPUT.scale).round() as u32, p);
+        }
+    }
+}
