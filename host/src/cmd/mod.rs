@@ -1,9 +1,10 @@
 //! One file per subcommand. Each parses its own flags (clap) and returns an [`Outcome`].
 
-mod eval;
+pub mod eval;
 mod progress;
 pub mod quantize;
 mod train;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,9 @@ enum Command {
     Eval(eval::Args),
     /// Quantize a trained run to int8 and write the ONNX model, the MCU blob and quant.json.
     Quantize(quantize::Args),
+    /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
+    /// model, that they agree, and that the artifacts carry the same weights.
+    Verify(verify::Args),
 }
 
 impl Cli {
@@ -41,6 +45,7 @@ impl Cli {
             Command::Train(a) => train::run(a),
             Command::Eval(a) => eval::run(a),
             Command::Quantize(a) => quantize::run(a),
+            Command::Verify(a) => verify::run(a),
         }
     }
 }
