@@ -44,6 +44,17 @@ impl TractModel {
             .collect()
     }
 
+    /// Datum types flowing out of every matrix-product node of the optimized plan: `i32`
+    /// accumulators mean tract runs that convolution with integer kernels.
+    pub fn matmul_output_types(&self) -> Vec<String> {
+        let m = self.plan.model();
+        m.nodes()
+            .iter()
+            .filter(|n| n.op().name() == "OptMatMul")
+            .map(|n| format!("{:?}", n.outputs[0].fact.datum_type))
+            .collect()
+    }
+
     /// int8 logits of one face.
     pub fn logits(&self, gray: &[u8; INPUT_LEN]) -> Result<[i8; NUM_CLASSES]> {
         let x: Vec<f32> = gray.iter().map(|&p| p as f32 / 255.0).collect();

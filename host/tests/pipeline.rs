@@ -1,0 +1,237 @@
+//! The whole host chain on real FER2013 data, through the CLI: train small → quantize →
+//! verify passes; a damaged blob, an ONNX with changed weights or a different device blob
+//! make verify fail with the right reason; tract runs the convolutions as integer ops.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("EMOEDGE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+}
+
+fn emoedge(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
+        .args(args)
+        .env("EMOEDGE_DATA", data_dir())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A FER-style folder of symlinks to every `step`-th image of a real split.
+fn sample_split(src: &Path, dst: &Path, step: usize) {
+    for class in std::fs::read_dir(src).unwrap() {
+        let class = class.unwrap().path();
+        let out = dst.join(class.file_name().unwrap());
+        std::fs::create_dir_all(&out).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(&class)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().step_by(step) {
+            std::os::unix::fs::symlink(
+                std::fs::canonicalize(f).unwrap(),
+                out.join(f.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn train_quantize_verify_and_catch_damage() {
+    let fer = data_dir().join("fer2013");
+    assert!(
+        fer.is_dir(),
+        "FER2013 not found at {}: set EMOEDGE_DATA",
+        fer.display()
+    );
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("fer");
+    sample_split(&fer.join("train"), &data.join("train"), 10);
+    sample_split(&fer.join("test"), &data.join("test"), 6);
+    let (run, model) = (t.path().join("run"), t.path().join("model"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    let (ok, log) = emoedge(&[
+        "train",
+        "--data",
+        &s(&data),
+        "--out",
+        &s(&run),
+        "--epochs",
+        "2",
+        "--batch",
+        "32",
+    ]);
+    assert!(ok, "train failed:\n{log}");
+    let (ok, log) = emoedge(&[
+        "quantize",
+        "--model",
+        &s(&run),
+        "--out",
+        &s(&model),
+        "--data",
+        &s(&data),
+        "--calib",
+        "300",
+    ]);
+    assert!(ok, "quantize failed:\n{log}");
+    for f in [
+        "model.int8.onnx",
+        "model.blob",
+        "quant.json",
+        "config.json",
+        "model.bpk",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing");
+    }
+    // The positive check runs over the whole FER2013 test split (engine vs tract parity).
+    let report = t.path().join("verify.json");
+    let (ok, log) = emoedge(&[
+        "verify",
+        "--model",
+        &s(&model),
+        "--data",
+        &s(&fer.join("test")),
+        "--json",
+        &s(&report),
+    ]);
+    eprintln!("{log}");
+    assert!(ok, "verify failed on a fresh model:\n{log}");
+    assert!(log.contains("verify passed"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(
+        r["agreement_tract_engine"].as_f64().unwrap() >= 0.999,
+        "{r}"
+    );
+    assert!(r["max_lsb_tract_engine"].as_u64().unwrap() <= 1, "{r}");
+    assert_eq!(r["images"].as_u64().unwrap(), 3589);
+    let test = s(&data.join("test"));
+    let (ok, log) = emoedge(&[
+        "eval",
+        "--model",
+        &s(&model),
+        "--data",
+        &test,
+        "--form",
+        "engine",
+    ]);
+    assert!(ok && log.contains("accuracy"), "{log}");
+
+    // A blob read back from a device that differs.
+    let blob = std::fs::read(model.join("model.blob")).unwrap();
+    let mut other = blob.clone();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    std::fs::write(t.path().join("device.blob"), &other).unwrap();
+    let (ok, log) = emoedge(&[
+        "verify",
+        "--model",
+        &s(&model),
+        "--data",
+        &test,
+        "--blob",
+        &s(&t.path().join("device.blob")),
+    ]);
+    assert!(
+        !ok && log.contains("device blob") && log.contains("(body)"),
+        "{log}"
+    );
+
+    // A damaged shipped blob: CRC.
+    let damaged = t.path().join("damaged");
+    copy_dir(&model, &damaged);
+    std::fs::write(damaged.join("model.blob"), &other).unwrap();
+    let (ok, log) = emoedge(&["verify", "--model", &s(&damaged), "--data", &test]);
+    assert!(
+        !ok && log.contains("model.blob") && log.contains("CRC"),
+        "{log}"
+    );
+
+    // An ONNX whose weights were changed after export.
+    let tampered = t.path().join("tampered");
+    copy_dir(&model, &tampered);
+    let onnx = std::fs::read(tampered.join("model.int8.onnx")).unwrap();
+    std::fs::write(tampered.join("model.int8.onnx"), change_first_weight(&onnx)).unwrap();
+    let (ok, log) = emoedge(&["verify", "--model", &s(&tampered), "--data", &test]);
+    assert!(
+        !ok && log.contains("model.int8.onnx: its weights do not match"),
+        "{log}"
+    );
+    assert!(log.contains("not made from the same weights"), "{log}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn change_first_weight(onnx: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut m = tract_onnx::pb::ModelProto::decode(onnx).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let w = g.initializer.iter_mut().find(|t| t.name == "l0_w").unwrap();
+    w.raw_data[0] = w.raw_data[0].wrapping_add(1);
+    m.encode_to_vec()
+}
+
+#[test]
+fn tract_runs_the_export_with_integer_convolutions() {
+    // Export a freshly initialised edge network (no training needed for op types).
+    use burn::prelude::*;
+    use emoedge::model::{Arch, ModelConfig};
+    use emoedge::quantize::{Calibration, quantize};
+    let device = Device::flex();
+    let model = ModelConfig::for_arch(Arch::Edge).init(&device).valid();
+    let n_points = model.convs.len() + 2; // convs, global pool, dense
+    let calib = Calibration {
+        method: "test",
+        images: 0,
+        ranges: vec![(0.0, 4.0); n_points],
+    };
+    let q = quantize(&model, &calib).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("m.onnx");
+    std::fs::write(&path, emoedge::export::onnx::to_onnx(&q)).unwrap();
+    let tract =
+        emoedge::inference::TractModel::load(&path, q.output.scale, q.output.zero_point).unwrap();
+    let ops = tract.op_names();
+    // One quantize at the input, one dequantize of the logits, no float convolution between.
+    assert_eq!(
+        ops.iter()
+            .filter(|o| o.starts_with("QuantizeLinear"))
+            .count(),
+        1,
+        "{ops:?}"
+    );
+    assert_eq!(
+        ops.iter()
+            .filter(|o| o.starts_with("DequantizeLinear"))
+            .count(),
+        1,
+        "{ops:?}"
+    );
+    assert!(
+        !ops.iter().any(|o| o.contains("Conv")),
+        "a convolution was not lowered to integer matmul: {ops:?}"
+    );
+    let types = tract.matmul_output_types();
+    assert!(types.len() >= 14, "{types:?}");
+    assert!(
+        types.iter().all(|t| t.contains("I32")),
+        "float matrix products: {types:?}"
+    );
+    eprintln!("tract ops: {ops:?}");
+}
