@@ -127,6 +127,8 @@ fn train_quantize_verify_and_catch_damage() {
     ]);
     assert!(ok && log.contains("accuracy"), "{log}");
 
+    onnx_parity(&model, &fer.join("test"), t.path());
+
     // A blob read back from a device that differs.
     let blob = std::fs::read(model.join("model.blob")).unwrap();
     let mut other = blob.clone();
@@ -234,4 +236,64 @@ fn tract_runs_the_export_with_integer_convolutions() {
         "float matrix products: {types:?}"
     );
     eprintln!("tract ops: {ops:?}");
+}
+
+/// Runs `tools/onnx_parity.py` (onnx checker, reference evaluator, onnxruntime) against
+/// tract and the engine on 100 test images. Needs a Python with onnx + onnxruntime:
+/// `$EMOEDGE_PYTHON` (`.ci/run` makes one). Without it the check is reported as skipped,
+/// unless `$EMOEDGE_REQUIRE_PYTHON` is set (CI), where that is a failure.
+fn onnx_parity(model: &Path, test: &Path, tmp: &Path) {
+    let Some(python) = std::env::var_os("EMOEDGE_PYTHON") else {
+        assert!(
+            std::env::var_os("EMOEDGE_REQUIRE_PYTHON").is_none(),
+            "EMOEDGE_PYTHON is not set"
+        );
+        eprintln!("SKIPPED onnx parity: set EMOEDGE_PYTHON to a python with onnx and onnxruntime");
+        return;
+    };
+    use emoedge::inference::{TractModel, engine_logits};
+    let blob = std::fs::read(model.join("model.blob")).unwrap();
+    let m = emoedge_core::Model::parse(&blob).unwrap();
+    let tract = TractModel::load(
+        &model.join("model.int8.onnx"),
+        m.body().output_scale,
+        m.output_zero_point(),
+    )
+    .unwrap();
+    let (ds, _) = emoedge::data::load_split(test, &indicatif::ProgressBar::hidden()).unwrap();
+    let ds = ds.subsample(100);
+    let cases = tmp.join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    let mut arena = vec![0i8; m.arena_len()];
+    let (mut t_out, mut e_out) = (Vec::new(), Vec::new());
+    for i in 0..ds.len() {
+        t_out.extend(tract.logits(ds.image(i)).unwrap().map(|v| v as u8));
+        e_out.extend(
+            engine_logits(&m, &mut arena, ds.image(i))
+                .unwrap()
+                .map(|v| v as u8),
+        );
+    }
+    std::fs::write(cases.join("inputs.u8"), &ds.pixels).unwrap();
+    std::fs::write(cases.join("tract.i8"), t_out).unwrap();
+    std::fs::write(cases.join("engine.i8"), e_out).unwrap();
+    std::fs::write(
+        cases.join("out_quant.txt"),
+        format!("{} {}", m.body().output_scale, m.output_zero_point()),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/onnx_parity.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(model.join("model.int8.onnx"))
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "onnx parity failed:\n{text}");
 }

@@ -1,5 +1,5 @@
 //! The int8 ONNX model, in the QOperator form that tract runs with integer kernels:
-//! `QuantizeLinear → (QLinearConv | MaxPool)* → DequantizeLinear → Reshape`, opset 13.
+//! `QuantizeLinear → (QLinearConv | MaxPool)* → DequantizeLinear → Reshape`, opset 19 (the first whose QuantizeLinear/DequantizeLinear the ONNX reference evaluator implements).
 //! Global pooling and dense layers are `QLinearConv`s (a depthwise one with equal weights,
 //! and one whose kernel covers its whole input), so the graph needs no `QLinearAdd`,
 //! `QLinearGlobalAveragePool`, `QGemm` or `QLinearMatMul` bias workaround.
@@ -203,10 +203,10 @@ pub fn to_onnx(q: &QuantModel) -> Vec<u8> {
         ..Default::default()
     };
     let model = pb::ModelProto {
-        ir_version: 7,
+        ir_version: 9,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
-            version: 13,
+            version: 19,
         }],
         producer_name: "emoedge".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
