@@ -1,0 +1,209 @@
+//! The blob format: golden bytes pin it; every kind of damage is a typed error, never a
+//! panic; the engine runs what parses.
+
+use emoedge_core::kernels::{ChannelParams, KernelError};
+use emoedge_core::model::{HEADER_LEN, Header, Layer, ModelBody, ModelError, write_blob};
+use emoedge_core::quant::{OutputQuant, Requant};
+use emoedge_core::shape::{Shape, Window};
+use emoedge_core::{Engine, EngineError, Model};
+
+/// A tiny but complete model: 4x4x1 → conv 3x3 (2 ch) → maxpool → dense 7.
+fn blob_with(dense_out: u16, dense_w: usize) -> Vec<u8> {
+    let one = Requant::new(1 << 30, 2).unwrap(); // 1/8
+    let conv_ch = ChannelParams::encode(&[(3, one), (-3, one)]);
+    let dense_ch = ChannelParams::encode(&vec![(1, one); dense_out as usize]);
+    let conv_w: Vec<u8> = (0..18).map(|i| (i as i8 - 9) as u8).collect();
+    let dense_wv: Vec<u8> = (0..dense_w).map(|i| ((i % 5) as i8 - 2) as u8).collect();
+    let mut layers = heapless::Vec::new();
+    layers
+        .push(Layer::Conv2d {
+            window: Window::square(3, 1, 1),
+            out_c: 2,
+            weights: &conv_w,
+            channels: &conv_ch,
+            output: OutputQuant::relu(-128),
+        })
+        .unwrap();
+    layers
+        .push(Layer::MaxPool {
+            window: Window::square(2, 2, 0),
+        })
+        .unwrap();
+    layers
+        .push(Layer::Dense {
+            out_len: dense_out,
+            weights: &dense_wv,
+            channels: &dense_ch,
+            output: OutputQuant::linear(5),
+        })
+        .unwrap();
+    let body = ModelBody {
+        input: Shape::new(4, 4, 1),
+        input_zp: -128,
+        weights_hash: [0xab; 32],
+        output_scale: 0.25,
+        layers,
+    };
+    write_blob(&body).unwrap()
+}
+
+fn good() -> Vec<u8> {
+    blob_with(7, 7 * 2 * 2 * 2)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn golden_bytes() {
+    let b = good();
+    // Header: magic, version 1, flags 0, body length, CRC-32 of the body.
+    assert_eq!(
+        hex(&b[..HEADER_LEN]),
+        GOLDEN_HEADER,
+        "header layout changed"
+    );
+    assert_eq!(
+        hex(&b),
+        GOLDEN_BLOB,
+        "body encoding changed: bump FORMAT_VERSION and re-pin"
+    );
+}
+
+const GOLDEN_HEADER: &str = "454d4f4201000000e3000000a5bc9c7c";
+const GOLDEN_BLOB: &str = concat!(
+    "454d4f4201000000e3000000a5bc9c7c04040180abababababababababababababababababababababababababababab",
+    "abababab0000803e030003030101010101010212f7f8f9fafbfcfdfeff00010203040506070812030000000000004002fdffffff000000400280807f030202020200000000050738feff000102feff000102feff000102feff000102feff000102feff00",
+    "0102feff000102feff000102feff000102feff000102feff000102fe3f01000000000000400201000000000000400201000000000000400201000000000000400201000000000000400201000000000000400201000000000000400205807f",
+    ""
+);
+
+#[test]
+fn parses_and_runs() {
+    let b = good();
+    let m = Model::parse(&b).unwrap();
+    assert_eq!(m.steps().len(), 3);
+    assert_eq!(m.arena_len(), 4 * 4 * 2 + 2 * 2 * 2);
+    assert_eq!(m.macs(), 16 * 2 * 9 + 7 * 8);
+    let mut arena = vec![0i8; m.arena_len()];
+    let x: Vec<i8> = (0..16).map(|i| (i * 16 - 128) as i8).collect();
+    let y = *Engine::new(&m).run(&x, &mut arena).unwrap();
+    // Same input, same answer; and the answer uses every layer (not all equal).
+    let y2 = *Engine::new(&m).run(&x, &mut arena).unwrap();
+    assert_eq!(y, y2);
+    assert!(y.iter().any(|&v| v != y[0]), "{y:?}");
+    assert_eq!(
+        Engine::new(&m).run(&x, &mut arena[..10]).unwrap_err(),
+        EngineError::ArenaTooSmall {
+            needed: 40,
+            got: 10
+        }
+    );
+    assert_eq!(
+        Engine::new(&m).run(&x[..15], &mut arena).unwrap_err(),
+        EngineError::InputLen {
+            expected: 16,
+            got: 15
+        }
+    );
+}
+
+#[test]
+fn damage_is_a_typed_error() {
+    let b = good();
+    assert_eq!(
+        Model::parse(&b[..10]).unwrap_err(),
+        ModelError::Truncated {
+            needed: 16,
+            got: 10
+        }
+    );
+    assert!(matches!(
+        Model::parse(&b[..b.len() - 1]).unwrap_err(),
+        ModelError::Truncated { .. }
+    ));
+    let mut m = b.clone();
+    m[0] = b'X';
+    assert_eq!(Model::parse(&m).unwrap_err(), ModelError::BadMagic);
+    let mut m = b.clone();
+    m[4] = 2;
+    assert_eq!(
+        Model::parse(&m).unwrap_err(),
+        ModelError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    );
+    let mut m = b.clone();
+    m[6] = 1;
+    assert_eq!(Model::parse(&m).unwrap_err(), ModelError::UnknownFlags(1));
+    let mut m = b.clone();
+    m[HEADER_LEN + 20] ^= 0x40;
+    assert!(matches!(
+        Model::parse(&m).unwrap_err(),
+        ModelError::Crc { .. }
+    ));
+    // Erased flash after the blob is fine.
+    let mut m = b.clone();
+    m.extend_from_slice(&[0xff; 64]);
+    assert!(Model::parse(&m).is_ok());
+}
+
+#[test]
+fn wrong_shapes_are_caught_at_parse() {
+    // Dense weights one byte short.
+    let b = blob_with(7, 7 * 8 - 1);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        ModelError::Layer {
+            index: 2,
+            error: KernelError::WeightsLen {
+                expected: 56,
+                got: 55
+            }
+        }
+    );
+    // Six outputs instead of seven.
+    let b = blob_with(6, 6 * 8);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        ModelError::OutputShape { got: 6 }
+    );
+}
+
+#[test]
+fn trailing_and_garbage_bodies() {
+    let b = good();
+    // The body plus one byte, with a header that covers it and a valid CRC.
+    let mut body = b[HEADER_LEN..].to_vec();
+    body.push(0);
+    let mut m = Header::for_body(&body).unwrap().to_bytes().to_vec();
+    m.extend_from_slice(&body);
+    assert_eq!(Model::parse(&m).unwrap_err(), ModelError::TrailingBytes);
+    let garbage = [0xffu8; 40];
+    let mut m = Header::for_body(&garbage).unwrap().to_bytes().to_vec();
+    m.extend_from_slice(&garbage);
+    assert_eq!(Model::parse(&m).unwrap_err(), ModelError::Decode);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    /// Any body mutation that keeps a valid CRC either fails to parse with an error or
+    /// parses into a model the engine runs without panicking.
+    #[test]
+    fn mutated_bodies_never_panic(pos in 0usize..200, val in proptest::num::u8::ANY, cut in 0usize..300) {
+        let b = good();
+        let mut body = b[HEADER_LEN..].to_vec();
+        let p = pos % body.len();
+        body[p] = val;
+        body.truncate(cut.max(1).min(body.len()));
+        let mut m = Header::for_body(&body).unwrap().to_bytes().to_vec();
+        m.extend_from_slice(&body);
+        if let Ok(model) = Model::parse(&m) {
+            let mut arena = vec![0i8; model.arena_len()];
+            let x = vec![0i8; model.body().input.len()];
+            let _ = Engine::new(&model).run(&x, &mut arena);
+        }
+    }
+}
