@@ -1,5 +1,6 @@
 //! One file per subcommand. Each parses its own flags (clap) and returns an [`Outcome`].
 
+mod bench;
 pub mod eval;
 mod progress;
 pub mod quantize;
@@ -36,6 +37,8 @@ enum Command {
     /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
     /// model, that they agree, and that the artifacts carry the same weights.
     Verify(verify::Args),
+    /// Benchmarks: training throughput, and engine vs tract inference latency.
+    Bench(bench::Args),
 }
 
 impl Cli {
@@ -46,6 +49,7 @@ impl Cli {
             Command::Eval(a) => eval::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Verify(a) => verify::run(a),
+            Command::Bench(a) => bench::run(a),
         }
     }
 }
