@@ -27,10 +27,40 @@ pub const MAX_TOTAL_SHIFT: i32 = 62;
 /// `mult` is in `[2^30, 2^31)` (normalised) or `0` (the scale is zero); `31 + shift` is in
 /// [`MIN_TOTAL_SHIFT`]`..=`[`MAX_TOTAL_SHIFT`]. [`Requant::new`] enforces both, so a value
 /// of this type always requantizes without overflow.
+///
+/// Deserialization goes through [`Requant::new`] too, so a blob cannot smuggle in a pair
+/// that would overflow the shift.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawRequant", into = "RawRequant")]
 pub struct Requant {
     mult: i32,
     shift: i8,
+}
+
+/// The wire form of a [`Requant`] (same field order, so the same bytes).
+#[derive(Serialize, Deserialize)]
+struct RawRequant {
+    mult: i32,
+    shift: i8,
+}
+
+impl TryFrom<RawRequant> for Requant {
+    type Error = InvalidRequant;
+    fn try_from(r: RawRequant) -> Result<Self, InvalidRequant> {
+        Requant::new(r.mult, r.shift as i32)
+    }
+}
+
+impl From<Requant> for RawRequant {
+    fn from(r: Requant) -> Self {
+        RawRequant { mult: r.mult, shift: r.shift }
+    }
+}
+
+impl core::fmt::Display for InvalidRequant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "invalid requantization: multiplier {} shift {}", self.mult, self.shift)
+    }
 }
 
 /// Why a multiplier/shift pair is not a valid [`Requant`].
@@ -242,6 +272,15 @@ mod tests {
         assert_eq!(tiny.apply(1000), 0);
         let zero = rq(0, 0);
         assert_eq!(zero.apply(i32::MAX), 0);
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        let good = postcard::to_allocvec(&rq(1 << 30, 3)).unwrap();
+        assert_eq!(postcard::from_bytes::<Requant>(&good).unwrap(), rq(1 << 30, 3));
+        // Same bytes as the struct {mult, shift}; a shift of 100 must be refused.
+        let bad = postcard::to_allocvec(&(1i32 << 30, 100i8)).unwrap();
+        assert!(postcard::from_bytes::<Requant>(&bad).is_err());
     }
 
     #[test]

@@ -207,3 +207,20 @@ proptest::proptest! {
         }
     }
 }
+
+/// Found by `cargo fuzz` (parse_run, first run): a global-pool layer whose requant shift
+/// overflowed, because `Requant` was deserialized without validation. Now a parse error.
+#[test]
+fn fuzz_regression_invalid_requant_shift() {
+    let crash: [u8; 47] = [
+        69, 110, 7, 77, 45, 0, 66, 0, 227, 0, 0, 0, 165, 188, 156, 124, 1, 0, 0, 0, 0, 0, 165, 189, 156, 124, 1, 0, 0, 0,
+        255, 80, 0, 171, 171, 171, 171, 171, 128, 156, 1, 4, 124, 47, 0, 171, 50,
+    ];
+    let mut blob = Header::for_body(&crash).unwrap().to_bytes().to_vec();
+    blob.extend_from_slice(&crash);
+    if let Ok(model) = Model::parse(&blob) {
+        let mut arena = vec![0i8; model.arena_len()];
+        let x = vec![0i8; model.body().input.len()];
+        let _ = Engine::new(&model).run(&x, &mut arena);
+    }
+}
