@@ -53,13 +53,20 @@ impl TryFrom<RawRequant> for Requant {
 
 impl From<Requant> for RawRequant {
     fn from(r: Requant) -> Self {
-        RawRequant { mult: r.mult, shift: r.shift }
+        RawRequant {
+            mult: r.mult,
+            shift: r.shift,
+        }
     }
 }
 
 impl core::fmt::Display for InvalidRequant {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "invalid requantization: multiplier {} shift {}", self.mult, self.shift)
+        write!(
+            f,
+            "invalid requantization: multiplier {} shift {}",
+            self.mult, self.shift
+        )
     }
 }
 
@@ -277,7 +284,10 @@ mod tests {
     #[test]
     fn deserializing_validates() {
         let good = postcard::to_allocvec(&rq(1 << 30, 3)).unwrap();
-        assert_eq!(postcard::from_bytes::<Requant>(&good).unwrap(), rq(1 << 30, 3));
+        assert_eq!(
+            postcard::from_bytes::<Requant>(&good).unwrap(),
+            rq(1 << 30, 3)
+        );
         // Same bytes as the struct {mult, shift}; a shift of 100 must be refused.
         let bad = postcard::to_allocvec(&(1i32 << 30, 100i8)).unwrap();
         assert!(postcard::from_bytes::<Requant>(&bad).is_err());

@@ -1,0 +1,156 @@
+//! Face detection with OpenCV's Haar cascades, in pure Rust, reading the cascade XML files
+//! as OpenCV writes them. The algorithm follows `CascadeClassifier::detectMultiScale`: an
+//! image pyramid, a 24x24 (or the cascade's) window evaluated with integral images and a
+//! per-window variance normalisation, then `groupRectangles` with `minNeighbors`.
+
+mod cascade;
+mod group;
+mod integral;
+
+pub use cascade::{Cascade, CascadeError};
+pub use group::group_rectangles;
+
+use integral::Integral;
+
+/// An axis-aligned box in frame pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Rect {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub w: i32,
+    /// Height.
+    pub h: i32,
+}
+
+impl Rect {
+    /// Intersection over union with another box.
+    pub fn iou(&self, o: &Rect) -> f64 {
+        let ix = (self.x + self.w).min(o.x + o.w) - self.x.max(o.x);
+        let iy = (self.y + self.h).min(o.y + o.h) - self.y.max(o.y);
+        if ix <= 0 || iy <= 0 {
+            return 0.0;
+        }
+        let inter = (ix * iy) as f64;
+        inter / ((self.w * self.h + o.w * o.h) as f64 - inter)
+    }
+}
+
+/// `detectMultiScale` parameters, with OpenCV's meanings.
+#[derive(Clone, Copy, Debug)]
+pub struct DetectParams {
+    /// Pyramid step (OpenCV `scaleFactor`), > 1.
+    pub scale_factor: f64,
+    /// Detections a group needs to be kept (OpenCV `minNeighbors`).
+    pub min_neighbors: usize,
+    /// Smallest face side in frame pixels.
+    pub min_size: u32,
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        Self {
+            scale_factor: 1.1,
+            min_neighbors: 5,
+            min_size: 30,
+        }
+    }
+}
+
+/// Runs the cascade over a gray frame (`width · height` bytes) at every pyramid scale.
+/// Reuses its buffers between frames.
+pub struct Detector {
+    cascade: Cascade,
+    scaled: Vec<u8>,
+    integral: Integral,
+    hits: Vec<Rect>,
+}
+
+impl Detector {
+    /// A detector for `cascade`.
+    pub fn new(cascade: Cascade) -> Self {
+        Self {
+            cascade,
+            scaled: Vec::new(),
+            integral: Integral::default(),
+            hits: Vec::new(),
+        }
+    }
+
+    /// Faces in the frame, grouped.
+    pub fn detect(&mut self, gray: &[u8], width: u32, height: u32, p: &DetectParams) -> Vec<Rect> {
+        self.hits.clear();
+        let (ww, wh) = (self.cascade.width, self.cascade.height);
+        let mut factor = 1.0f64;
+        loop {
+            let win_w = (ww as f64 * factor).round() as u32;
+            let win_h = (wh as f64 * factor).round() as u32;
+            let sw = (width as f64 / factor).round() as u32;
+            let sh = (height as f64 / factor).round() as u32;
+            if sw <= ww || sh <= wh {
+                break;
+            }
+            if win_w >= p.min_size && win_h >= p.min_size {
+                resize_bilinear(gray, width, height, sw, sh, &mut self.scaled);
+                self.integral.compute(&self.scaled, sw, sh);
+                let step = if factor > 2.0 { 1 } else { 2 };
+                for y in (0..sh - wh).step_by(step) {
+                    for x in (0..sw - ww).step_by(step) {
+                        if self.cascade.classify(&self.integral, x, y) {
+                            self.hits.push(Rect {
+                                x: (x as f64 * factor).round() as i32,
+                                y: (y as f64 * factor).round() as i32,
+                                w: win_w as i32,
+                                h: win_h as i32,
+                            });
+                        }
+                    }
+                }
+            }
+            factor *= p.scale_factor;
+        }
+        group_rectangles(&self.hits, p.min_neighbors, 0.2)
+    }
+}
+
+/// Bilinear resize (pixel centres aligned, as OpenCV's `INTER_LINEAR`), fixed point.
+pub fn resize_bilinear(src: &[u8], w: u32, h: u32, dw: u32, dh: u32, dst: &mut Vec<u8>) {
+    dst.clear();
+    dst.resize((dw * dh) as usize, 0);
+    if dw == w && dh == h {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let (sx, sy) = (w as f64 / dw as f64, h as f64 / dh as f64);
+    // Column taps once per frame size.
+    let cols: Vec<(usize, usize, u32)> = (0..dw)
+        .map(|x| {
+            let fx = ((x as f64 + 0.5) * sx - 0.5).max(0.0);
+            let x0 = (fx.floor() as u32).min(w - 1);
+            let x1 = (x0 + 1).min(w - 1);
+            (
+                x0 as usize,
+                x1 as usize,
+                ((fx - x0 as f64).min(1.0) * 256.0) as u32,
+            )
+        })
+        .collect();
+    for y in 0..dh {
+        let fy = ((y as f64 + 0.5) * sy - 0.5).max(0.0);
+        let y0 = (fy.floor() as u32).min(h - 1);
+        let y1 = (y0 + 1).min(h - 1);
+        let wy = ((fy - y0 as f64).min(1.0) * 256.0) as u32;
+        let (r0, r1) = (
+            &src[(y0 * w) as usize..][..w as usize],
+            &src[(y1 * w) as usize..][..w as usize],
+        );
+        let out = &mut dst[(y * dw) as usize..][..dw as usize];
+        for (o, &(x0, x1, wx)) in out.iter_mut().zip(&cols) {
+            let top = r0[x0] as u32 * (256 - wx) + r0[x1] as u32 * wx;
+            let bot = r1[x0] as u32 * (256 - wx) + r1[x1] as u32 * wx;
+            *o = ((top * (256 - wy) + bot * wy + (1 << 15)) >> 16) as u8;
+        }
+    }
+}

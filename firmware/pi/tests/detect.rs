@@ -1,0 +1,68 @@
+//! The Haar detector against the reference boxes of `../shared/data/faces`.
+
+use emoedge_pi::detect::{Cascade, DetectParams, Detector, Rect};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("EMOEDGE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+#[test]
+fn finds_the_reference_faces() {
+    let data = data_dir();
+    let cascade =
+        Cascade::load(&data.join("haarcascades/haarcascade_frontalface_default.xml")).unwrap();
+    let mut det = Detector::new(cascade);
+    let csv = std::fs::read_to_string(data.join("faces/boxes.csv")).unwrap();
+    let mut truth: BTreeMap<String, Vec<Rect>> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let n = |i: usize| f[i].parse::<i32>().unwrap();
+        truth.entry(f[0].to_string()).or_default().push(Rect {
+            x: n(2),
+            y: n(3),
+            w: n(4),
+            h: n(5),
+        });
+    }
+    truth.entry("cameraman.png".into()).or_default();
+    let (mut found, mut total, mut false_pos) = (0, 0, 0);
+    for (file, boxes) in &truth {
+        let img = image::open(data.join("faces").join(file))
+            .unwrap()
+            .into_luma8();
+        let t0 = std::time::Instant::now();
+        let dets = det.detect(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            &DetectParams::default(),
+        );
+        let hit = boxes
+            .iter()
+            .filter(|b| dets.iter().any(|d| d.iou(b) >= 0.5))
+            .count();
+        let fp = dets
+            .iter()
+            .filter(|d| !boxes.iter().any(|b| d.iou(b) >= 0.5))
+            .count();
+        eprintln!(
+            "{file}: {hit}/{} found, {fp} false, {} ms",
+            boxes.len(),
+            t0.elapsed().as_millis()
+        );
+        found += hit;
+        total += boxes.len();
+        false_pos += fp;
+        if file == "cameraman.png" {
+            assert!(dets.is_empty(), "a profile face was detected: {dets:?}");
+        }
+    }
+    eprintln!("total: {found}/{total} found, {false_pos} false positives");
+    assert_eq!(total, 25);
+    assert!(found >= 24, "{found}/25 found");
+    assert!(false_pos <= 1, "{false_pos} false positives");
+}
