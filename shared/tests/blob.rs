@@ -225,3 +225,28 @@ fn fuzz_regression_invalid_requant_shift() {
         let _ = Engine::new(&model).run(&x, &mut arena);
     }
 }
+
+/// Found by `cargo fuzz` (second run): a dense layer with a bias near `i32::MAX` overflowed
+/// the accumulator. Such models are now refused at parse time.
+#[test]
+fn fuzz_regression_accumulator_overflow() {
+    let crash: &[u8] = &[
+        69, 77, 1, 66, 0, 0, 0, 227, 79, 0, 0, 0, 165, 188, 156, 124, 4, 4, 1, 128, 171, 46, 0, 0,
+        0, 171, 171, 171, 171, 171, 171, 171, 171, 171, 171, 171, 0, 0, 128, 62, 3, 0, 3, 3, 1, 9,
+        1, 1, 1, 1, 2, 18, 247, 248, 249, 250, 251, 252, 253, 254, 255, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        18, 3, 0, 0, 0, 0, 0, 0, 64, 2, 253, 255, 255, 255, 0, 0, 0, 64, 2, 128, 128, 127, 3, 2, 2,
+        253, 2, 0, 0, 0, 0, 5, 7, 56, 254, 255, 0, 1, 2, 254, 255, 0, 1, 2, 254, 255, 0, 1, 2, 254,
+        255, 0, 1, 2, 254, 255, 0, 254, 2, 1, 255, 0, 1, 2, 254, 255, 0, 1, 2, 254, 255, 0, 1, 2,
+        254, 255, 0, 1, 2, 254, 255, 0, 1, 2, 254, 255, 0, 1, 2, 254, 63, 1, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 64, 2, 1, 0, 0, 0, 0, 0, 0, 64, 2, 1, 0,
+        0, 0, 0, 0, 0, 64, 2, 1, 0, 0, 128, 0, 0, 0, 64, 2, 1, 0, 0, 0, 0, 0, 0, 64, 2, 5, 128,
+        127,
+    ];
+    let mut blob = Header::for_body(crash).unwrap().to_bytes().to_vec();
+    blob.extend_from_slice(crash);
+    if let Ok(model) = Model::parse(&blob) {
+        let mut arena = vec![0i8; model.arena_len()];
+        let x = vec![0i8; model.body().input.len()];
+        let _ = Engine::new(&model).run(&x, &mut arena);
+    }
+}

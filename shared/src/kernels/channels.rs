@@ -65,6 +65,14 @@ impl<'a> ChannelParams<'a> {
         (bias, Requant::validated(m, s))
     }
 
+    /// Largest `|bias|` over all channels.
+    pub fn max_abs_bias(&self) -> u32 {
+        (0..self.len())
+            .map(|c| self.get(c).0.unsigned_abs())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The raw records, for writing back into a blob.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes

@@ -174,6 +174,13 @@ pub enum ModelError {
         /// What is wrong.
         error: ChannelParamsError,
     },
+    /// A layer's int32 accumulator could overflow: `|bias| + taps · 255 · 128` exceeds
+    /// `i32::MAX`. No trained model comes near this; it guards the engine against hostile
+    /// blobs, so kernels can accumulate without overflow checks.
+    Accumulator {
+        /// Layer index.
+        index: usize,
+    },
     /// The last layer does not output one score per emotion class.
     OutputShape {
         /// Elements the last layer outputs.
@@ -208,6 +215,9 @@ impl core::fmt::Display for ModelError {
             Self::Layer { index, error } => write!(f, "layer {index}: {error:?}"),
             Self::Channels { index, error } => {
                 write!(f, "layer {index}: bad channel records: {error:?}")
+            }
+            Self::Accumulator { index } => {
+                write!(f, "layer {index}: its accumulator could overflow int32")
             }
             Self::OutputShape { got } => {
                 write!(
@@ -399,6 +409,24 @@ impl<'a> Model<'a> {
                     )
                 }
             };
+            // Worst case |Σ (x - zp) · w| + |bias| must fit the i32 accumulator.
+            let (taps, bias) = match &step {
+                Step::Conv2d(p) => (
+                    p.window.kh as u64 * p.window.kw as u64 * shape.c as u64,
+                    p.channels.max_abs_bias(),
+                ),
+                Step::Depthwise(p) => (
+                    p.window.kh as u64 * p.window.kw as u64,
+                    p.channels.max_abs_bias(),
+                ),
+                Step::Pointwise(p) => (shape.c as u64, p.channels.max_abs_bias()),
+                Step::Dense(p) => (p.input_len as u64, p.channels.max_abs_bias()),
+                Step::AvgPool(p) => (p.window.kh as u64 * p.window.kw as u64, 0),
+                Step::MaxPool(_) => (0, 0),
+            };
+            if bias as u64 + taps * 255 * 128 > i32::MAX as u64 {
+                return Err(ModelError::Accumulator { index });
+            }
             // Layer 0 reads the caller's input; later layers read the previous output, which
             // sits at the opposite end of the arena from the one they write.
             let need = if index == 0 {
