@@ -1,0 +1,92 @@
+//! Annotated images: each face's box and label drawn on the frame.
+
+use crate::pipeline::FrameReport;
+use crate::source::Frame;
+use anyhow::{Context, Result};
+use font8x8::UnicodeFonts;
+use image::{Rgb, RgbImage};
+use std::path::Path;
+
+fn colour(label: &str) -> Rgb<u8> {
+    match label {
+        "angry" => Rgb([230, 40, 40]),
+        "disgusted" => Rgb([120, 160, 30]),
+        "fearful" => Rgb([160, 60, 200]),
+        "happy" => Rgb([250, 200, 0]),
+        "neutral" => Rgb([200, 200, 200]),
+        "sad" => Rgb([50, 110, 230]),
+        _ => Rgb([255, 130, 0]),
+    }
+}
+
+fn fill(img: &mut RgbImage, x0: i64, y0: i64, w: i64, h: i64, c: Rgb<u8>) {
+    for y in y0.max(0)..(y0 + h).min(img.height() as i64) {
+        for x in x0.max(0)..(x0 + w).min(img.width() as i64) {
+            img.put_pixel(x as u32, y as u32, c);
+        }
+    }
+}
+
+/// Writes `text` with the 8x8 bitmap font at `scale`, on a dark background.
+fn text(img: &mut RgbImage, x0: i64, y0: i64, s: &str, scale: i64, c: Rgb<u8>) {
+    fill(
+        img,
+        x0,
+        y0,
+        (s.len() as i64) * 8 * scale + 2 * scale,
+        8 * scale + 2 * scale,
+        Rgb([0, 0, 0]),
+    );
+    for (i, ch) in s.chars().enumerate() {
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+            continue;
+        };
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits & (1 << col) != 0 {
+                    let x = x0 + scale + (i as i64 * 8 + col) * scale;
+                    let y = y0 + scale + row as i64 * scale;
+                    fill(img, x, y, scale, scale, c);
+                }
+            }
+        }
+    }
+}
+
+/// Draws the report's faces on the frame and saves it as PNG into `dir`.
+pub fn save(dir: &Path, frame: &Frame, report: &FrameReport) -> Result<()> {
+    let mut img = match &frame.rgb {
+        Some(rgb) => rgb.clone(),
+        None => RgbImage::from_fn(frame.width, frame.height, |x, y| {
+            let g = frame.gray[(y * frame.width + x) as usize];
+            Rgb([g, g, g])
+        }),
+    };
+    let t = ((img.width().max(img.height()) / 400) as i64).max(2);
+    for f in &report.faces {
+        let [x, y, w, h] = f.bbox.map(|v| v as i64);
+        let c = colour(f.label);
+        fill(&mut img, x, y, w, t, c);
+        fill(&mut img, x, y + h - t, w, t, c);
+        fill(&mut img, x, y, t, h, c);
+        fill(&mut img, x + w - t, y, t, h, c);
+        let p = f.probs.get(f.label).copied().unwrap_or(0.0);
+        let label = format!("{} {:.0}%", f.label, p * 100.0);
+        let scale = (w / 100).clamp(1, 4);
+        text(&mut img, x, (y - 10 * scale).max(0), &label, scale, c);
+    }
+    let stem = Path::new(&frame.source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("frame")
+        .to_string();
+    let name = if frame.video {
+        format!("{stem}-{:06}.png", frame.index)
+    } else {
+        format!("{stem}.png")
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    img.save(&path)
+        .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,217 @@
+//! Per frame: detect faces, crop each with a margin to 48x48 gray, classify, smooth over
+//! time per tracked face (video), and report with per-stage timings.
+
+use crate::classify::Classifier;
+use crate::detect::{DetectParams, Detector, Rect, resize_bilinear};
+use crate::source::Frame;
+use anyhow::Result;
+use emoedge_core::emotion::{Smoother, argmax};
+use emoedge_core::preprocess::{FaceBox, INPUT_LEN, PixelFormat, crop_to_input};
+use emoedge_core::{Emotion, NUM_CLASSES};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Pipeline settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Detector parameters, in frame pixels.
+    pub detect: DetectParams,
+    /// Run the detector on a copy of the frame at most this wide (0: full size). Boxes are
+    /// mapped back to full-size coordinates, and crops come from the full-size frame.
+    pub detect_width: u32,
+    /// Margin added around each detected box before cropping, percent of its size.
+    pub margin_pct: u32,
+}
+
+/// One face in a frame's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaceReport {
+    /// `[x, y, w, h]` in frame pixels.
+    #[serde(rename = "box")]
+    pub bbox: [i32; 4],
+    /// Emotion label (smoothed over time for video).
+    pub label: &'static str,
+    /// Probability per label, this frame.
+    pub probs: std::collections::BTreeMap<&'static str, f32>,
+    /// Track id (video only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<u32>,
+}
+
+/// Milliseconds spent per stage.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Reading and decoding the frame.
+    pub decode: f64,
+    /// Face detection.
+    pub detect: f64,
+    /// Cropping and resizing faces.
+    pub crop: f64,
+    /// Classifying faces.
+    pub infer: f64,
+}
+
+/// One line of output.
+#[derive(Clone, Debug, Serialize)]
+pub struct FrameReport {
+    /// File path or stream name.
+    pub source: String,
+    /// Frame index within the source.
+    pub frame: u64,
+    /// Seconds since the run started.
+    pub time: f64,
+    /// Faces found.
+    pub faces: Vec<FaceReport>,
+    /// Per-stage milliseconds.
+    pub timings_ms: Timings,
+}
+
+struct Track {
+    id: u32,
+    rect: Rect,
+    smoother: Smoother<5>,
+}
+
+/// The loaded pipeline; buffers are reused from frame to frame.
+pub struct Pipeline {
+    detector: Detector,
+    classifier: Classifier,
+    opts: Options,
+    small: Vec<u8>,
+    tracks: Vec<Track>,
+    next_track: u32,
+    start: Instant,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+impl Pipeline {
+    /// A pipeline from its parts.
+    pub fn new(detector: Detector, classifier: Classifier, opts: Options) -> Self {
+        Self {
+            detector,
+            classifier,
+            opts,
+            small: Vec::new(),
+            tracks: Vec::new(),
+            next_track: 0,
+            start: Instant::now(),
+        }
+    }
+
+    /// Faces in the frame, in frame coordinates.
+    fn detect(&mut self, f: &Frame) -> Vec<Rect> {
+        let dw = self.opts.detect_width;
+        if dw == 0 || f.width <= dw {
+            return self
+                .detector
+                .detect(&f.gray, f.width, f.height, &self.opts.detect);
+        }
+        let s = dw as f64 / f.width as f64;
+        let dh = ((f.height as f64 * s).round() as u32).max(1);
+        resize_bilinear(&f.gray, f.width, f.height, dw, dh, &mut self.small);
+        let mut p = self.opts.detect;
+        p.min_size = ((p.min_size as f64 * s).round() as u32).max(1);
+        let boxes = self.detector.detect(&self.small, dw, dh, &p);
+        boxes
+            .into_iter()
+            .map(|r| Rect {
+                x: (r.x as f64 / s).round() as i32,
+                y: (r.y as f64 / s).round() as i32,
+                w: (r.w as f64 / s).round() as i32,
+                h: (r.h as f64 / s).round() as i32,
+            })
+            .collect()
+    }
+
+    /// Processes one frame; `decode_ms` is what reading it cost.
+    pub fn process(&mut self, f: &Frame, decode_ms: f64) -> Result<FrameReport> {
+        let mut t = Timings {
+            decode: decode_ms,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let boxes = self.detect(f);
+        t.detect = ms(t0);
+        let frame =
+            emoedge_core::preprocess::Frame::new(&f.gray, f.width, f.height, PixelFormat::Gray8)
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", f.source))?;
+        let mut faces = Vec::with_capacity(boxes.len());
+        let mut seen = Vec::new();
+        for r in boxes {
+            let t1 = Instant::now();
+            let fb = FaceBox {
+                x: r.x,
+                y: r.y,
+                w: r.w as u32,
+                h: r.h as u32,
+            }
+            .with_margin(self.opts.margin_pct);
+            let mut crop = [0u8; INPUT_LEN];
+            crop_to_input(&frame, fb, &mut crop)
+                .map_err(|e| anyhow::anyhow!("{}: crop {e:?}", f.source))?;
+            t.crop += ms(t1);
+            let t2 = Instant::now();
+            let logits = self.classifier.logits(&crop)?;
+            let p = self.classifier.probabilities(&logits);
+            t.infer += ms(t2);
+            let mut label =
+                Emotion::from_index(argmax(&logits).unwrap_or(0)).unwrap_or(Emotion::Neutral);
+            let mut track = None;
+            if f.video {
+                let id = self.track(r, logits, &mut label);
+                seen.push(id);
+                track = Some(id);
+            }
+            let probs = Emotion::ALL
+                .iter()
+                .map(|e| (e.name(), p[e.index()]))
+                .collect();
+            faces.push(FaceReport {
+                bbox: [r.x, r.y, r.w, r.h],
+                label: label.name(),
+                probs,
+                track,
+            });
+        }
+        if f.video {
+            self.tracks.retain(|t| seen.contains(&t.id));
+        }
+        Ok(FrameReport {
+            source: f.source.clone(),
+            frame: f.index,
+            time: self.start.elapsed().as_secs_f64(),
+            faces,
+            timings_ms: t,
+        })
+    }
+
+    /// Associates a box with the track it overlaps most (IoU >= 0.3) or starts one, and
+    /// returns the track id with the smoothed label.
+    fn track(&mut self, r: Rect, logits: [i8; NUM_CLASSES], label: &mut Emotion) -> u32 {
+        let best = self
+            .tracks
+            .iter_mut()
+            .map(|t| (t.rect.iou(&r), t))
+            .filter(|(iou, _)| *iou >= 0.3)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, t)| t);
+        let t = match best {
+            Some(t) => t,
+            None => {
+                self.tracks.push(Track {
+                    id: self.next_track,
+                    rect: r,
+                    smoother: Smoother::new(),
+                });
+                self.next_track += 1;
+                self.tracks.last_mut().expect("just pushed")
+            }
+        };
+        t.rect = r;
+        *label = t.smoother.push(logits);
+        t.id
+    }
+}

@@ -1,0 +1,186 @@
+//! Frame sources behind one trait: image files and folders, raw gray frames on stdin.
+
+use anyhow::{Context, Result, bail};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One frame: gray pixels for detection and inference, the colour image when there is one
+/// (for annotation), and where it came from.
+pub struct Frame {
+    /// File path or stream name.
+    pub source: String,
+    /// Index within the source.
+    pub index: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width · height` gray pixels.
+    pub gray: Vec<u8>,
+    /// The decoded colour image, for `--annotate` (files only).
+    pub rgb: Option<image::RgbImage>,
+    /// Whether frames of this source follow each other in time (video), so faces may be
+    /// tracked and smoothed across them.
+    pub video: bool,
+}
+
+/// Something that yields frames until it ends.
+pub trait FrameSource {
+    /// The next frame; `None` at the end. An error names the input and the problem; the
+    /// caller reports it and asks for the next frame (a bad file does not end a folder).
+    fn next_frame(&mut self) -> Option<Result<Frame>>;
+}
+
+/// Image files, and every image file in the given folders (sorted).
+pub struct Files {
+    paths: std::vec::IntoIter<PathBuf>,
+}
+
+const IMAGE_EXT: &[&str] = &[
+    "png", "jpg", "jpeg", "bmp", "pgm", "ppm", "gif", "tif", "tiff", "webp",
+];
+
+impl Files {
+    /// Expands folders (one level) and checks that every path exists.
+    pub fn new(inputs: &[PathBuf]) -> Result<Self> {
+        let mut paths = Vec::new();
+        for p in inputs {
+            if p.is_dir() {
+                let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.is_file() && is_image(f))
+                    .collect();
+                v.sort();
+                if v.is_empty() {
+                    bail!("{} holds no image files", p.display());
+                }
+                paths.extend(v);
+            } else if p.is_file() {
+                paths.push(p.clone());
+            } else {
+                bail!("{} does not exist", p.display());
+            }
+        }
+        Ok(Self {
+            paths: paths.into_iter(),
+        })
+    }
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXT.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+impl FrameSource for Files {
+    fn next_frame(&mut self) -> Option<Result<Frame>> {
+        let path = self.paths.next()?;
+        Some((|| {
+            let img = image::open(&path)
+                .with_context(|| format!("{}: not a readable image", path.display()))?;
+            let rgb = img.to_rgb8();
+            let gray = img.into_luma8();
+            Ok(Frame {
+                source: path.display().to_string(),
+                index: 0,
+                width: gray.width(),
+                height: gray.height(),
+                gray: gray.into_raw(),
+                rgb: Some(rgb),
+                video: false,
+            })
+        })())
+    }
+}
+
+/// Raw 8-bit gray frames of a fixed size, back to back, on a reader (stdin):
+/// `ffmpeg -i VIDEO -f rawvideo -pix_fmt gray - | emoedge-pi --stdin 640x480`.
+pub struct RawGray<R: Read> {
+    reader: R,
+    width: u32,
+    height: u32,
+    index: u64,
+}
+
+impl<R: Read> RawGray<R> {
+    /// A source of `width x height` frames.
+    pub fn new(reader: R, width: u32, height: u32) -> Self {
+        Self {
+            reader,
+            width,
+            height,
+            index: 0,
+        }
+    }
+}
+
+impl<R: Read> FrameSource for RawGray<R> {
+    fn next_frame(&mut self) -> Option<Result<Frame>> {
+        let n = (self.width * self.height) as usize;
+        let mut buf = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            match self.reader.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e).context("reading stdin")),
+            }
+        }
+        if got == 0 {
+            return None;
+        }
+        if got < n {
+            return Some(Err(anyhow::anyhow!(
+                "stdin: last frame truncated ({got} of {n} bytes); was the size right?"
+            )));
+        }
+        let index = self.index;
+        self.index += 1;
+        Some(Ok(Frame {
+            source: "stdin".into(),
+            index,
+            width: self.width,
+            height: self.height,
+            gray: buf,
+            rgb: None,
+            video: true,
+        }))
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let (w, h) = s
+        .split_once('x')
+        .with_context(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x480"))?;
+    let (w, h): (u32, u32) = (w.parse()?, h.parse()?);
+    if w < 24 || h < 24 || w > 8192 || h > 8192 {
+        bail!("{s}: frame size out of range");
+    }
+    Ok((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_frames_split_and_report_truncation() {
+        let data = vec![7u8; 30 * 24 * 2 + 5];
+        let mut src = RawGray::new(&data[..], 30, 24);
+        assert_eq!(src.next_frame().unwrap().unwrap().index, 0);
+        assert_eq!(src.next_frame().unwrap().unwrap().index, 1);
+        assert!(
+            src.next_frame()
+                .unwrap()
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
+        assert_eq!(parse_size("640x480").unwrap(), (640, 480));
+        assert!(parse_size("640").is_err());
+    }
+}
