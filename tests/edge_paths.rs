@@ -1,0 +1,98 @@
+//! One model, every edge path: the host quantizer's output runs in the Pi runtime through
+//! tract and through the `shared/` engine, on real photos, with the same faces and labels.
+
+use burn::prelude::*;
+use emoedge::data::load_split;
+use emoedge::model::{Arch, ModelConfig};
+use emoedge::quantize::{calibrate, quantize};
+use emoedge_pi::classify::{Classifier, EngineKind};
+use emoedge_pi::detect::{Cascade, Detector};
+use emoedge_pi::pipeline::{Options, Pipeline};
+use emoedge_pi::source::{Files, FrameSource};
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("EMOEDGE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+/// An edge network (seeded init) calibrated on real faces and exported to both forms.
+fn model_folder(dir: &Path) {
+    let device = Device::flex();
+    device.seed(3);
+    let model = ModelConfig::for_arch(Arch::Edge).init(&device).valid();
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let calib = calibrate(&model, &test.subsample(200), &device);
+    let q = quantize(&model, &calib).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("model.int8.onnx"),
+        emoedge::export::onnx::to_onnx(&q),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("model.blob"),
+        emoedge::export::blob::to_blob(&q).unwrap(),
+    )
+    .unwrap();
+}
+
+fn run(model: &Path, kind: EngineKind) -> Vec<(String, Vec<([i32; 4], &'static str)>)> {
+    let data = data_dir();
+    let cascade = Cascade::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
+    )
+    .unwrap();
+    let opts = Options {
+        detect: Default::default(),
+        detect_width: 0,
+        margin_pct: 10,
+    };
+    let mut p = Pipeline::new(
+        Detector::new(cascade),
+        Classifier::load(model, kind).unwrap(),
+        opts,
+    );
+    let mut src = Files::new(&[data.join("faces")]).unwrap();
+    let mut out = Vec::new();
+    while let Some(f) = src.next_frame() {
+        let f = f.unwrap();
+        let r = p.process(&f, 0.0).unwrap();
+        out.push((
+            r.source,
+            r.faces.iter().map(|x| (x.bbox, x.label)).collect(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn pi_runtime_agrees_across_engines() {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let tract = run(t.path(), EngineKind::Tract);
+    let core = run(t.path(), EngineKind::Core);
+    let faces: usize = tract.iter().map(|(_, f)| f.len()).sum();
+    assert!(faces >= 25, "{faces} faces");
+    let same = tract
+        .iter()
+        .zip(&core)
+        .flat_map(|(a, b)| a.1.iter().zip(&b.1))
+        .filter(|(a, b)| a == b)
+        .count();
+    eprintln!("{same}/{faces} faces with the same box and label through tract and the engine");
+    assert_eq!(
+        tract.iter().map(|(s, f)| (s, f.len())).collect::<Vec<_>>(),
+        core.iter().map(|(s, f)| (s, f.len())).collect::<Vec<_>>()
+    );
+    assert!(
+        same + 1 >= faces,
+        "tract and the engine disagree on {} faces",
+        faces - same
+    );
+}
