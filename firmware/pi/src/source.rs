@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// One frame: gray pixels for detection and inference, the colour image when there is one
 /// (for annotation), and where it came from.
+#[derive(Debug)]
 pub struct Frame {
     /// File path or stream name.
     pub source: String,
