@@ -42,7 +42,10 @@ fn model_folder(dir: &Path) {
     .unwrap();
 }
 
-fn run(model: &Path, kind: EngineKind) -> Vec<(String, Vec<([i32; 4], &'static str)>)> {
+/// Per image: its path and each face's box and label.
+type Faces = Vec<(String, Vec<([i32; 4], &'static str)>)>;
+
+fn run(model: &Path, kind: EngineKind) -> Faces {
     let data = data_dir();
     let cascade = Cascade::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),

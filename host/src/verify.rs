@@ -63,8 +63,12 @@ impl Hashes {
     }
 }
 
-/// Canonical weights and biases of an ONNX model: each `QLinearConv`'s `w` and `B`, in order.
-pub fn onnx_weights(bytes: &[u8]) -> Result<(Option<String>, Vec<(Vec<i8>, Vec<i32>)>)> {
+/// One layer's int8 weights (ONNX order) and int32 biases.
+pub type LayerWeights = (Vec<i8>, Vec<i32>);
+
+/// Canonical weights and biases of an ONNX model: each `QLinearConv`'s `w` and `B`, in order,
+/// with the hash recorded in its metadata.
+pub fn onnx_weights(bytes: &[u8]) -> Result<(Option<String>, Vec<LayerWeights>)> {
     let m = pb::ModelProto::decode(bytes).context("not an ONNX protobuf")?;
     let g = m.graph.context("ONNX model has no graph")?;
     let inits: HashMap<&str, &pb::TensorProto> =
@@ -94,7 +98,7 @@ pub fn onnx_weights(bytes: &[u8]) -> Result<(Option<String>, Vec<(Vec<i8>, Vec<i
 }
 
 /// Canonical weights and biases of a parsed blob (engine layouts turned back to ONNX order).
-pub fn blob_weights(model: &emoedge_core::Model) -> Vec<(Vec<i8>, Vec<i32>)> {
+pub fn blob_weights(model: &emoedge_core::Model) -> Vec<LayerWeights> {
     let mut out = Vec::new();
     for s in model.steps() {
         let (w, ch, n): (Vec<i8>, _, usize) = match s.step {
@@ -161,7 +165,7 @@ pub fn blob_weights(model: &emoedge_core::Model) -> Vec<(Vec<i8>, Vec<i32>)> {
     out
 }
 
-fn hash_of(layers: &[(Vec<i8>, Vec<i32>)]) -> String {
+fn hash_of(layers: &[LayerWeights]) -> String {
     hex_string(&weights_hash(
         layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())),
     ))

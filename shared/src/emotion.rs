@@ -80,7 +80,7 @@ pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> Option<usize> {
     let mut best: Option<(usize, T)> = None;
     for (i, &v) in values.iter().enumerate() {
         match best {
-            Some((_, b)) if !(v > b) => {}
+            Some((_, b)) if v.partial_cmp(&b) != Some(core::cmp::Ordering::Greater) => {}
             _ => best = Some((i, v)),
         }
     }

@@ -68,7 +68,7 @@ fn run(args: Args) -> Result<bool> {
             args.model.display()
         );
     }
-    if !(args.scale_factor > 1.0) {
+    if args.scale_factor.is_nan() || args.scale_factor <= 1.0 {
         bail!("--scale-factor must be above 1");
     }
     let cascade = Cascade::load(&args.cascade)?;

@@ -210,13 +210,16 @@ fn fold(conv: &crate::model::ConvBn) -> Result<Folded> {
     Ok(Folded { w, b })
 }
 
+/// The integer parts of one layer.
+struct LayerQ {
+    weights: Vec<i8>,
+    w_scale: Vec<f32>,
+    bias: Vec<i32>,
+    requant: Vec<(i32, i32)>,
+}
+
 /// Quantizes folded float weights per output channel and the bias at `in_scale · w_scale`.
-fn quantize_layer(
-    f: &Folded,
-    out_c: usize,
-    in_q: ActQuant,
-    out_q: ActQuant,
-) -> Result<(Vec<i8>, Vec<f32>, Vec<i32>, Vec<(i32, i32)>)> {
+fn quantize_layer(f: &Folded, out_c: usize, in_q: ActQuant, out_q: ActQuant) -> Result<LayerQ> {
     let per = f.w.len() / out_c;
     let (mut wq, mut ws, mut bq, mut rq) = (
         Vec::with_capacity(f.w.len()),
@@ -243,7 +246,12 @@ fn quantize_layer(
         rq.push((r.mult(), r.shift()));
         ws.push(scale);
     }
-    Ok((wq, ws, bq, rq))
+    Ok(LayerQ {
+        weights: wq,
+        w_scale: ws,
+        bias: bq,
+        requant: rq,
+    })
 }
 
 /// Builds the int8 network from a float model and its calibration.
@@ -280,8 +288,12 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     _ => (1, 0),
                 };
                 let out_q = point(&mut pi)?;
-                let (weights, w_scale, bias, requant) =
-                    quantize_layer(&fold(cb)?, out_c, q, out_q)?;
+                let LayerQ {
+                    weights,
+                    w_scale,
+                    bias,
+                    requant,
+                } = quantize_layer(&fold(cb)?, out_c, q, out_q)?;
                 let l = QConv {
                     kind,
                     input: [h, h, c],
@@ -312,7 +324,12 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     w: vec![1.0 / (h * h) as f32; c * h * h],
                     b: vec![0.0; c],
                 };
-                let (weights, w_scale, bias, requant) = quantize_layer(&f, c, q, out_q)?;
+                let LayerQ {
+                    weights,
+                    w_scale,
+                    bias,
+                    requant,
+                } = quantize_layer(&f, c, q, out_q)?;
                 ops.push(QOp::Conv(QConv {
                     kind: ConvKind::GlobalPool,
                     input: [h, h, c],
@@ -352,8 +369,12 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     None => vec![0.0; out],
                 };
                 let out_q = point(&mut pi)?;
-                let (weights, w_scale, bias, requant) =
-                    quantize_layer(&Folded { w, b }, out, q, out_q)?;
+                let LayerQ {
+                    weights,
+                    w_scale,
+                    bias,
+                    requant,
+                } = quantize_layer(&Folded { w, b }, out, q, out_q)?;
                 let side = flat_hw.take().unwrap_or(h);
                 ops.push(QOp::Conv(QConv {
                     kind: ConvKind::Linear,

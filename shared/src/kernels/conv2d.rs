@@ -198,6 +198,7 @@ mod tests {
         );
     }
 
+    #[allow(clippy::type_complexity)] // proptest strategy tuple
     fn case() -> impl Strategy<
         Value = (
             Shape,

@@ -128,6 +128,7 @@ mod tests {
         assert_eq!(y, [10, 21, 10, 41, 10, 61, 10, 81]);
     }
 
+    #[allow(clippy::type_complexity)] // proptest strategy tuple
     fn case() -> impl Strategy<Value = (Shape, Window, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)>
     {
         (1u16..9, 1u16..9, 1u16..80, 1u8..4, 1u8..3, 0u8..2)

@@ -89,6 +89,7 @@ mod tests {
         assert_eq!(y, [7, -2, 8, -10]);
     }
 
+    #[allow(clippy::type_complexity)] // proptest strategy tuple
     fn case() -> impl Strategy<Value = (Shape, u16, i8, Vec<u8>, Vec<u8>, OutputQuant, Vec<i8>)> {
         (1u16..6, 1u16..6, 1u16..20, 1u16..20).prop_flat_map(|(h, w, c, oc)| {
             let shape = Shape::new(h, w, c);

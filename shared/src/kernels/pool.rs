@@ -183,6 +183,7 @@ mod tests {
         assert_eq!(y, [2, 1]);
     }
 
+    #[allow(clippy::type_complexity)] // proptest strategy tuple
     fn case() -> impl Strategy<Value = (Shape, Window, i8, Vec<u8>, OutputQuant, Vec<i8>)> {
         (1u16..9, 1u16..9, 1u16..70, 1u8..4, 1u8..3, 0u8..2)
             .prop_filter("window fits", |&(h, w, _, k, _, pad)| {

@@ -17,10 +17,8 @@ fn tap(
     input: &[i8],
     s: Shape,
     win: Window,
-    oy: usize,
-    ox: usize,
-    ky: usize,
-    kx: usize,
+    (oy, ox): (usize, usize),
+    (ky, kx): (usize, usize),
     ch: usize,
 ) -> Option<i8> {
     let iy = (oy * win.sh as usize + ky) as isize - win.pad[0] as isize;
@@ -52,7 +50,7 @@ pub fn conv2d(p: &Conv2dParams, input: &[i8], output: &mut [i8]) -> Result<(), K
                 for ky in 0..kh {
                     for kx in 0..kw {
                         for ch in 0..ic {
-                            if let Some(x) = tap(input, p.input, p.window, oy, ox, ky, kx, ch) {
+                            if let Some(x) = tap(input, p.input, p.window, (oy, ox), (ky, kx), ch) {
                                 let w = p.weights[((oc * kh + ky) * kw + kx) * ic + ch] as i8;
                                 acc += (x as i32 - p.input_zp as i32) * w as i32;
                             }
@@ -82,7 +80,7 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
                 let mut acc = bias;
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        if let Some(x) = tap(input, p.input, p.window, oy, ox, ky, kx, ch) {
+                        if let Some(x) = tap(input, p.input, p.window, (oy, ox), (ky, kx), ch) {
                             let w = p.weights[(ky * kw + kx) * c + ch] as i8;
                             acc += (x as i32 - p.input_zp as i32) * w as i32;
                         }
@@ -145,7 +143,7 @@ pub fn max_pool(p: &MaxPoolParams, input: &[i8], output: &mut [i8]) -> Result<()
                 let mut m = i8::MIN;
                 for ky in 0..p.window.kh as usize {
                     for kx in 0..p.window.kw as usize {
-                        if let Some(x) = tap(input, p.input, p.window, oy, ox, ky, kx, ch) {
+                        if let Some(x) = tap(input, p.input, p.window, (oy, ox), (ky, kx), ch) {
                             m = m.max(x);
                         }
                     }
@@ -167,7 +165,7 @@ pub fn avg_pool(p: &AvgPoolParams, input: &[i8], output: &mut [i8]) -> Result<()
                 let mut acc = 0i32;
                 for ky in 0..p.window.kh as usize {
                     for kx in 0..p.window.kw as usize {
-                        if let Some(x) = tap(input, p.input, p.window, oy, ox, ky, kx, ch) {
+                        if let Some(x) = tap(input, p.input, p.window, (oy, ox), (ky, kx), ch) {
                             acc += x as i32 - p.input_zp as i32;
                         }
                     }
