@@ -2,6 +2,7 @@
 
 mod bench;
 pub mod eval;
+pub mod flash;
 mod progress;
 pub mod quantize;
 mod train;
@@ -37,6 +38,8 @@ enum Command {
     /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
     /// model, that they agree, and that the artifacts carry the same weights.
     Verify(verify::Args),
+    /// Write the blob as a flash image; with --qemu, run it on the MCU firmware in QEMU.
+    Flash(flash::Args),
     /// Benchmarks: training throughput, and engine vs tract inference latency.
     Bench(bench::Args),
 }
@@ -49,6 +52,7 @@ impl Cli {
             Command::Eval(a) => eval::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Verify(a) => verify::run(a),
+            Command::Flash(a) => flash::run(a),
             Command::Bench(a) => bench::run(a),
         }
     }

@@ -1,0 +1,195 @@
+//! emoedge-mcu: runs the `emoedge-core` int8 engine on a Cortex-M, on a model blob flashed
+//! separately from the firmware, over a batch of 48x48 frames from a second flash region.
+//! Results and per-layer costs go out over semihosting.
+//!
+//! Flash layout (memory.x): firmware at 0x0, model blob at 0x00080000, frames at 0x00180000.
+//! Frames region: `EMOF`, count (u32 LE), then per frame one label byte (255 = unknown) and
+//! 2304 gray pixels.
+//!
+//! Timing: QEMU has no cycle model; run with `-icount shift=0` and SysTick (core clock,
+//! 25 MHz on MPS2) advances once per 40 retired instructions, so the counts printed here
+//! are instructions (resolution 40), not cycles.
+#![no_std]
+#![no_main]
+
+use cortex_m::peripheral::{SYST, syst::SystClkSource};
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_semihosting::{debug, hprintln};
+use emoedge_core::emotion::argmax;
+use emoedge_core::model::{HEADER_LEN, Header, Step};
+use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
+use emoedge_core::{Emotion, Engine, Model};
+
+unsafe extern "C" {
+    static _model_blob: u8;
+    static _frames: u8;
+}
+
+/// Bytes reserved for the model blob region and the frames region (memory.x).
+const BLOB_REGION: usize = 0x10_0000;
+const FRAMES_REGION: usize = 0x20_0000;
+/// The engine's working memory. The shipped edge model needs 55,296 bytes.
+const ARENA_LEN: usize = 96 * 1024;
+/// Instructions per SysTick tick with `-icount shift=0` at the MPS2 core clock of 25 MHz.
+const INSTR_PER_TICK: u32 = 40;
+/// Most layers whose costs are kept.
+const MAX_LAYERS: usize = emoedge_core::model::MAX_LAYERS;
+
+static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
+
+/// A read-only view of a flash region.
+fn region(start: *const u8, len: usize) -> &'static [u8] {
+    // SAFETY: the regions are reserved in memory.x, mapped for the whole run, and nothing
+    // writes them while the firmware runs.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+fn fail(msg: core::fmt::Arguments) -> ! {
+    hprintln!("emoedge-mcu: error: {}", msg);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn ticks(syst: &SYST) -> u32 {
+    let _ = syst;
+    SYST::get_current()
+}
+
+#[entry]
+fn main() -> ! {
+    let mut cp =
+        cortex_m::Peripherals::take().unwrap_or_else(|| fail(format_args!("peripherals taken")));
+    cp.SYST.set_clock_source(SystClkSource::Core);
+    cp.SYST.set_reload(0x00ff_ffff);
+    cp.SYST.clear_current();
+    cp.SYST.enable_counter();
+
+    // The blob: check the header first, so a missing or truncated one is named as such.
+    let blob_start = &raw const _model_blob;
+    let header = Header::parse(region(blob_start, HEADER_LEN)).unwrap_or_else(|e| {
+        fail(format_args!(
+            "no valid model blob at {:p}: {}",
+            blob_start, e
+        ))
+    });
+    if header.blob_len() > BLOB_REGION {
+        fail(format_args!(
+            "model blob of {} bytes exceeds its {} byte region",
+            header.blob_len(),
+            BLOB_REGION
+        ));
+    }
+    let blob = region(blob_start, header.blob_len());
+    let model =
+        Model::parse(blob).unwrap_or_else(|e| fail(format_args!("model blob rejected: {}", e)));
+    if model.arena_len() > ARENA_LEN {
+        fail(format_args!(
+            "model needs {} arena bytes, firmware has {}",
+            model.arena_len(),
+            ARENA_LEN
+        ));
+    }
+    hprintln!(
+        "emoedge-mcu: model ok: {} bytes, {} layers, {} weight bytes, {} MACs, arena {} bytes",
+        blob.len(),
+        model.steps().len(),
+        model.weight_bytes(),
+        model.macs(),
+        model.arena_len()
+    );
+
+    let frames = region(&raw const _frames, FRAMES_REGION);
+    if frames[..4] != *b"EMOF" {
+        fail(format_args!(
+            "no frames at {:p} (expected EMOF)",
+            frames.as_ptr()
+        ));
+    }
+    let count = u32::from_le_bytes([frames[4], frames[5], frames[6], frames[7]]) as usize;
+    if 8 + count * (INPUT_LEN + 1) > FRAMES_REGION {
+        fail(format_args!(
+            "{} frames do not fit the frames region",
+            count
+        ));
+    }
+    // SAFETY: the only reference to ARENA, taken once, here.
+    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+    let engine = Engine::new(&model);
+    let (mut right, mut known) = (0usize, 0usize);
+    let mut layer_ticks = [0u32; MAX_LAYERS];
+    let mut total_ticks = 0u64;
+    for i in 0..count {
+        let rec = &frames[8 + i * (INPUT_LEN + 1)..][..INPUT_LEN + 1];
+        let gray: &[u8; INPUT_LEN] = rec[1..]
+            .try_into()
+            .unwrap_or_else(|_| fail(format_args!("frame {} short", i)));
+        let mut x = [0i8; INPUT_LEN];
+        quantize_input(gray, &mut x);
+        let start = ticks(&cp.SYST);
+        let mut last = start;
+        let logits = *engine
+            .run_observed(&x, &mut arena[..], |layer| {
+                let now = ticks(&cp.SYST);
+                // SysTick counts down, 24 bits.
+                layer_ticks[layer] += last.wrapping_sub(now) & 0x00ff_ffff;
+                last = now;
+            })
+            .unwrap_or_else(|e| fail(format_args!("frame {}: {}", i, e)));
+        total_ticks += (start.wrapping_sub(last) & 0x00ff_ffff) as u64;
+        let label = argmax(&logits)
+            .and_then(Emotion::from_index)
+            .unwrap_or(Emotion::Neutral);
+        if rec[0] != 255 {
+            known += 1;
+            right += (rec[0] as usize == label.index()) as usize;
+        }
+        hprintln!("frame {} label {} logits {:?}", i, label.name(), logits);
+    }
+    let n = count.max(1) as u64;
+    for (i, s) in model.steps().iter().enumerate() {
+        let instr = layer_ticks[i] as u64 * INSTR_PER_TICK as u64 / n;
+        hprintln!(
+            "layer {} {} macs {} instructions {} ({}.{:02} MAC/instr)",
+            i,
+            op_name(&s.step),
+            s.macs,
+            instr,
+            s.macs * 1 / instr.max(1),
+            (s.macs * 100 / instr.max(1)) % 100
+        );
+    }
+    hprintln!(
+        "emoedge-mcu: {} frames, {}/{} right, {} instructions per inference",
+        count,
+        right,
+        known,
+        total_ticks * INSTR_PER_TICK as u64 / n
+    );
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn op_name(s: &Step) -> &'static str {
+    match s {
+        Step::Conv2d(_) => "conv2d",
+        Step::Depthwise(_) => "depthwise",
+        Step::Pointwise(_) => "pointwise",
+        Step::MaxPool(_) => "maxpool",
+        Step::AvgPool(_) => "avgpool",
+        Step::Dense(_) => "dense",
+    }
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    fail(format_args!("hard fault at pc {:#010x}", ef.pc()))
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fail(format_args!("panic: {}", info))
+}

@@ -1,0 +1,230 @@
+//! `emoedge flash`: what a microcontroller needs, and a run of it in QEMU.
+//!
+//! The model blob lives in its own flash region ([`BLOB_ADDR`]), apart from the firmware, so
+//! a new model is flashed without rebuilding the firmware. `--qemu` builds nothing: it runs
+//! the built firmware with the blob and a batch of test frames in QEMU's MPS2 AN386
+//! (Cortex-M4F) and checks every label and logit against the engine on the host.
+
+use super::Outcome;
+use super::quantize::BLOB_FILE;
+use crate::data::load_split;
+use crate::inference::{engine_logits, parse_blob};
+use anyhow::{Context, Result, bail};
+use emoedge_core::NUM_CLASSES;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Flash address of the model blob (firmware/mcu/memory.x).
+pub const BLOB_ADDR: u32 = 0x0008_0000;
+/// Flash address of the test frames (firmware/mcu/memory.x).
+pub const FRAMES_ADDR: u32 = 0x0018_0000;
+const DEFAULT_FIRMWARE: &str = "firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model folder [default: models/edge]
+    #[arg(long, default_value = "models/edge")]
+    model: PathBuf,
+    /// Write the blob as a flash image here (format from --format).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Image format: raw bytes, or Intel HEX placed at the blob's flash address.
+    #[arg(long, value_enum, default_value_t = Format::Hex)]
+    format: Format,
+    /// Run the firmware with the blob and test frames in QEMU and compare with the host.
+    #[arg(long)]
+    qemu: bool,
+    /// Firmware ELF for --qemu (build it with `cargo build --release` in firmware/mcu).
+    #[arg(long, default_value = DEFAULT_FIRMWARE)]
+    firmware: PathBuf,
+    /// Test images to run in QEMU (spread over the FER2013 test split).
+    #[arg(long, default_value_t = 20)]
+    frames: usize,
+}
+
+/// Flash image formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The blob's bytes.
+    Raw,
+    /// Intel HEX records at the blob's address.
+    Hex,
+}
+
+/// Intel HEX of `data` at `addr` (extended linear address records, 16-byte data records).
+pub fn intel_hex(data: &[u8], addr: u32) -> String {
+    let mut out = String::new();
+    let rec = |out: &mut String, kind: u8, a: u16, bytes: &[u8]| {
+        let mut sum = bytes.len() as u8;
+        sum = sum
+            .wrapping_add((a >> 8) as u8)
+            .wrapping_add(a as u8)
+            .wrapping_add(kind);
+        let mut line = format!(":{:02X}{:04X}{:02X}", bytes.len(), a, kind);
+        for b in bytes {
+            line += &format!("{b:02X}");
+            sum = sum.wrapping_add(*b);
+        }
+        line += &format!("{:02X}\n", sum.wrapping_neg());
+        out.push_str(&line);
+    };
+    let mut upper = None;
+    for (i, chunk) in data.chunks(16).enumerate() {
+        let a = addr + (i * 16) as u32;
+        if upper != Some(a >> 16) {
+            upper = Some(a >> 16);
+            rec(&mut out, 4, 0, &((a >> 16) as u16).to_be_bytes());
+        }
+        rec(&mut out, 0, a as u16, chunk);
+    }
+    rec(&mut out, 1, 0, &[]);
+    out
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let blob_path = a.model.join(BLOB_FILE);
+    let blob =
+        std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
+    let model = parse_blob(&blob, &blob_path)?;
+    if let Some(out) = &a.out {
+        let bytes = match a.format {
+            Format::Raw => blob.clone(),
+            Format::Hex => intel_hex(&blob, BLOB_ADDR).into_bytes(),
+        };
+        crate::atomic::write_ctx(out, &bytes)?;
+        eprintln!(
+            "wrote {} ({:?}, blob of {} bytes at {BLOB_ADDR:#010x})",
+            out.display(),
+            a.format,
+            blob.len()
+        );
+    }
+    if !a.qemu {
+        return Ok(Outcome::Ok);
+    }
+    if !a.firmware.is_file() {
+        bail!(
+            "no firmware at {}: build it with `cargo build --release` in firmware/mcu",
+            a.firmware.display()
+        );
+    }
+    let test = emoedge_core::paths::data_subdir("fer2013")?.join("test");
+    let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
+    let ds = ds.subsample(a.frames);
+    let tmp = tempfile::tempdir()?;
+    let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
+    std::fs::write(&blob_file, &blob)?;
+    let mut frames = b"EMOF".to_vec();
+    frames.extend_from_slice(&(ds.len() as u32).to_le_bytes());
+    for i in 0..ds.len() {
+        frames.push(ds.labels[i]);
+        frames.extend_from_slice(ds.image(i));
+    }
+    std::fs::write(&frames_file, &frames)?;
+    let text = run_qemu(&a.firmware, &blob_file, Some(&frames_file))?;
+    print!("{text}");
+    let got = parse_frames(&text);
+    if got.len() != ds.len() {
+        bail!("QEMU reported {} frames, expected {}", got.len(), ds.len());
+    }
+    let mut arena = vec![0i8; model.arena_len()];
+    let mut differ = 0;
+    for (i, g) in got.iter().enumerate() {
+        let host = engine_logits(&model, &mut arena, ds.image(i))?;
+        if *g != host {
+            differ += 1;
+            eprintln!("frame {i}: MCU logits {g:?}, host engine {host:?}");
+        }
+    }
+    if differ > 0 {
+        bail!(
+            "{differ} of {} frames differ between the MCU and the host engine",
+            ds.len()
+        );
+    }
+    println!(
+        "all {} frames: MCU labels and logits equal the host engine's",
+        ds.len()
+    );
+    Ok(Outcome::Ok)
+}
+
+/// Runs the firmware in QEMU (MPS2 AN386, instruction counting) with the blob and frames
+/// loaded at their addresses; returns what it printed. Fails if QEMU does not exit cleanly.
+pub fn run_qemu(firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<String> {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args([
+        "-cpu",
+        "cortex-m4",
+        "-machine",
+        "mps2-an386",
+        "-nographic",
+        "-monitor",
+        "none",
+    ])
+    .args([
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        "-kernel",
+    ])
+    .arg(firmware)
+    .arg("-device")
+    .arg(format!(
+        "loader,file={},addr={BLOB_ADDR:#x}",
+        blob.display()
+    ));
+    if let Some(f) = frames {
+        cmd.arg("-device")
+            .arg(format!("loader,file={},addr={FRAMES_ADDR:#x}", f.display()));
+    }
+    let out = cmd
+        .output()
+        .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("the firmware failed in QEMU:\n{text}");
+    }
+    Ok(text)
+}
+
+/// The logits of each `frame N label X logits [..]` line.
+pub fn parse_frames(text: &str) -> Vec<[i8; NUM_CLASSES]> {
+    text.lines()
+        .filter(|l| l.starts_with("frame "))
+        .filter_map(|l| {
+            let inner = l.split_once('[')?.1.split_once(']')?.0;
+            let v: Vec<i8> = inner
+                .split(',')
+                .filter_map(|t| t.trim().parse().ok())
+                .collect();
+            v.try_into().ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intel_hex_records() {
+        let h = intel_hex(&[0x01, 0x02, 0x03], 0x0008_0000);
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(
+            lines,
+            [":020000040008F2", ":03000000010203F7", ":00000001FF"]
+        );
+    }
+
+    #[test]
+    fn parses_frame_lines() {
+        let t = "emoedge-mcu: model ok\nframe 0 label happy logits [-3, 4, 5, 120, -128, 0, 1]\nlayer 0\n";
+        assert_eq!(parse_frames(t), vec![[-3, 4, 5, 120, -128, 0, 1]]);
+    }
+}
