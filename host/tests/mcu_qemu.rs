@@ -1,0 +1,111 @@
+//! The MCU firmware in QEMU (MPS2 AN386, Cortex-M4F): a model flashed apart from the
+//! firmware runs on test frames with exactly the host engine's logits; a missing or tampered
+//! blob is reported by the firmware, which exits cleanly instead of faulting.
+//!
+//! Needs the firmware built (`cargo build --release` in firmware/mcu) and qemu-system-arm.
+//! Without them the test says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set (CI).
+
+use burn::prelude::*;
+use emoedge::cmd::flash::run_qemu;
+use emoedge::model::{Arch, ModelConfig};
+use emoedge::quantize::{calibrate, quantize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("EMOEDGE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+}
+
+fn firmware() -> Option<PathBuf> {
+    let fw = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu");
+    let qemu = Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if fw.is_file() && qemu {
+        return Some(fw);
+    }
+    assert!(
+        std::env::var_os("EMOEDGE_REQUIRE_MCU").is_none(),
+        "firmware {} or qemu-system-arm missing",
+        fw.display()
+    );
+    eprintln!("SKIPPED: build firmware/mcu (cargo build --release) and install qemu-system-arm");
+    None
+}
+
+#[test]
+fn firmware_matches_host_engine_and_rejects_bad_blobs() {
+    let Some(fw) = firmware() else { return };
+    // A calibrated edge network (seeded init): labels are not the point, equality is.
+    let device = Device::flex();
+    device.seed(5);
+    let model = ModelConfig::for_arch(Arch::Edge).init(&device).valid();
+    let (test, _) = emoedge::data::load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let q = quantize(&model, &calibrate(&model, &test.subsample(200), &device)).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let blob = emoedge::export::blob::to_blob(&q).unwrap();
+    std::fs::write(dir.join("model.blob"), &blob).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
+        .args(["flash", "--qemu", "--frames", "12", "--model"])
+        .arg(&dir)
+        .arg("--firmware")
+        .arg(&fw)
+        .arg("--out")
+        .arg(t.path().join("model.hex"))
+        .env("EMOEDGE_DATA", data_dir())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("all 12 frames: MCU labels and logits equal the host engine's"),
+        "{text}"
+    );
+    assert!(text.contains("instructions per inference"), "{text}");
+    assert!(
+        std::fs::read_to_string(t.path().join("model.hex"))
+            .unwrap()
+            .starts_with(":020000040008")
+    );
+
+    // Erased flash (no blob): a clear message, a clean failing exit.
+    let empty = t.path().join("empty.bin");
+    std::fs::write(&empty, [0xffu8; 64]).unwrap();
+    let err = run_qemu(&fw, &empty, None).unwrap_err().to_string();
+    assert!(
+        err.contains("no valid model blob") && err.contains("bad magic"),
+        "{err}"
+    );
+    // A tampered blob.
+    let mut bad = blob.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 0x10;
+    let tampered = t.path().join("tampered.blob");
+    std::fs::write(&tampered, &bad).unwrap();
+    let err = run_qemu(&fw, &tampered, None).unwrap_err().to_string();
+    assert!(
+        err.contains("model blob rejected") && err.contains("CRC"),
+        "{err}"
+    );
+    // A truncated one (header promises more than is flashed: the rest reads as erased flash).
+    std::fs::write(&tampered, &blob[..blob.len() / 2]).unwrap();
+    let err = run_qemu(&fw, &tampered, None).unwrap_err().to_string();
+    assert!(err.contains("model blob rejected"), "{err}");
+    assert!(!err.contains("hard fault"), "{err}");
+}
