@@ -1,7 +1,7 @@
 //! Running the deployed forms on the host: the int8 ONNX in tract, and the blob in the
 //! `shared/` engine. Both take 48x48 gray pixels and return the int8 logits.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::{Engine, Model, NUM_CLASSES};
 use std::path::Path;
@@ -66,14 +66,9 @@ impl TractModel {
         let v = out[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        if v.len() != NUM_CLASSES {
-            bail!("model outputs {} values, expected {NUM_CLASSES}", v.len());
-        }
-        let mut q = [0i8; NUM_CLASSES];
-        for (o, &f) in q.iter_mut().zip(v.iter()) {
-            *o = ((f / self.out_scale).round() + self.out_zp as f32).clamp(-128.0, 127.0) as i8;
-        }
-        Ok(q)
+        let v = v.as_slice().context("tract output is not contiguous")?;
+        emoedge_core::quant::int8_logits(v, self.out_scale, self.out_zp)
+            .with_context(|| format!("model outputs {} values, expected {NUM_CLASSES}", v.len()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The emotion classifier: the int8 ONNX in tract, or the `shared/` engine on the blob.
 //! Both are loaded once; a face costs one run and no model rebuilding.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::{Engine, Model, NUM_CLASSES};
 use std::path::Path;
@@ -77,18 +77,15 @@ impl Classifier {
                 let v = out[0]
                     .to_plain_array_view::<f32>()
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                if v.len() != NUM_CLASSES {
-                    bail!("model outputs {} values, expected {NUM_CLASSES}", v.len());
-                }
-                let (scale, zp) = (
+                let v = v.as_slice().context("tract output is not contiguous")?;
+                emoedge_core::quant::int8_logits(
+                    v,
                     self.model.body().output_scale,
-                    self.model.output_zero_point() as f32,
-                );
-                let mut q = [0i8; NUM_CLASSES];
-                for (o, &f) in q.iter_mut().zip(v.iter()) {
-                    *o = ((f / scale).round() + zp).clamp(-128.0, 127.0) as i8;
-                }
-                Ok(q)
+                    self.model.output_zero_point(),
+                )
+                .with_context(|| {
+                    format!("model outputs {} values, expected {NUM_CLASSES}", v.len())
+                })
             }
         }
     }

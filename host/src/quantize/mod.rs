@@ -210,16 +210,19 @@ fn fold(conv: &crate::model::ConvBn) -> Result<Folded> {
     Ok(Folded { w, b })
 }
 
-/// The integer parts of one layer.
-struct LayerQ {
-    weights: Vec<i8>,
-    w_scale: Vec<f32>,
-    bias: Vec<i32>,
-    requant: Vec<(i32, i32)>,
+/// Where a layer sits and what shape it has: everything of a [`QConv`] but its numbers.
+struct Geometry {
+    kind: ConvKind,
+    input: [usize; 3],
+    out_c: usize,
+    kernel: [usize; 2],
+    stride: usize,
+    pad: usize,
 }
 
 /// Quantizes folded float weights per output channel and the bias at `in_scale · w_scale`.
-fn quantize_layer(f: &Folded, out_c: usize, in_q: ActQuant, out_q: ActQuant) -> Result<LayerQ> {
+fn quantize_layer(f: &Folded, g: Geometry, in_q: ActQuant, out_q: ActQuant) -> Result<QConv> {
+    let out_c = g.out_c;
     let per = f.w.len() / out_c;
     let (mut wq, mut ws, mut bq, mut rq) = (
         Vec::with_capacity(f.w.len()),
@@ -246,10 +249,26 @@ fn quantize_layer(f: &Folded, out_c: usize, in_q: ActQuant, out_q: ActQuant) -> 
         rq.push((r.mult(), r.shift()));
         ws.push(scale);
     }
-    Ok(LayerQ {
+    let Geometry {
+        kind,
+        input,
+        out_c,
+        kernel,
+        stride,
+        pad,
+    } = g;
+    Ok(QConv {
+        kind,
+        input,
+        out_c,
+        kernel,
+        stride,
+        pad,
         weights: wq,
         w_scale: ws,
         bias: bq,
+        in_q,
+        out_q,
         requant: rq,
     })
 }
@@ -288,26 +307,15 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     _ => (1, 0),
                 };
                 let out_q = point(&mut pi)?;
-                let LayerQ {
-                    weights,
-                    w_scale,
-                    bias,
-                    requant,
-                } = quantize_layer(&fold(cb)?, out_c, q, out_q)?;
-                let l = QConv {
+                let g = Geometry {
                     kind,
                     input: [h, h, c],
                     out_c,
                     kernel: [kh, kw],
                     stride,
                     pad,
-                    weights,
-                    w_scale,
-                    bias,
-                    in_q: q,
-                    out_q,
-                    requant,
                 };
+                let l = quantize_layer(&fold(cb)?, g, q, out_q)?;
                 h = l.output_hw()[0];
                 c = out_c;
                 q = out_q;
@@ -324,26 +332,15 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     w: vec![1.0 / (h * h) as f32; c * h * h],
                     b: vec![0.0; c],
                 };
-                let LayerQ {
-                    weights,
-                    w_scale,
-                    bias,
-                    requant,
-                } = quantize_layer(&f, c, q, out_q)?;
-                ops.push(QOp::Conv(QConv {
+                let g = Geometry {
                     kind: ConvKind::GlobalPool,
                     input: [h, h, c],
                     out_c: c,
                     kernel: [h, h],
                     stride: 1,
                     pad: 0,
-                    weights,
-                    w_scale,
-                    bias,
-                    in_q: q,
-                    out_q,
-                    requant,
-                }));
+                };
+                ops.push(QOp::Conv(quantize_layer(&f, g, q, out_q)?));
                 h = 1;
                 q = out_q;
             }
@@ -369,27 +366,16 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     None => vec![0.0; out],
                 };
                 let out_q = point(&mut pi)?;
-                let LayerQ {
-                    weights,
-                    w_scale,
-                    bias,
-                    requant,
-                } = quantize_layer(&Folded { w, b }, out, q, out_q)?;
                 let side = flat_hw.take().unwrap_or(h);
-                ops.push(QOp::Conv(QConv {
+                let g = Geometry {
                     kind: ConvKind::Linear,
                     input: [side, side, c],
                     out_c: out,
                     kernel: [side, side],
                     stride: 1,
                     pad: 0,
-                    weights,
-                    w_scale,
-                    bias,
-                    in_q: q,
-                    out_q,
-                    requant,
-                }));
+                };
+                ops.push(QOp::Conv(quantize_layer(&Folded { w, b }, g, q, out_q)?));
                 h = 1;
                 c = out;
                 q = out_q;
