@@ -18,7 +18,8 @@ use std::process::Command;
 pub const BLOB_ADDR: u32 = 0x0008_0000;
 /// Flash address of the test frames (firmware/mcu/memory.x).
 pub const FRAMES_ADDR: u32 = 0x0018_0000;
-const DEFAULT_FIRMWARE: &str = "firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu";
+/// Where `cargo build --release` in firmware/mcu puts the Cortex-M4F firmware.
+pub const DEFAULT_FIRMWARE: &str = "firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -111,22 +112,8 @@ pub fn run(a: Args) -> Result<Outcome> {
     let test = emoedge_core::paths::data_subdir("fer2013")?.join("test");
     let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
     let ds = ds.subsample(a.frames);
-    let tmp = tempfile::tempdir()?;
-    let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
-    std::fs::write(&blob_file, &blob)?;
-    let mut frames = b"EMOF".to_vec();
-    frames.extend_from_slice(&(ds.len() as u32).to_le_bytes());
-    for i in 0..ds.len() {
-        frames.push(ds.labels[i]);
-        frames.extend_from_slice(ds.image(i));
-    }
-    std::fs::write(&frames_file, &frames)?;
-    let text = run_qemu(&a.firmware, &blob_file, Some(&frames_file))?;
+    let (text, got) = run_frames(&a.firmware, &blob, &ds)?;
     print!("{text}");
-    let got = parse_frames(&text);
-    if got.len() != ds.len() {
-        bail!("QEMU reported {} frames, expected {}", got.len(), ds.len());
-    }
     let mut arena = vec![0i8; model.arena_len()];
     let mut differ = 0;
     for (i, g) in got.iter().enumerate() {
@@ -147,6 +134,41 @@ pub fn run(a: Args) -> Result<Outcome> {
         ds.len()
     );
     Ok(Outcome::Ok)
+}
+
+/// Runs the firmware in QEMU on every image of `ds` (labels included); returns what it
+/// printed and the logits it reported per frame.
+pub fn run_frames(
+    firmware: &Path,
+    blob: &[u8],
+    ds: &crate::data::Dataset,
+) -> Result<(String, Vec<[i8; NUM_CLASSES]>)> {
+    if !firmware.is_file() {
+        bail!(
+            "no firmware at {}: build it with `cargo build --release` in firmware/mcu",
+            firmware.display()
+        );
+    }
+    let tmp = tempfile::tempdir()?;
+    let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
+    std::fs::write(&blob_file, blob)?;
+    let mut frames = b"EMOF".to_vec();
+    frames.extend_from_slice(&(ds.len() as u32).to_le_bytes());
+    for i in 0..ds.len() {
+        frames.push(ds.labels[i]);
+        frames.extend_from_slice(ds.image(i));
+    }
+    std::fs::write(&frames_file, &frames)?;
+    let text = run_qemu(firmware, &blob_file, Some(&frames_file))?;
+    let got = parse_frames(&text);
+    if got.len() != ds.len() {
+        bail!(
+            "QEMU reported {} frames, expected {}:\n{text}",
+            got.len(),
+            ds.len()
+        );
+    }
+    Ok((text, got))
 }
 
 /// Runs the firmware in QEMU (MPS2 AN386, instruction counting) with the blob and frames

@@ -38,6 +38,13 @@ pub struct Args {
     /// Write the full report as JSON here (atomically).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also run the blob on the MCU firmware in QEMU on this many images (spread over the
+    /// data) and require its logits to equal the engine's.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
+    mcu: Option<usize>,
+    /// Firmware ELF for --mcu.
+    #[arg(long, default_value = super::flash::DEFAULT_FIRMWARE)]
+    firmware: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -69,6 +76,8 @@ struct Report {
     agreement_float_tract: Option<f64>,
     max_lsb_tract_engine: u32,
     logits_off_by_more_than_tolerance: usize,
+    /// Images on which the QEMU firmware equalled the engine, of those run (with --mcu).
+    mcu_equal: Option<(usize, usize)>,
     disagreements: Vec<Disagreement>,
     failures: Vec<String>,
 }
@@ -244,6 +253,29 @@ pub fn run(a: Args) -> Result<Outcome> {
         a.max_lsb
     );
 
+    // MCU: the blob on the firmware in QEMU, on a sample.
+    let mut mcu_equal = None;
+    if let Some(n) = a.mcu {
+        let sample = ds.subsample(n);
+        let (_, got) = super::flash::run_frames(&a.firmware, &blob, &sample)?;
+        let mut arena = vec![0i8; model.arena_len()];
+        let mut equal = 0;
+        for (i, g) in got.iter().enumerate() {
+            equal += (*g == engine_logits(&model, &mut arena, sample.image(i))?) as usize;
+        }
+        println!(
+            "MCU firmware in QEMU: {equal}/{} images with logits equal to the engine's",
+            got.len()
+        );
+        if equal != got.len() {
+            failures.push(format!(
+                "the MCU firmware's logits differ from the engine's on {} images",
+                got.len() - equal
+            ));
+        }
+        mcu_equal = Some((equal, got.len()));
+    }
+
     // 5. Tolerances.
     let find = |f: Form| forms.iter().find(|r| r.form == f).map(|r| r.accuracy);
     if let Some(fa) = find(Form::Float) {
@@ -282,6 +314,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             agreement_float_tract,
             max_lsb_tract_engine: max_lsb,
             logits_off_by_more_than_tolerance: over,
+            mcu_equal,
             disagreements,
             failures: failures.clone(),
         };
