@@ -6,7 +6,7 @@ use clap::Parser;
 use emoedge_pi::classify::{Classifier, EngineKind};
 use emoedge_pi::detect::{Cascade, DetectParams, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
-use emoedge_pi::source::{Files, FrameSource, RawGray, parse_size};
+use emoedge_pi::source::{Files, FrameSource, RawGray, Y4m, parse_size};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,8 +24,11 @@ struct Args {
     inputs: Vec<PathBuf>,
     /// Read raw 8-bit gray frames of this size from stdin, e.g. 640x480
     /// (`ffmpeg -i VIDEO -f rawvideo -pix_fmt gray - | emoedge-pi --stdin 640x480`).
-    #[arg(long, value_name = "WxH")]
+    #[arg(long, value_name = "WxH", conflicts_with = "y4m")]
     stdin: Option<String>,
+    /// Read a YUV4MPEG2 stream from stdin (`ffmpeg -i VIDEO -f yuv4mpegpipe -pix_fmt gray -`).
+    #[arg(long)]
+    y4m: bool,
     /// Model folder holding model.int8.onnx and model.blob.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
@@ -84,6 +87,7 @@ fn run(args: Args) -> Result<bool> {
     };
     let mut pipeline = Pipeline::new(Detector::new(cascade), classifier, opts);
     let mut source: Box<dyn FrameSource> = match &args.stdin {
+        _ if args.y4m => Box::new(Y4m::new(std::io::stdin().lock())?),
         Some(size) => {
             let (w, h) = parse_size(size)?;
             Box::new(RawGray::new(std::io::stdin().lock(), w, h))

@@ -152,6 +152,106 @@ impl<R: Read> FrameSource for RawGray<R> {
     }
 }
 
+/// A YUV4MPEG2 stream (`ffmpeg … -f yuv4mpegpipe -pix_fmt gray -`, or any 4:2:0 / 4:2:2 /
+/// 4:4:4 stream): the luma plane of each frame is the gray frame; chroma is skipped.
+pub struct Y4m<R: Read> {
+    reader: std::io::BufReader<R>,
+    width: u32,
+    height: u32,
+    chroma: usize,
+    index: u64,
+}
+
+impl<R: Read> Y4m<R> {
+    /// Reads the stream header.
+    pub fn new(reader: R) -> Result<Self> {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(reader);
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .context("reading the Y4M header")?;
+        let mut parts = line.split_whitespace();
+        if parts.next() != Some("YUV4MPEG2") {
+            bail!("stdin is not a YUV4MPEG2 stream");
+        }
+        let (mut width, mut height, mut cs) = (0u32, 0u32, "420jpeg");
+        for p in parts {
+            match p.split_at(1) {
+                ("W", v) => width = v.parse().context("bad Y4M width")?,
+                ("H", v) => height = v.parse().context("bad Y4M height")?,
+                ("C", v) => {
+                    cs = if v.starts_with("mono") {
+                        "mono"
+                    } else if v.starts_with("444") {
+                        "444"
+                    } else if v.starts_with("422") {
+                        "422"
+                    } else {
+                        "420"
+                    }
+                }
+                _ => {}
+            }
+        }
+        if width < 24 || height < 24 {
+            bail!("Y4M frame size {width}x{height} is too small");
+        }
+        let luma = width as usize * height as usize;
+        let chroma = match cs {
+            "mono" => 0,
+            "444" => 2 * luma,
+            "422" => 2 * (width as usize).div_ceil(2) * height as usize,
+            _ => 2 * (width as usize).div_ceil(2) * (height as usize).div_ceil(2),
+        };
+        Ok(Self {
+            reader,
+            width,
+            height,
+            chroma,
+            index: 0,
+        })
+    }
+}
+
+impl<R: Read> FrameSource for Y4m<R> {
+    fn next_frame(&mut self) -> Option<Result<Frame>> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) if line.starts_with("FRAME") => {}
+            Ok(_) => {
+                return Some(Err(anyhow::anyhow!(
+                    "Y4M: expected FRAME, got {:?}",
+                    line.trim()
+                )));
+            }
+            Err(e) => return Some(Err(e).context("reading stdin")),
+        }
+        let mut gray = vec![0u8; self.width as usize * self.height as usize];
+        let mut skip = vec![0u8; self.chroma];
+        if let Err(e) = self
+            .reader
+            .read_exact(&mut gray)
+            .and_then(|_| self.reader.read_exact(&mut skip))
+        {
+            return Some(Err(e).context("Y4M: last frame truncated"));
+        }
+        let index = self.index;
+        self.index += 1;
+        Some(Ok(Frame {
+            source: "stdin".into(),
+            index,
+            width: self.width,
+            height: self.height,
+            gray,
+            rgb: None,
+            video: true,
+        }))
+    }
+}
+
 /// Parses `WIDTHxHEIGHT`.
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     let (w, h) = s
@@ -182,6 +282,18 @@ mod tests {
                 .contains("truncated")
         );
         assert_eq!(parse_size("640x480").unwrap(), (640, 480));
+        let mut y4m = b"YUV4MPEG2 W32 H24 F30:1 Ip A1:1 C420jpeg\n".to_vec();
+        for k in 0..2u8 {
+            y4m.extend_from_slice(b"FRAME\n");
+            y4m.extend(std::iter::repeat_n(k, 32 * 24));
+            y4m.extend(std::iter::repeat_n(128u8, 2 * 16 * 12));
+        }
+        let mut src = Y4m::new(&y4m[..]).unwrap();
+        let f = src.next_frame().unwrap().unwrap();
+        assert_eq!((f.width, f.height, f.gray[0]), (32, 24, 0));
+        assert_eq!(src.next_frame().unwrap().unwrap().gray[5], 1);
+        assert!(src.next_frame().is_none());
+        assert!(Y4m::new(&b"P5 32 24"[..]).is_err());
         assert!(parse_size("640").is_err());
     }
 }
