@@ -61,7 +61,7 @@ fn run(model: &Path, kind: EngineKind) -> Faces {
         Classifier::load(model, kind).unwrap(),
         opts,
     );
-    let mut src = Files::new(&[data.join("faces")]).unwrap();
+    let mut src = Files::new(&[data.join("faces")], false).unwrap();
     let mut out = Vec::new();
     while let Some(f) = src.next_frame() {
         let f = f.unwrap();

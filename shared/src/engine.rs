@@ -142,16 +142,3 @@ pub fn run_step(step: &Step, input: &[i8], output: &mut [i8]) -> Result<(), Kern
         Step::Dense(p) => kernels::dense::dense(p, input, output),
     }
 }
-
-/// Dispatches one step to its naive reference kernel (tests and `verify`).
-pub fn run_step_reference(step: &Step, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    use kernels::reference as r;
-    match step {
-        Step::Conv2d(p) => r::conv2d(p, input, output),
-        Step::Depthwise(p) => r::depthwise(p, input, output),
-        Step::Pointwise(p) => r::pointwise(p, input, output),
-        Step::MaxPool(p) => r::max_pool(p, input, output),
-        Step::AvgPool(p) => r::avg_pool(p, input, output),
-        Step::Dense(p) => r::dense(p, input, output),
-    }
-}

@@ -52,11 +52,6 @@ fn fail(msg: core::fmt::Arguments) -> ! {
     }
 }
 
-fn ticks(syst: &SYST) -> u32 {
-    let _ = syst;
-    SYST::get_current()
-}
-
 #[entry]
 fn main() -> ! {
     let mut cp =
@@ -127,11 +122,11 @@ fn main() -> ! {
             .unwrap_or_else(|_| fail(format_args!("frame {} short", i)));
         let mut x = [0i8; INPUT_LEN];
         quantize_input(gray, &mut x);
-        let start = ticks(&cp.SYST);
+        let start = SYST::get_current();
         let mut last = start;
         let logits = *engine
             .run_observed(&x, &mut arena[..], |layer| {
-                let now = ticks(&cp.SYST);
+                let now = SYST::get_current();
                 // SysTick counts down, 24 bits.
                 layer_ticks[layer] += last.wrapping_sub(now) & 0x00ff_ffff;
                 last = now;

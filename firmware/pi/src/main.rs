@@ -98,7 +98,7 @@ fn run(args: Args) -> Result<bool> {
             } else {
                 args.inputs.clone()
             };
-            Box::new(Files::new(&inputs)?)
+            Box::new(Files::new(&inputs, args.annotate.is_some())?)
         }
     };
     let mut out = std::io::stdout().lock();

@@ -35,6 +35,7 @@ pub trait FrameSource {
 /// Image files, and every image file in the given folders (sorted).
 pub struct Files {
     paths: std::vec::IntoIter<PathBuf>,
+    keep_rgb: bool,
 }
 
 const IMAGE_EXT: &[&str] = &[
@@ -42,8 +43,9 @@ const IMAGE_EXT: &[&str] = &[
 ];
 
 impl Files {
-    /// Expands folders (one level) and checks that every path exists.
-    pub fn new(inputs: &[PathBuf]) -> Result<Self> {
+    /// Expands folders (one level) and checks that every path exists. `keep_rgb` keeps a
+    /// colour copy of each frame (for `--annotate`); without it only gray is produced.
+    pub fn new(inputs: &[PathBuf], keep_rgb: bool) -> Result<Self> {
         let mut paths = Vec::new();
         for p in inputs {
             if p.is_dir() {
@@ -65,6 +67,7 @@ impl Files {
         }
         Ok(Self {
             paths: paths.into_iter(),
+            keep_rgb,
         })
     }
 }
@@ -81,7 +84,7 @@ impl FrameSource for Files {
         Some((|| {
             let img = image::open(&path)
                 .with_context(|| format!("{}: not a readable image", path.display()))?;
-            let rgb = img.to_rgb8();
+            let rgb = self.keep_rgb.then(|| img.to_rgb8());
             let gray = img.into_luma8();
             Ok(Frame {
                 source: path.display().to_string(),
@@ -89,7 +92,7 @@ impl FrameSource for Files {
                 width: gray.width(),
                 height: gray.height(),
                 gray: gray.into_raw(),
-                rgb: Some(rgb),
+                rgb,
                 video: false,
             })
         })())

@@ -58,7 +58,7 @@ struct Bars {
 
 impl Observer for Bars {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        let pb = progress::bar(&format!("epoch {epoch}/{epochs}"), steps as u64);
+        let pb = indicatif::ProgressBar::new(steps as u64);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
                 "{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}",

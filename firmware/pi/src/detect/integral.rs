@@ -30,29 +30,30 @@ impl Integral {
         }
     }
 
-    /// Sum over the rectangle at `(x, y)` of size `w x h`.
+    /// Table indices of the rectangle's corners: top-left, top-right, bottom-left,
+    /// bottom-right (the sum is `d - b - c + a`).
     #[inline(always)]
-    pub fn rect(&self, x: usize, y: usize, w: usize, h: usize) -> i64 {
+    fn corners(&self, x: usize, y: usize, w: usize, h: usize) -> [usize; 4] {
         let s = self.stride;
-        let (a, b, c, d) = (
+        [
             y * s + x,
             y * s + x + w,
             (y + h) * s + x,
             (y + h) * s + x + w,
-        );
+        ]
+    }
+
+    /// Sum over the rectangle at `(x, y)` of size `w x h`.
+    #[inline(always)]
+    pub fn rect(&self, x: usize, y: usize, w: usize, h: usize) -> i64 {
+        let [a, b, c, d] = self.corners(x, y, w, h);
         self.sum[d] as i64 - self.sum[b] as i64 - self.sum[c] as i64 + self.sum[a] as i64
     }
 
     /// Sum of squares over the rectangle.
     #[inline(always)]
     pub fn rect_sq(&self, x: usize, y: usize, w: usize, h: usize) -> u64 {
-        let s = self.stride;
-        let (a, b, c, d) = (
-            y * s + x,
-            y * s + x + w,
-            (y + h) * s + x,
-            (y + h) * s + x + w,
-        );
+        let [a, b, c, d] = self.corners(x, y, w, h);
         self.sq[d] + self.sq[a] - self.sq[b] - self.sq[c]
     }
 }
