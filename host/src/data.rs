@@ -95,6 +95,13 @@ impl Dataset {
         out
     }
 
+    /// Appends one image.
+    pub fn push(&mut self, image: &[u8; INPUT_LEN], label: u8, path: PathBuf) {
+        self.pixels.extend_from_slice(image);
+        self.labels.push(label);
+        self.paths.push(path);
+    }
+
     /// The FER2013 row index of image `i`, from its file name (`<index>.png`), if it has one.
     pub fn row_index(&self, i: usize) -> Option<usize> {
         self.paths[i].file_stem()?.to_str()?.parse().ok()

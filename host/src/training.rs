@@ -7,7 +7,7 @@
 //!   `quantize` read);
 //! - `ckpt/epoch-NNNN.{model,optim}.bpk` + `state.json` — the last checkpoint. `state.json` is
 //!   written last, so after a kill at any moment it names a complete checkpoint;
-//! - `metrics.csv` — one row per epoch.
+//! - `metrics.csv` — one row per epoch; `curves.png` — the same as a picture.
 //!
 //! Exact resume: every source of randomness is derived from `(seed, epoch)` (shuffle,
 //! augmentation, dropout), and the LR is a pure function of the step, so epoch `k + 1` after
@@ -57,6 +57,10 @@ pub struct TrainConfig {
     /// Weigh each class by `N / (7 · n_class)` in the loss (helps rare `disgusted`).
     #[config(default = false)]
     pub class_weights: bool,
+    /// Weight of the FER+ vote shares in the target, `0` = FER2013 labels only:
+    /// `target = (1 - s) · ((1 - f) · onehot + f · votes) + s / 7` with `s` the smoothing.
+    #[config(default = 0.0)]
+    pub ferplus: f32,
     /// Seed of every random choice.
     #[config(default = 42)]
     pub seed: u64,
@@ -138,7 +142,12 @@ impl RunDir {
             .join("ckpt")
             .join(format!("epoch-{epoch:04}.{what}.bpk"))
     }
-    /// `metrics.csv`.
+    /// `curves.png`: loss and accuracy per epoch, redrawn after every epoch.
+    pub fn curves(&self) -> PathBuf {
+        self.0.join("curves.png")
+    }
+
+    /// `metrics.csv`: one row per epoch.
     pub fn metrics(&self) -> PathBuf {
         self.0.join("metrics.csv")
     }
@@ -205,33 +214,73 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
-/// A batch ready for the device: pixels `[b, 48·48]` and labels.
+/// A batch ready for the device: pixels `[b, 48·48]`, labels and soft targets `[b, 7]`.
 struct Batch {
     pixels: Vec<f32>,
     labels: Vec<u8>,
+    targets: Vec<f32>,
+}
+
+/// The training images and, optionally, per-image soft labels (FER+ vote shares; `None`
+/// where an image has none), aligned with the images.
+pub struct TrainSet {
+    /// The images.
+    pub data: Dataset,
+    /// Vote shares per image, when training on FER+ targets.
+    pub soft: Option<Vec<Option<[f32; NUM_CLASSES]>>>,
+}
+
+impl From<Dataset> for TrainSet {
+    fn from(data: Dataset) -> Self {
+        TrainSet { data, soft: None }
+    }
+}
+
+/// Writes the soft target of one image: `(1 - s) · ((1 - f) · onehot + f · votes) + s / 7`.
+fn target_row(label: u8, votes: Option<&[f32; NUM_CLASSES]>, cfg: &TrainConfig, out: &mut [f32]) {
+    let s = cfg.label_smoothing;
+    let f = if votes.is_some() { cfg.ferplus } else { 0.0 };
+    for (c, t) in out.iter_mut().enumerate() {
+        let onehot = (c == label as usize) as u8 as f32;
+        let v = votes.map_or(0.0, |p| p[c]);
+        *t = (1.0 - s) * ((1.0 - f) * onehot + f * v) + s / NUM_CLASSES as f32;
+    }
 }
 
 /// Spawns the thread that shuffles and augments one epoch's batches, a few ahead of the
 /// training step, so the step never waits on augmentation.
 fn batch_producer(
-    data: Arc<Dataset>,
+    set: Arc<TrainSet>,
     cfg: &TrainConfig,
     epoch: usize,
 ) -> std::sync::mpsc::Receiver<Batch> {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
-    let (bs, aug) = (cfg.batch_size, cfg.augment);
+    let cfg = cfg.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch));
     std::thread::spawn(move || {
+        let data = &set.data;
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.shuffle(&mut rng);
-        for chunk in order.chunks(bs) {
+        for chunk in order.chunks(cfg.batch_size) {
             let mut pixels = vec![0f32; chunk.len() * INPUT_LEN];
             let mut labels = Vec::with_capacity(chunk.len());
-            for (&i, out) in chunk.iter().zip(pixels.chunks_exact_mut(INPUT_LEN)) {
-                augment(data.image(i), &aug, &mut rng, out);
+            let mut targets = vec![0f32; chunk.len() * NUM_CLASSES];
+            for (k, &i) in chunk.iter().enumerate() {
+                let out = &mut pixels[k * INPUT_LEN..(k + 1) * INPUT_LEN];
+                augment(data.image(i), &cfg.augment, &mut rng, out);
                 labels.push(data.labels[i]);
+                let votes = set.soft.as_ref().and_then(|s| s[i].as_ref());
+                let row = &mut targets[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
+                target_row(data.labels[i], votes, &cfg, row);
             }
-            if tx.send(Batch { pixels, labels }).is_err() {
+            if tx
+                .send(Batch {
+                    pixels,
+                    labels,
+                    targets,
+                })
+                .is_err()
+            {
                 return;
             }
         }
@@ -246,19 +295,11 @@ fn images_tensor(pixels: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
     )
 }
 
-/// Soft targets (`(1 - a) · onehot + a / 7`) and per-sample weights for a batch.
-fn targets(
-    labels: &[u8],
-    smoothing: f32,
-    class_w: &[f32; NUM_CLASSES],
-    device: &Device,
-) -> (Tensor<2>, Tensor<1>) {
-    let n = labels.len();
-    let mut t = vec![smoothing / NUM_CLASSES as f32; n * NUM_CLASSES];
-    for (i, &l) in labels.iter().enumerate() {
-        t[i * NUM_CLASSES + l as usize] += 1.0 - smoothing;
-    }
-    let w: Vec<f32> = labels.iter().map(|&l| class_w[l as usize]).collect();
+/// A batch's soft targets and per-sample class weights as tensors.
+fn targets(batch: &Batch, class_w: &[f32; NUM_CLASSES], device: &Device) -> (Tensor<2>, Tensor<1>) {
+    let n = batch.labels.len();
+    let t = batch.targets.clone();
+    let w: Vec<f32> = batch.labels.iter().map(|&l| class_w[l as usize]).collect();
     (
         Tensor::from_data(TensorData::new(t, [n, NUM_CLASSES]), device),
         Tensor::from_data(TensorData::new(w, [n]), device),
@@ -330,14 +371,30 @@ pub struct RunOptions {
 pub fn train(
     dir: &Path,
     cfg: &TrainConfig,
-    train_set: Dataset,
+    train_set: impl Into<TrainSet>,
     test_set: &Dataset,
     device: &Device,
     opts: RunOptions,
     obs: &mut dyn Observer,
 ) -> Result<RunState> {
     let resume = opts.resume;
-    if train_set.is_empty() {
+    let train_set: TrainSet = train_set.into();
+    if let Some(soft) = &train_set.soft
+        && soft.len() != train_set.data.len()
+    {
+        bail!(
+            "{} soft labels for {} images",
+            soft.len(),
+            train_set.data.len()
+        );
+    }
+    if cfg.ferplus > 0.0 && train_set.soft.is_none() {
+        bail!(
+            "the config asks for FER+ targets (ferplus {}) but none were loaded",
+            cfg.ferplus
+        );
+    }
+    if train_set.data.is_empty() {
         bail!("the training split has no usable images");
     }
     let run = RunDir(dir.to_path_buf());
@@ -379,16 +436,16 @@ pub fn train(
     write_json(&run.config(), &cfg.model)?;
     write_json(&run.train(), cfg)?;
 
-    let counts = train_set.class_counts();
+    let counts = train_set.data.class_counts();
     let class_w: [f32; NUM_CLASSES] = if cfg.class_weights {
         std::array::from_fn(|c| {
-            train_set.len() as f32 / (NUM_CLASSES as f32 * counts[c].max(1) as f32)
+            train_set.data.len() as f32 / (NUM_CLASSES as f32 * counts[c].max(1) as f32)
         })
     } else {
         [1.0; NUM_CLASSES]
     };
     let data = Arc::new(train_set);
-    let steps = data.len().div_ceil(cfg.batch_size);
+    let steps = data.data.len().div_ceil(cfg.batch_size);
     let total = steps * cfg.epochs;
     let last = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     for epoch in state.epochs_done + 1..=last {
@@ -401,7 +458,7 @@ pub fn train(
         for (step, batch) in batches.iter().enumerate() {
             let n = batch.labels.len();
             lr = lr_at(cfg, (epoch - 1) * steps + step, total, steps);
-            let (t, w) = targets(&batch.labels, cfg.label_smoothing, &class_w, &ad);
+            let (t, w) = targets(&batch, &class_w, &ad);
             let logits = model.forward(images_tensor(batch.pixels, n, &ad));
             right += count_right(&logits, &batch.labels);
             let loss = loss_fn(logits, t, w);
@@ -448,6 +505,7 @@ pub fn train(
         state.history.push(m.clone());
         write_json(&run.state(), &state)?;
         write_metrics_csv(&run.metrics(), &state.history)?;
+        crate::plots::curves(&state.history, &run.curves())?;
         for old in [run.ckpt(epoch - 1, "model"), run.ckpt(epoch - 1, "optim")] {
             let _ = std::fs::remove_file(old);
         }

@@ -18,6 +18,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use emoedge_core::emotion::argmax;
 use emoedge_core::model::{HEADER_LEN, Header, Step};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
+use emoedge_camera::{FrameInfo, FrameSource};
 use emoedge_core::{Emotion, Engine, Model};
 
 unsafe extern "C" {
@@ -95,33 +96,24 @@ fn main() -> ! {
         model.arena_len()
     );
 
-    let frames = region(&raw const _frames, FRAMES_REGION);
-    if frames[..4] != *b"EMOF" {
-        fail(format_args!(
-            "no frames at {:p} (expected EMOF)",
-            frames.as_ptr()
-        ));
-    }
-    let count = u32::from_le_bytes([frames[4], frames[5], frames[6], frames[7]]) as usize;
-    if 8 + count * (INPUT_LEN + 1) > FRAMES_REGION {
-        fail(format_args!(
-            "{} frames do not fit the frames region",
-            count
-        ));
-    }
+    let mut frames = FlashFrames::new(region(&raw const _frames, FRAMES_REGION))
+        .unwrap_or_else(|e| fail(format_args!("{}", e)));
     // SAFETY: the only reference to ARENA, taken once, here.
     let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
     let engine = Engine::new(&model);
     let (mut right, mut known) = (0usize, 0usize);
     let mut layer_ticks = [0u32; MAX_LAYERS];
     let mut total_ticks = 0u64;
-    for i in 0..count {
-        let rec = &frames[8 + i * (INPUT_LEN + 1)..][..INPUT_LEN + 1];
-        let gray: &[u8; INPUT_LEN] = rec[1..]
-            .try_into()
-            .unwrap_or_else(|_| fail(format_args!("frame {} short", i)));
+    let mut gray = [0u8; INPUT_LEN];
+    let mut count = 0;
+    while let Some(info) = frames
+        .next_frame(&mut gray)
+        .unwrap_or_else(|e| fail(format_args!("{}", e)))
+    {
+        let i = count;
+        count += 1;
         let mut x = [0i8; INPUT_LEN];
-        quantize_input(gray, &mut x);
+        quantize_input(&gray, &mut x);
         let start = SYST::get_current();
         let mut last = start;
         let logits = *engine
@@ -136,9 +128,9 @@ fn main() -> ! {
         let label = argmax(&logits)
             .and_then(Emotion::from_index)
             .unwrap_or(Emotion::Neutral);
-        if rec[0] != 255 {
+        if let Some(truth) = info.label {
             known += 1;
-            right += (rec[0] as usize == label.index()) as usize;
+            right += (truth as usize == label.index()) as usize;
         }
         hprintln!("frame {} label {} logits {:?}", i, label.name(), logits);
     }
@@ -165,6 +157,71 @@ fn main() -> ! {
     debug::exit(debug::EXIT_SUCCESS);
     loop {
         cortex_m::asm::wfi();
+    }
+}
+
+/// Test frames flashed into their own region: `EMOF`, count (u32 LE), then per frame one
+/// label byte (255 = unknown) and 2304 gray pixels. The camera driver of `emoedge-camera`
+/// implements the same [`FrameSource`], so a board with a camera runs the same loop.
+struct FlashFrames {
+    region: &'static [u8],
+    count: usize,
+    next: usize,
+}
+
+/// Why the frames region cannot be read.
+enum FramesError {
+    NoMagic(*const u8),
+    TooMany(usize),
+}
+
+impl core::fmt::Display for FramesError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            FramesError::NoMagic(at) => write!(f, "no frames at {:p} (expected EMOF)", at),
+            FramesError::TooMany(n) => write!(f, "{} frames do not fit the frames region", n),
+        }
+    }
+}
+
+impl core::fmt::Debug for FramesError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl FlashFrames {
+    const RECORD: usize = INPUT_LEN + 1;
+
+    fn new(region: &'static [u8]) -> Result<Self, FramesError> {
+        if region[..4] != *b"EMOF" {
+            return Err(FramesError::NoMagic(region.as_ptr()));
+        }
+        let count = u32::from_le_bytes([region[4], region[5], region[6], region[7]]) as usize;
+        if count > (region.len() - 8) / Self::RECORD {
+            return Err(FramesError::TooMany(count));
+        }
+        Ok(FlashFrames {
+            region,
+            count,
+            next: 0,
+        })
+    }
+}
+
+impl FrameSource for FlashFrames {
+    type Error = FramesError;
+
+    fn next_frame(&mut self, out: &mut [u8; INPUT_LEN]) -> Result<Option<FrameInfo>, FramesError> {
+        if self.next == self.count {
+            return Ok(None);
+        }
+        let rec = &self.region[8 + self.next * Self::RECORD..][..Self::RECORD];
+        self.next += 1;
+        out.copy_from_slice(&rec[1..]);
+        Ok(Some(FrameInfo {
+            label: (rec[0] != 255).then_some(rec[0]),
+        }))
     }
 }
 

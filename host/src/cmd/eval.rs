@@ -26,6 +26,9 @@ pub struct Args {
     /// Write the full report as JSON here (atomically).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Draw the confusion matrix here [default: confusion.png beside --json, else none]
+    #[arg(long)]
+    confusion: Option<PathBuf>,
 }
 
 /// A form of the model.
@@ -69,6 +72,20 @@ pub fn run(a: Args) -> Result<Outcome> {
     pb.finish_and_clear();
     let confusion = Confusion::from_pairs(&ds.labels, &pred);
     print!("{}", confusion.to_table());
+    let picture = a
+        .confusion
+        .clone()
+        .or_else(|| a.json.as_ref().map(|j| j.with_file_name("confusion.png")));
+    if let Some(png) = &picture {
+        let title = format!(
+            "{} ({:?}), accuracy {:.2}%",
+            a.model.display(),
+            form,
+            confusion.accuracy() * 100.0
+        );
+        crate::plots::confusion(&confusion, &title, png)?;
+        eprintln!("confusion matrix drawn to {}", png.display());
+    }
     if let Some(path) = &a.json {
         let report = Report {
             model: a.model.clone(),

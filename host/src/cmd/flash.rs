@@ -29,9 +29,16 @@ pub struct Args {
     /// Write the blob as a flash image here (format from --format).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Image format: raw bytes, or Intel HEX placed at the blob's flash address.
+    /// Image format: raw bytes, Intel HEX or UF2 placed at the blob's flash address.
     #[arg(long, value_enum, default_value_t = Format::Hex)]
     format: Format,
+    /// Flash address of the blob in the image, for a board whose memory map differs from the
+    /// QEMU firmware's (e.g. 0x10080000 on an RP2040, whose flash starts at 0x10000000).
+    #[arg(long, default_value = "0x00080000", value_parser = parse_u32)]
+    addr: u32,
+    /// UF2 family ID (the bootloader drops blocks of other families); default RP2040.
+    #[arg(long, default_value = "0xe48bff56", value_parser = parse_u32)]
+    uf2_family: u32,
     /// Run the firmware with the blob and test frames in QEMU and compare with the host.
     #[arg(long)]
     qemu: bool,
@@ -50,6 +57,25 @@ pub enum Format {
     Raw,
     /// Intel HEX records at the blob's address.
     Hex,
+    /// UF2 blocks (256 payload bytes each) at the blob's address, for drag-and-drop
+    /// bootloaders (RP2040, many nRF52 and SAMD boards).
+    Uf2,
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?} is not a 32-bit number: {e}"))
+}
+
+/// UF2 image of `data` at `addr`: 512-byte blocks carrying 256 bytes each.
+pub fn uf2_image(data: &[u8], addr: u32, family: u32) -> Result<Vec<u8>> {
+    if addr % 256 != 0 {
+        bail!("UF2 address {addr:#010x} is not 256-byte aligned");
+    }
+    uf2::bin_to_uf2(&data.to_vec(), family, addr).context("building the UF2 image")
 }
 
 /// Intel HEX of `data` at `addr` (extended linear address records, 16-byte data records).
@@ -90,14 +116,16 @@ pub fn run(a: Args) -> Result<Outcome> {
     if let Some(out) = &a.out {
         let bytes = match a.format {
             Format::Raw => blob.clone(),
-            Format::Hex => intel_hex(&blob, BLOB_ADDR).into_bytes(),
+            Format::Hex => intel_hex(&blob, a.addr).into_bytes(),
+            Format::Uf2 => uf2_image(&blob, a.addr, a.uf2_family)?,
         };
         crate::atomic::write_ctx(out, &bytes)?;
         eprintln!(
-            "wrote {} ({:?}, blob of {} bytes at {BLOB_ADDR:#010x})",
+            "wrote {} ({:?}, blob of {} bytes at {:#010x})",
             out.display(),
             a.format,
-            blob.len()
+            blob.len(),
+            a.addr
         );
     }
     if !a.qemu {
@@ -242,6 +270,30 @@ mod tests {
             lines,
             [":020000040008F2", ":03000000010203F7", ":00000001FF"]
         );
+    }
+
+    #[test]
+    fn uf2_blocks_carry_the_blob_at_its_address() {
+        let blob: Vec<u8> = (0..600u32).map(|i| (i * 7) as u8).collect();
+        let img = uf2_image(&blob, 0x1008_0000, 0xe48b_ff56).unwrap();
+        assert_eq!(img.len(), 3 * 512);
+        let word = |b: &[u8], i: usize| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+        let mut back = Vec::new();
+        for (n, block) in img.chunks(512).enumerate() {
+            assert_eq!(word(block, 0), 0x0A32_4655);
+            assert_eq!(word(block, 1), 0x9E5D_5157);
+            assert_eq!(word(block, 2), 0x2000, "family-ID flag");
+            assert_eq!(word(block, 3), 0x1008_0000 + 256 * n as u32);
+            assert_eq!(word(block, 4), 256);
+            assert_eq!((word(block, 5), word(block, 6)), (n as u32, 3));
+            assert_eq!(word(block, 7), 0xe48b_ff56);
+            assert_eq!(word(block, 127), 0x0AB1_6F30);
+            back.extend_from_slice(&block[32..32 + 256]);
+        }
+        assert_eq!(&back[..600], &blob[..]);
+        assert!(uf2_image(&blob, 0x1008_0001, 0).is_err());
+        assert_eq!(parse_u32("0x10"), Ok(16));
+        assert!(parse_u32("zz").is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@ use super::{Outcome, progress};
 use crate::augment::AugmentConfig;
 use crate::data::load_split;
 use crate::model::{Arch, ModelConfig, costs};
-use crate::training::{EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, read_json, train};
+use crate::training::{
+    EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, TrainSet, read_json, train,
+};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
@@ -38,6 +40,13 @@ pub struct Args {
     /// Turn augmentation off.
     #[arg(long)]
     no_augment: bool,
+    /// Train on FER+ crowd votes: weight of the vote shares in each target (0 to 1; 0 = the
+    /// FER2013 labels only). Images FER+ calls not-a-face are dropped from training.
+    #[arg(long, default_value_t = 0.0)]
+    ferplus: f32,
+    /// FER+ label file [default: $EMOEDGE_DATA/ferplus/fer2013new.csv]
+    #[arg(long)]
+    ferplus_csv: Option<PathBuf>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -120,8 +129,12 @@ pub fn run(a: Args) -> Result<Outcome> {
             .with_lr(a.lr)
             .with_label_smoothing(a.smoothing)
             .with_class_weights(a.class_weights)
+            .with_ferplus(a.ferplus)
             .with_seed(a.seed)
     };
+    if !(0.0..=1.0).contains(&cfg.ferplus) {
+        anyhow::bail!("--ferplus {} is outside 0..=1", cfg.ferplus);
+    }
     let k = costs(&cfg.model.blocks);
     eprintln!(
         "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
@@ -141,6 +154,23 @@ pub fn run(a: Args) -> Result<Outcome> {
     if let Some(n) = a.limit {
         train_set = train_set.subsample(n);
     }
+    let soft = if cfg.ferplus > 0.0 {
+        let csv = match a.ferplus_csv {
+            Some(p) => p,
+            None => emoedge_core::paths::data_subdir("ferplus")?.join("fer2013new.csv"),
+        };
+        let rows = crate::ferplus::load(&csv)?;
+        let (kept, soft, dropped) = crate::ferplus::join(train_set, &rows)?;
+        eprintln!(
+            "FER+ targets (weight {}) from {}: {dropped} not-a-face images dropped",
+            cfg.ferplus,
+            csv.display()
+        );
+        train_set = kept;
+        Some(soft)
+    } else {
+        None
+    };
     eprintln!(
         "train: {} images {:?}; test: {} images",
         train_set.len(),
@@ -151,7 +181,10 @@ pub fn run(a: Args) -> Result<Outcome> {
     let state = train(
         &a.out,
         &cfg,
-        train_set,
+        TrainSet {
+            data: train_set,
+            soft,
+        },
         &test_set,
         &device,
         RunOptions {
