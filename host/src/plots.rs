@@ -62,21 +62,24 @@ pub fn curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
     render(path, (1100, 440), |root| {
         root.fill(&WHITE).map_err(err)?;
         let (left, right) = root.split_horizontally(550);
-        let panels: [(
-            &DrawingArea<_, _>,
-            &str,
-            fn(&EpochMetrics) -> f64,
-            fn(&EpochMetrics) -> f64,
-        ); 2] = [
-            (&left, "loss", |m| m.train_loss, |m| m.test_loss),
+        type Pick = fn(&EpochMetrics) -> f64;
+        let panels: [(&DrawingArea<_, _>, &str, Pick, Pick, SeriesLabelPosition); 2] = [
+            (
+                &left,
+                "loss",
+                |m| m.train_loss,
+                |m| m.test_loss,
+                SeriesLabelPosition::UpperRight,
+            ),
             (
                 &right,
                 "accuracy (%)",
                 |m| m.train_acc * 100.0,
                 |m| m.test_acc * 100.0,
+                SeriesLabelPosition::LowerRight,
             ),
         ];
-        for (area, name, train, test) in panels {
+        for (area, name, train, test, legend) in panels {
             let (tr, te) = (epochs(train), epochs(test));
             let vals = tr.iter().chain(&te).map(|p| p.1).filter(|v| v.is_finite());
             let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
@@ -105,7 +108,7 @@ pub fn curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .label_font((FONT, 15))
                 .border_style(BLACK)
                 .background_style(WHITE.mix(0.85))

@@ -549,3 +549,13 @@ fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     }
     crate::atomic::write_ctx(path, s.as_bytes())
 }
+
+/// Reads a run's `metrics.csv` back (to redraw `curves.png` for a shipped model folder).
+pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{}, row {}", path.display(), i + 1)))
+        .collect()
+}

@@ -43,6 +43,17 @@ pub enum Form {
     Engine,
 }
 
+impl Form {
+    /// How reports name the form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::Float => "float",
+            Form::Tract => "tract int8",
+            Form::Engine => "engine int8",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Report {
     model: PathBuf,
@@ -78,9 +89,9 @@ pub fn run(a: Args) -> Result<Outcome> {
         .or_else(|| a.json.as_ref().map(|j| j.with_file_name("confusion.png")));
     if let Some(png) = &picture {
         let title = format!(
-            "{} ({:?}), accuracy {:.2}%",
+            "{} ({}), accuracy {:.2}%",
             a.model.display(),
-            form,
+            form.name(),
             confusion.accuracy() * 100.0
         );
         crate::plots::confusion(&confusion, &title, png)?;

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each parses its own flags (clap) and returns an [`Outcome`].
 
 mod bench;
+mod curves;
 pub mod eval;
 pub mod flash;
 mod progress;
@@ -42,6 +43,8 @@ enum Command {
     Flash(flash::Args),
     /// Benchmarks: training throughput, and engine vs tract inference latency.
     Bench(bench::Args),
+    /// Redraw curves.png (loss and accuracy per epoch) from a folder's metrics.csv.
+    Curves(curves::Args),
 }
 
 impl Cli {
@@ -54,6 +57,7 @@ impl Cli {
             Command::Verify(a) => verify::run(a),
             Command::Flash(a) => flash::run(a),
             Command::Bench(a) => bench::run(a),
+            Command::Curves(a) => curves::run(a),
         }
     }
 }
