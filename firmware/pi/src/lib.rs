@@ -3,6 +3,7 @@
 //! per-frame pipeline. The `emoedge-pi` binary is a thin shell around it.
 
 pub mod annotate;
+pub mod camera;
 pub mod classify;
 pub mod detect;
 pub mod pipeline;

@@ -3,13 +3,14 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use emoedge_pi::camera::{Backoff, Camera, open_v4l2};
 use emoedge_pi::classify::{Classifier, EngineKind};
 use emoedge_pi::detect::{Cascade, DetectParams, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
 use emoedge_pi::source::{Files, FrameSource, RawGray, Y4m, parse_size};
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The model folder used when `--model` is not given.
 const DEFAULT_MODEL: &str = "models/edge";
@@ -29,6 +30,17 @@ struct Args {
     /// Read a YUV4MPEG2 stream from stdin (`ffmpeg -i VIDEO -f yuv4mpegpipe -pix_fmt gray -`).
     #[arg(long)]
     y4m: bool,
+    /// Read frames from a V4L2 camera (USB webcam; Pi camera via libcamera's V4L2 layer),
+    /// reopening it with backoff if it goes away.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "/dev/video0",
+          conflicts_with_all = ["stdin", "y4m"])]
+    camera: Option<PathBuf>,
+    /// Capture size asked of the camera (it may pick the nearest it has).
+    #[arg(long, value_name = "WxH", default_value = "640x480")]
+    camera_size: String,
+    /// Failed camera opens/reads in a row before giving up (0: never give up).
+    #[arg(long, default_value_t = 0)]
+    camera_retries: u32,
     /// Model folder holding model.int8.onnx and model.blob.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
@@ -42,6 +54,9 @@ struct Args {
     /// frames, but faces under `min-size · width / detect-width` pixels are missed.
     #[arg(long, default_value_t = 0)]
     detect_width: u32,
+    /// On video (camera, stdin), detect faces on one frame in N and track them between.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    detect_every: u32,
     /// Smallest face side, in frame pixels.
     #[arg(long, default_value_t = 30)]
     min_size: u32,
@@ -84,9 +99,25 @@ fn run(args: Args) -> Result<bool> {
         },
         detect_width: args.detect_width,
         margin_pct: args.margin,
+        detect_every: args.detect_every,
     };
     let mut pipeline = Pipeline::new(Detector::new(cascade), classifier, opts);
     let mut source: Box<dyn FrameSource> = match &args.stdin {
+        _ if args.camera.is_some() => {
+            let device = args.camera.clone().unwrap_or_default();
+            let (w, h) = parse_size(&args.camera_size)?;
+            let backoff = Backoff {
+                first: Duration::from_millis(250),
+                max: Duration::from_secs(8),
+                attempts: (args.camera_retries > 0).then_some(args.camera_retries),
+            };
+            Box::new(Camera::with(
+                device.display().to_string(),
+                move || open_v4l2(&device, w, h),
+                std::thread::sleep,
+                backoff,
+            ))
+        }
         _ if args.y4m => Box::new(Y4m::new(std::io::stdin().lock())?),
         Some(size) => {
             let (w, h) = parse_size(size)?;

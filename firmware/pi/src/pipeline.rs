@@ -21,6 +21,11 @@ pub struct Options {
     pub detect_width: u32,
     /// Margin added around each detected box before cropping, percent of its size.
     pub margin_pct: u32,
+    /// On video, run the detector on one frame in this many (1: every frame) and carry
+    /// the tracked boxes over the frames between: detection is most of a frame's cost,
+    /// and faces move little in a few frames. A face that enters is found at the next
+    /// detection; `BENCHMARKS.md` has the recall this costs.
+    pub detect_every: u32,
 }
 
 /// One face in a frame's report.
@@ -81,6 +86,7 @@ pub struct Pipeline {
     tracks: Vec<Track>,
     next_track: u32,
     start: Instant,
+    video_frames: u64,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -98,6 +104,7 @@ impl Pipeline {
             tracks: Vec::new(),
             next_track: 0,
             start: Instant::now(),
+            video_frames: 0,
         }
     }
 
@@ -133,7 +140,16 @@ impl Pipeline {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let boxes = self.detect(f);
+        let every = self.opts.detect_every.max(1) as u64;
+        let carry = f.video && self.video_frames % every != 0;
+        if f.video {
+            self.video_frames += 1;
+        }
+        let boxes = if carry {
+            self.tracks.iter().map(|t| t.rect).collect()
+        } else {
+            self.detect(f)
+        };
         t.detect = ms(t0);
         let frame =
             emoedge_core::preprocess::Frame::new(&f.gray, f.width, f.height, PixelFormat::Gray8)
