@@ -57,6 +57,19 @@ struct Stage {
     weak: Vec<Weak>,
 }
 
+/// One rectangle of a feature: corner offsets from a window's base index, and its weight.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Corners {
+    o: [usize; 4],
+    weight: f32,
+}
+
+/// A cascade's features laid out for integral tables of one row length.
+pub(crate) struct Compiled {
+    stride: usize,
+    feats: Vec<([Corners; 3], u8)>,
+}
+
 /// A loaded cascade.
 #[derive(Clone, Debug)]
 pub struct Cascade {
@@ -205,8 +218,33 @@ impl Cascade {
         })
     }
 
-    /// Whether the window at `(x, y)` of the integral image passes every stage.
-    pub(crate) fn classify(&self, ii: &Integral, x: u32, y: u32) -> bool {
+    /// The cascade's rectangles as corner offsets into integral tables of row length
+    /// `stride`: computed once per pyramid level, so a window's feature is four loads
+    /// from its base index, with no per-rectangle address arithmetic.
+    pub(crate) fn compile(&self, stride: usize) -> Compiled {
+        let feats = self
+            .features
+            .iter()
+            .map(|f| {
+                let mut c = [Corners::default(); 3];
+                for (k, r) in f.rects.iter().take(3).enumerate() {
+                    let a = r.y * stride + r.x;
+                    let b = (r.y + r.h) * stride + r.x;
+                    c[k] = Corners {
+                        o: [a, a + r.w, b, b + r.w],
+                        weight: r.weight,
+                    };
+                }
+                (c, f.rects.len().min(3) as u8)
+            })
+            .collect();
+        Compiled { stride, feats }
+    }
+
+    /// Whether the window at `(x, y)` of the integral image passes every stage; `c` is
+    /// this cascade compiled for the integral's stride.
+    pub(crate) fn classify(&self, c: &Compiled, ii: &Integral, x: u32, y: u32) -> bool {
+        debug_assert_eq!(c.stride, ii.stride);
         let (x, y) = (x as usize, y as usize);
         let (w, h) = (self.width as usize, self.height as usize);
         // Variance normalisation over the window less a 1-pixel border (OpenCV's normrect).
@@ -223,16 +261,26 @@ impl Cascade {
             return false;
         }
         let norm = norm as f32;
+        let base = y * c.stride + x;
+        let table = &ii.sum[base..];
+        let rect = |k: &Corners| {
+            // Exact in wrapping u32: the true sum is non-negative and below 2^32.
+            let [a, b, cc, d] = k.o;
+            table[d]
+                .wrapping_sub(table[b])
+                .wrapping_sub(table[cc])
+                .wrapping_add(table[a]) as f32
+        };
         for stage in &self.stages {
             let mut sum = 0f32;
             for weak in &stage.weak {
                 let mut idx = 0i32;
                 loop {
                     let node = &weak.nodes[idx as usize];
-                    let f = &self.features[node.feature];
+                    let (corners, n) = &c.feats[node.feature];
                     let mut v = 0f32;
-                    for r in &f.rects {
-                        v += r.weight * ii.rect(x + r.x, y + r.y, r.w, r.h) as f32;
+                    for k in &corners[..*n as usize] {
+                        v += k.weight * rect(k);
                     }
                     idx = if v * norm < node.threshold {
                         node.left

@@ -11,6 +11,7 @@ pub use cascade::{Cascade, CascadeError};
 pub use group::group_rectangles;
 
 use integral::Integral;
+use rayon::prelude::*;
 
 /// An axis-aligned box in frame pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -96,18 +97,27 @@ impl Detector {
                 resize_bilinear(gray, width, height, sw, sh, &mut self.scaled);
                 self.integral.compute(&self.scaled, sw, sh);
                 let step = if factor > 2.0 { 1 } else { 2 };
-                for y in (0..sh - wh).step_by(step) {
-                    for x in (0..sw - ww).step_by(step) {
-                        if self.cascade.classify(&self.integral, x, y) {
-                            self.hits.push(Rect {
+                let compiled = self.cascade.compile(self.integral.stride);
+                let (cascade, ii) = (&self.cascade, &self.integral);
+                // Rows in parallel (the Pi has 4 cores); collected in row order, so the
+                // result does not depend on the thread count.
+                let rows: Vec<u32> = (0..sh - wh).step_by(step).collect();
+                let found: Vec<Vec<Rect>> = rows
+                    .par_iter()
+                    .map(|&y| {
+                        (0..sw - ww)
+                            .step_by(step)
+                            .filter(|&x| cascade.classify(&compiled, ii, x, y))
+                            .map(|x| Rect {
                                 x: (x as f64 * factor).round() as i32,
                                 y: (y as f64 * factor).round() as i32,
                                 w: win_w as i32,
                                 h: win_h as i32,
-                            });
-                        }
-                    }
-                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                self.hits.extend(found.into_iter().flatten());
             }
             factor *= p.scale_factor;
         }
