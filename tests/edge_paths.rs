@@ -55,6 +55,7 @@ fn run(model: &Path, kind: EngineKind) -> Faces {
         detect: Default::default(),
         detect_width: 0,
         margin_pct: 10,
+        detect_every: 1,
     };
     let mut p = Pipeline::new(
         Detector::new(cascade),

@@ -122,13 +122,13 @@ fn verdict(dropped: bool, votes: &[u32; 10]) -> Verdict {
     Verdict::Votes(p)
 }
 
+/// The kept images, their vote shares (aligned), and how many images were dropped.
+pub type Joined = (Dataset, Vec<Option<[f32; NUM_CLASSES]>>, usize);
+
 /// Drops the images FER+ calls not-a-face, and returns the vote shares of those kept
 /// (`None` where FER+ has none), aligned with the returned set. Images whose file name is no
 /// row index, or beyond the file, are an error: the join would be silently wrong.
-pub fn join(
-    data: Dataset,
-    rows: &[Verdict],
-) -> anyhow::Result<(Dataset, Vec<Option<[f32; NUM_CLASSES]>>, usize)> {
+pub fn join(data: Dataset, rows: &[Verdict]) -> anyhow::Result<Joined> {
     let mut kept = Dataset::default();
     let mut soft = Vec::with_capacity(data.len());
     let mut dropped = 0;

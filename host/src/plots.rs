@@ -135,7 +135,7 @@ pub fn confusion(c: &Confusion, title: &str, path: &Path) -> Result<()> {
         };
         use plotters::style::text_anchor::{HPos, Pos, VPos};
         let centre = Pos::new(HPos::Center, VPos::Center);
-        text(title, (left + side / 2) as i32, 18, 20, BLACK, centre)?;
+        text(title, left + side / 2, 18, 20, BLACK, centre)?;
         text("predicted", left + side / 2, 44, 15, BLACK, centre)?;
         for (k, e) in Emotion::ALL.iter().enumerate() {
             let k = k as i32;

@@ -143,7 +143,7 @@ fn main() -> ! {
             op_name(&s.step),
             s.macs,
             instr,
-            s.macs * 1 / instr.max(1),
+            s.macs / instr.max(1),
             (s.macs * 100 / instr.max(1)) % 100
         );
     }

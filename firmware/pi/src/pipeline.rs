@@ -141,7 +141,7 @@ impl Pipeline {
         };
         let t0 = Instant::now();
         let every = self.opts.detect_every.max(1) as u64;
-        let carry = f.video && self.video_frames % every != 0;
+        let carry = f.video && !self.video_frames.is_multiple_of(every);
         if f.video {
             self.video_frames += 1;
         }

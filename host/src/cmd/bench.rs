@@ -33,6 +33,9 @@ enum What {
         /// Measured steps (after 3 warm-up steps).
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// Also write the network's config.json here (for bench/train_peer.py).
+        #[arg(long)]
+        save_config: Option<std::path::PathBuf>,
     },
     /// One 48x48 inference: the engine on the blob vs tract on the int8 ONNX, same model.
     Infer {
@@ -55,7 +58,18 @@ fn median(v: &mut [f64]) -> f64 {
 
 pub fn run(a: Args) -> Result<Outcome> {
     match a.what {
-        What::Train { arch, batch, steps } => bench_train(arch, batch, steps),
+        What::Train {
+            arch,
+            batch,
+            steps,
+            save_config,
+        } => {
+            if let Some(path) = save_config {
+                let cfg = ModelConfig::for_arch(arch);
+                crate::atomic::write_ctx(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
+            }
+            bench_train(arch, batch, steps)
+        }
         What::Infer {
             model,
             images,

@@ -72,7 +72,7 @@ fn parse_u32(s: &str) -> Result<u32, String> {
 
 /// UF2 image of `data` at `addr`: 512-byte blocks carrying 256 bytes each.
 pub fn uf2_image(data: &[u8], addr: u32, family: u32) -> Result<Vec<u8>> {
-    if addr % 256 != 0 {
+    if !addr.is_multiple_of(256) {
         bail!("UF2 address {addr:#010x} is not 256-byte aligned");
     }
     uf2::bin_to_uf2(&data.to_vec(), family, addr).context("building the UF2 image")
