@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use emoedge::data::load_split;
 use emoedge::model::{Arch, ModelConfig};
-use emoedge::quantize::{calibrate, quantize};
+use emoedge::quantize::{Method, calibrate, quantize};
 use emoedge_pi::classify::{Classifier, EngineKind};
 use emoedge_pi::detect::{Cascade, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
@@ -27,7 +27,7 @@ fn model_folder(dir: &Path) {
         &indicatif::ProgressBar::hidden(),
     )
     .unwrap();
-    let calib = calibrate(&model, &test.subsample(200), &device);
+    let calib = calibrate(&model, &test.subsample(200), &device, Method::Minmax);
     let q = quantize(&model, &calib).unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(

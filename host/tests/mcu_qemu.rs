@@ -8,7 +8,7 @@
 use burn::prelude::*;
 use emoedge::cmd::flash::run_qemu;
 use emoedge::model::{Arch, ModelConfig};
-use emoedge::quantize::{calibrate, quantize};
+use emoedge::quantize::{Method, calibrate, quantize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -49,7 +49,11 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
         &indicatif::ProgressBar::hidden(),
     )
     .unwrap();
-    let q = quantize(&model, &calibrate(&model, &test.subsample(200), &device)).unwrap();
+    let q = quantize(
+        &model,
+        &calibrate(&model, &test.subsample(200), &device, Method::Minmax),
+    )
+    .unwrap();
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("m");
     std::fs::create_dir_all(&dir).unwrap();

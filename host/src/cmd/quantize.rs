@@ -3,7 +3,7 @@
 use super::{Outcome, progress};
 use crate::data::{Dataset, decode_face, list_split};
 use crate::export::{blob::to_blob, onnx::to_onnx};
-use crate::quantize::{QOp, calibrate, hex_string, quantize};
+use crate::quantize::{Method, QOp, calibrate, hex_string, quantize};
 use crate::training::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,10 @@ pub struct Args {
     /// Calibration images, spread evenly over train/.
     #[arg(long, default_value_t = 2000)]
     calib: usize,
+    /// How activation ranges are taken from the calibration images (mean-minmax measured
+    /// best on the shipped model: models/MODEL.md).
+    #[arg(long, value_enum, default_value_t = Method::MeanMinmax)]
+    calibration: Method,
 }
 
 /// Names of the files in a model folder.
@@ -86,7 +90,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let pb = progress::bar("calibrate", 0);
     let calib_set = calibration_set(&data.join("train"), a.calib)?;
     pb.finish_and_clear();
-    let calib = calibrate(&model, &calib_set, &device);
+    let calib = calibrate(&model, &calib_set, &device, a.calibration);
     let q = quantize(&model, &calib)?;
     let onnx = to_onnx(&q);
     let blob = to_blob(&q)?;

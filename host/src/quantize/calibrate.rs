@@ -19,12 +19,34 @@ pub struct Calibration {
     pub ranges: Vec<(f32, f32)>,
 }
 
-/// Min/max calibration: the float model runs over `data` in batches and every quantized
-/// tensor keeps its extreme values. With ReLU outputs calibrated on `[0, max]`, this keeps
-/// every activation in range (no clipping), at the cost of resolution when outliers are rare.
-pub fn calibrate(model: &Model, data: &Dataset, device: &Device) -> Calibration {
+/// How activation ranges are taken from the calibration images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// The extremes over every image: nothing is ever clipped, at the cost of resolution
+    /// when outliers are rare.
+    Minmax,
+    /// The mean over batches of 128 images of each batch's extremes (PyTorch's
+    /// moving-average observer with equal weights): rare outliers are clipped, and the
+    /// common range gets finer steps.
+    MeanMinmax,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Minmax => "minmax",
+            Method::MeanMinmax => "mean-minmax",
+        }
+    }
+}
+
+/// Calibration: the float model runs over `data` in batches and every quantized tensor's
+/// range is taken by `method`.
+pub fn calibrate(model: &Model, data: &Dataset, device: &Device, method: Method) -> Calibration {
     const BATCH: usize = 128;
     let mut ranges: Vec<(f32, f32)> = Vec::new();
+    let mut sums: Vec<(f64, f64)> = Vec::new();
+    let mut batches = 0usize;
     for start in (0..data.len()).step_by(BATCH) {
         let n = BATCH.min(data.len() - start);
         let mut px = vec![0f32; n * INPUT_LEN];
@@ -36,15 +58,26 @@ pub fn calibrate(model: &Model, data: &Dataset, device: &Device) -> Calibration 
         let mut obs = |lo: f32, hi: f32| {
             if i == ranges.len() {
                 ranges.push((lo, hi));
+                sums.push((0.0, 0.0));
             } else {
                 ranges[i] = (ranges[i].0.min(lo), ranges[i].1.max(hi));
             }
+            sums[i].0 += lo as f64;
+            sums[i].1 += hi as f64;
             i += 1;
         };
         model.forward_observed(x, Some(&mut obs));
+        batches += 1;
+    }
+    if method == Method::MeanMinmax {
+        let b = batches.max(1) as f64;
+        ranges = sums
+            .iter()
+            .map(|(lo, hi)| ((lo / b) as f32, (hi / b) as f32))
+            .collect();
     }
     Calibration {
-        method: "minmax",
+        method: method.name(),
         images: data.len(),
         ranges,
     }

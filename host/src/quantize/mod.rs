@@ -11,7 +11,7 @@
 
 mod calibrate;
 
-pub use calibrate::{Calibration, calibrate};
+pub use calibrate::{Calibration, Method, calibrate};
 
 use crate::model::{Block, Model};
 use anyhow::{Context, Result, bail, ensure};
