@@ -36,6 +36,10 @@ enum What {
         /// Also write the network's config.json here (for bench/train_peer.py).
         #[arg(long)]
         save_config: Option<std::path::PathBuf>,
+        /// Instead, time each convolution block's forward (conv, BatchNorm, ReLU apart) and
+        /// backward in isolation on its real input shape: where a training step's time goes.
+        #[arg(long)]
+        profile: bool,
     },
     /// One 48x48 inference: the engine on the blob vs tract on the int8 ONNX, same model.
     Infer {
@@ -63,12 +67,17 @@ pub fn run(a: Args) -> Result<Outcome> {
             batch,
             steps,
             save_config,
+            profile,
         } => {
             if let Some(path) = save_config {
                 let cfg = ModelConfig::for_arch(arch);
                 crate::atomic::write_ctx(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
             }
-            bench_train(arch, batch, steps)
+            if profile {
+                profile_train(arch, batch, steps)
+            } else {
+                bench_train(arch, batch, steps)
+            }
         }
         What::Infer {
             model,
@@ -116,6 +125,98 @@ fn bench_train(arch: Arch, batch: usize, steps: usize) -> Result<Outcome> {
         batch as f64 / med,
         med * 1e3
     );
+    Ok(Outcome::Ok)
+}
+
+/// Per-block training cost: for each conv block (conv + BatchNorm + ReLU) of the network,
+/// its input is made by running the blocks before it; then, `reps` times, the block's
+/// forward is timed op by op and its backward (from `sum` of its output, with the input
+/// requiring a gradient as inside a network) as a whole. Medians, milliseconds per batch.
+fn profile_train(arch: Arch, batch: usize, reps: usize) -> Result<Outcome> {
+    use crate::model::Block;
+    let device = crate::backend::device().autodiff();
+    device.seed(1);
+    let cfg = ModelConfig::for_arch(arch);
+    let model = cfg.init(&device);
+    let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2])
+        .with_strides([2, 2])
+        .init();
+    let px: Vec<f32> = (0..batch * 48 * 48)
+        .map(|i| (i % 251) as f32 / 251.0)
+        .collect();
+    let mut x = Tensor::<4>::from_data(TensorData::new(px, [batch, 1, 48, 48]), &device);
+    let sync = |d: &Device| d.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
+    println!(
+        "profile train: {arch:?}, batch {batch}, {} on {} threads, median of {reps} (ms per batch)",
+        crate::backend::name(),
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:>3} {:<10} {:>16} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "#", "block", "output", "conv", "bn", "relu", "backward", "total"
+    );
+    let (mut ci, mut sum_total) = (0usize, 0f64);
+    let mut rows = Vec::new();
+    for b in &cfg.blocks {
+        match b {
+            Block::Conv { .. } | Block::Depthwise { .. } | Block::Pointwise { .. } => {
+                let block = &model.convs[ci];
+                let input = x.clone().detach();
+                let (mut tc, mut tb, mut tr, mut tk) = (vec![], vec![], vec![], vec![]);
+                for _ in 0..reps.max(1) {
+                    let a = input.clone().require_grad();
+                    sync(&device)?;
+                    let t0 = Instant::now();
+                    let y = block.conv.forward(a);
+                    sync(&device)?;
+                    let t1 = Instant::now();
+                    let y = match &block.bn {
+                        Some(bn) => bn.forward(y),
+                        None => y,
+                    };
+                    sync(&device)?;
+                    let t2 = Instant::now();
+                    let y = burn::tensor::activation::relu(y);
+                    sync(&device)?;
+                    let t3 = Instant::now();
+                    let g = y.sum().backward();
+                    sync(&device)?;
+                    std::hint::black_box(g);
+                    tc.push((t1 - t0).as_secs_f64());
+                    tb.push((t2 - t1).as_secs_f64());
+                    tr.push((t3 - t2).as_secs_f64());
+                    tk.push(t3.elapsed().as_secs_f64());
+                }
+                x = block.forward(input);
+                let dims = x.dims();
+                let ms = |v: &mut Vec<f64>| median(v) * 1e3;
+                let (c, bn, r, k) = (ms(&mut tc), ms(&mut tb), ms(&mut tr), ms(&mut tk));
+                let total = c + bn + r + k;
+                sum_total += total;
+                let name = match b {
+                    Block::Conv { k, stride, .. } => format!("conv{k}x{k}/{stride}"),
+                    Block::Depthwise { .. } => "depthwise".into(),
+                    _ => "pointwise".into(),
+                };
+                rows.push((
+                    ci,
+                    name,
+                    format!("{}x{}x{}", dims[1], dims[2], dims[3]),
+                    [c, bn, r, k, total],
+                ));
+                ci += 1;
+            }
+            Block::MaxPool => x = pool.forward(x),
+            _ => {}
+        }
+    }
+    for (i, name, shape, [c, bn, r, k, total]) in &rows {
+        println!(
+            "{i:>3} {name:<10} {shape:>16} {c:>8.2} {bn:>8.2} {r:>8.2} {k:>9.2} {total:>8.2} ({:.0}%)",
+            100.0 * total / sum_total
+        );
+    }
+    println!("conv blocks in all: {sum_total:.1} ms per batch of {batch}");
     Ok(Outcome::Ok)
 }
 
