@@ -70,6 +70,13 @@ pub(crate) struct Compiled {
     feats: Vec<([Corners; 3], u8)>,
 }
 
+impl Compiled {
+    /// The integral row length it was laid out for.
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+}
+
 /// A loaded cascade.
 #[derive(Clone, Debug)]
 pub struct Cascade {

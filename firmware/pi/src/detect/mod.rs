@@ -10,6 +10,7 @@ mod integral;
 pub use cascade::{Cascade, CascadeError};
 pub use group::group_rectangles;
 
+use cascade::Compiled;
 use integral::Integral;
 use rayon::prelude::*;
 
@@ -60,12 +61,25 @@ impl Default for DetectParams {
     }
 }
 
-/// Runs the cascade over a gray frame (`width · height` bytes) at every pyramid scale.
-/// Reuses its buffers between frames.
-pub struct Detector {
-    cascade: Cascade,
+/// One pyramid level's buffers, kept from frame to frame.
+#[derive(Default)]
+struct Level {
+    factor: f64,
+    size: (u32, u32),
+    window: (u32, u32),
     scaled: Vec<u8>,
     integral: Integral,
+    compiled: Option<Compiled>,
+    hits: Vec<Rect>,
+}
+
+/// Runs the cascade over a gray frame (`width · height` bytes) at every pyramid scale.
+/// Pyramid levels run in parallel (the Pi has 4 cores), each with its own buffers and the
+/// cascade laid out for its row length, all reused between frames of one size: once warm,
+/// a frame allocates nothing but the result.
+pub struct Detector {
+    cascade: Cascade,
+    levels: Vec<Level>,
     hits: Vec<Rect>,
 }
 
@@ -74,52 +88,71 @@ impl Detector {
     pub fn new(cascade: Cascade) -> Self {
         Self {
             cascade,
-            scaled: Vec::new(),
-            integral: Integral::default(),
+            levels: Vec::new(),
             hits: Vec::new(),
         }
     }
 
     /// Faces in the frame, grouped.
     pub fn detect(&mut self, gray: &[u8], width: u32, height: u32, p: &DetectParams) -> Vec<Rect> {
-        self.hits.clear();
         let (ww, wh) = (self.cascade.width, self.cascade.height);
+        // The levels this frame needs: OpenCV's pyramid, from the first window of at least
+        // min_size to the last that fits.
+        let mut n = 0;
         let mut factor = 1.0f64;
         loop {
-            let win_w = (ww as f64 * factor).round() as u32;
-            let win_h = (wh as f64 * factor).round() as u32;
-            let sw = (width as f64 / factor).round() as u32;
-            let sh = (height as f64 / factor).round() as u32;
-            if sw <= ww || sh <= wh {
+            let window = (
+                (ww as f64 * factor).round() as u32,
+                (wh as f64 * factor).round() as u32,
+            );
+            let size = (
+                (width as f64 / factor).round() as u32,
+                (height as f64 / factor).round() as u32,
+            );
+            if size.0 <= ww || size.1 <= wh {
                 break;
             }
-            if win_w >= p.min_size && win_h >= p.min_size {
-                resize_bilinear(gray, width, height, sw, sh, &mut self.scaled);
-                self.integral.compute(&self.scaled, sw, sh);
-                let step = if factor > 2.0 { 1 } else { 2 };
-                let compiled = self.cascade.compile(self.integral.stride);
-                let (cascade, ii) = (&self.cascade, &self.integral);
-                // Rows in parallel (the Pi has 4 cores); collected in row order, so the
-                // result does not depend on the thread count.
-                let rows: Vec<u32> = (0..sh - wh).step_by(step).collect();
-                let found: Vec<Vec<Rect>> = rows
-                    .par_iter()
-                    .map(|&y| {
-                        (0..sw - ww)
-                            .step_by(step)
-                            .filter(|&x| cascade.classify(&compiled, ii, x, y))
-                            .map(|x| Rect {
-                                x: (x as f64 * factor).round() as i32,
-                                y: (y as f64 * factor).round() as i32,
-                                w: win_w as i32,
-                                h: win_h as i32,
-                            })
-                            .collect()
-                    })
-                    .collect();
-                self.hits.extend(found.into_iter().flatten());
+            if window.0 >= p.min_size && window.1 >= p.min_size {
+                if self.levels.len() == n {
+                    self.levels.push(Level::default());
+                }
+                let lv = &mut self.levels[n];
+                lv.factor = factor;
+                lv.size = size;
+                lv.window = window;
+                n += 1;
             }
             factor *= p.scale_factor;
+        }
+        let cascade = &self.cascade;
+        self.levels[..n].par_iter_mut().for_each(|lv| {
+            let (sw, sh) = lv.size;
+            resize_bilinear(gray, width, height, sw, sh, &mut lv.scaled);
+            lv.integral.compute(&lv.scaled, sw, sh);
+            if lv.compiled.as_ref().map(|c| c.stride()) != Some(lv.integral.stride) {
+                lv.compiled = Some(cascade.compile(lv.integral.stride));
+            }
+            let Some(compiled) = lv.compiled.as_ref() else {
+                return;
+            };
+            lv.hits.clear();
+            let step = if lv.factor > 2.0 { 1 } else { 2 };
+            for y in (0..sh - wh).step_by(step) {
+                for x in (0..sw - ww).step_by(step) {
+                    if cascade.classify(compiled, &lv.integral, x, y) {
+                        lv.hits.push(Rect {
+                            x: (x as f64 * lv.factor).round() as i32,
+                            y: (y as f64 * lv.factor).round() as i32,
+                            w: lv.window.0 as i32,
+                            h: lv.window.1 as i32,
+                        });
+                    }
+                }
+            }
+        });
+        self.hits.clear();
+        for lv in &self.levels[..n] {
+            self.hits.extend_from_slice(&lv.hits);
         }
         group_rectangles(&self.hits, p.min_neighbors, 0.2)
     }
