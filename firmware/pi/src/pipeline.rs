@@ -87,6 +87,8 @@ pub struct Pipeline {
     next_track: u32,
     start: Instant,
     video_frames: u64,
+    crops: Vec<[u8; INPUT_LEN]>,
+    logits: Vec<[i8; NUM_CLASSES]>,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -105,6 +107,8 @@ impl Pipeline {
             next_track: 0,
             start: Instant::now(),
             video_frames: 0,
+            crops: Vec::new(),
+            logits: Vec::new(),
         }
     }
 
@@ -154,10 +158,9 @@ impl Pipeline {
         let frame =
             emoedge_core::preprocess::Frame::new(&f.gray, f.width, f.height, PixelFormat::Gray8)
                 .map_err(|e| anyhow::anyhow!("{}: {e:?}", f.source))?;
-        let mut faces = Vec::with_capacity(boxes.len());
-        let mut seen = Vec::new();
-        for r in boxes {
-            let t1 = Instant::now();
+        let t1 = Instant::now();
+        self.crops.clear();
+        for r in &boxes {
             let fb = FaceBox {
                 x: r.x,
                 y: r.y,
@@ -168,11 +171,17 @@ impl Pipeline {
             let mut crop = [0u8; INPUT_LEN];
             crop_to_input(&frame, fb, &mut crop)
                 .map_err(|e| anyhow::anyhow!("{}: crop {e:?}", f.source))?;
-            t.crop += ms(t1);
-            let t2 = Instant::now();
-            let logits = self.classifier.logits(&crop)?;
+            self.crops.push(crop);
+        }
+        t.crop = ms(t1);
+        let t2 = Instant::now();
+        self.classifier.logits_many(&self.crops, &mut self.logits)?;
+        t.infer = ms(t2);
+        let mut faces = Vec::with_capacity(boxes.len());
+        let mut seen = Vec::new();
+        for (k, r) in boxes.into_iter().enumerate() {
+            let logits = self.logits[k];
             let p = self.classifier.probabilities(&logits);
-            t.infer += ms(t2);
             let mut label =
                 Emotion::from_index(argmax(&logits).unwrap_or(0)).unwrap_or(Emotion::Neutral);
             let mut track = None;
