@@ -73,8 +73,13 @@ fn train_quantize_verify_and_catch_damage() {
         "32",
     ]);
     assert!(ok, "train failed:\n{log}");
+    // minmax: this 2-epoch model's logits are nearly tied on many images, so tract's and the
+    // engine's 1-LSB requantization differences (issue 5) flip a few labels (99.86-99.89%
+    // agreement with mean-minmax, measured); the shipped model agrees on 3,589 / 3,589.
     let (ok, log) = emoedge(&[
         "quantize",
+        "--calibration",
+        "minmax",
         "--model",
         &s(&run),
         "--out",

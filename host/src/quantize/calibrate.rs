@@ -27,7 +27,7 @@ pub enum Method {
     Minmax,
     /// The mean over batches of 128 images of each batch's extremes (PyTorch's
     /// moving-average observer with equal weights): rare outliers are clipped, and the
-    /// common range gets finer steps.
+    /// common range gets finer steps. The logits keep min/max (never clipped).
     MeanMinmax,
 }
 
@@ -71,10 +71,14 @@ pub fn calibrate(model: &Model, data: &Dataset, device: &Device, method: Method)
     }
     if method == Method::MeanMinmax {
         let b = batches.max(1) as f64;
-        ranges = sums
-            .iter()
-            .map(|(lo, hi)| ((lo / b) as f32, (hi / b) as f32))
-            .collect();
+        // The logits keep their full range: a clipped logit ties with the others clipped
+        // at the same bound, and the argmax among ties is arbitrary.
+        let last = ranges.len().saturating_sub(1);
+        for (i, (r, (lo, hi))) in ranges.iter_mut().zip(&sums).enumerate() {
+            if i != last {
+                *r = ((lo / b) as f32, (hi / b) as f32);
+            }
+        }
     }
     Calibration {
         method: method.name(),
