@@ -100,3 +100,66 @@ fn pi_runtime_agrees_across_engines() {
         faces - same
     );
 }
+
+#[test]
+fn faces_classified_together_equal_one_by_one() {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let faces: Vec<[u8; 2304]> = (0..9).map(|i| *test.image(i * 397)).collect();
+    for kind in [EngineKind::Tract, EngineKind::Core] {
+        let mut c = Classifier::load(t.path(), kind).unwrap();
+        let one: Vec<_> = faces.iter().map(|f| c.logits(f).unwrap()).collect();
+        let mut many = Vec::new();
+        c.logits_many(&faces, &mut many).unwrap();
+        assert_eq!(one, many, "{kind:?}");
+        // a second call reuses the arenas and gives the same answer
+        c.logits_many(&faces[..3], &mut many).unwrap();
+        assert_eq!(one[..3], many[..], "{kind:?}");
+    }
+}
+
+#[test]
+fn detect_every_n_carries_boxes_between_detections() {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let img = image::open(data_dir().join("faces/obama_biden_two_people.jpg"))
+        .unwrap()
+        .into_luma8();
+    let (w, h) = img.dimensions();
+    let stream: Vec<u8> = std::iter::repeat_n(img.into_raw(), 7).flatten().collect();
+    let boxes = |every: u32| {
+        let cascade = Cascade::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("models/haarcascade_frontalface_default.xml"),
+        )
+        .unwrap();
+        let opts = Options {
+            detect: Default::default(),
+            detect_width: 0,
+            margin_pct: 10,
+            detect_every: every,
+        };
+        let mut p = Pipeline::new(
+            Detector::new(cascade),
+            Classifier::load(t.path(), EngineKind::Core).unwrap(),
+            opts,
+        );
+        let mut src = emoedge_pi::source::RawGray::new(&stream[..], w, h);
+        let mut out = Vec::new();
+        while let Some(f) = src.next_frame() {
+            let r = p.process(&f.unwrap(), 0.0).unwrap();
+            out.push(r.faces.iter().map(|x| x.bbox).collect::<Vec<_>>());
+        }
+        out
+    };
+    let every1 = boxes(1);
+    assert_eq!(every1.len(), 7);
+    assert!(every1[0].len() >= 2, "{:?}", every1[0]);
+    // the frames do not change, so carried boxes equal detected ones on every frame
+    assert_eq!(boxes(3), every1);
+}
