@@ -2,7 +2,7 @@
 //! time per tracked face (video), and report with per-stage timings.
 
 use crate::classify::Classifier;
-use crate::detect::{DetectParams, Detector, Rect, resize_bilinear};
+use crate::detect::{DetectParams, Detector, Rect, Resizer};
 use crate::source::Frame;
 use anyhow::Result;
 use emoedge_core::emotion::{Smoother, argmax};
@@ -89,6 +89,7 @@ pub struct Pipeline {
     video_frames: u64,
     crops: Vec<[u8; INPUT_LEN]>,
     logits: Vec<[i8; NUM_CLASSES]>,
+    resizer: Resizer,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -109,6 +110,7 @@ impl Pipeline {
             video_frames: 0,
             crops: Vec::new(),
             logits: Vec::new(),
+            resizer: Resizer::default(),
         }
     }
 
@@ -122,7 +124,8 @@ impl Pipeline {
         }
         let s = dw as f64 / f.width as f64;
         let dh = ((f.height as f64 * s).round() as u32).max(1);
-        resize_bilinear(&f.gray, f.width, f.height, dw, dh, &mut self.small);
+        self.resizer
+            .resize(&f.gray, f.width, f.height, dw, dh, &mut self.small);
         let mut p = self.opts.detect;
         p.min_size = ((p.min_size as f64 * s).round() as u32).max(1);
         let boxes = self.detector.detect(&self.small, dw, dh, &p);
