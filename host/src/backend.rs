@@ -1,15 +1,24 @@
 //! The one place the compute device is chosen.
+//!
+//! Features: none = Burn's Flex CPU backend; `gpu` = wgpu (Vulkan, or whatever API the
+//! machine's GPU offers), which builds offline; `gpu-cuda` = CubeCL CUDA, whose build
+//! script downloads an LLVM bundle (`tracel-llvm-bundler`), so it builds only where that
+//! download is allowed.
 
 use burn::prelude::Device;
 
-/// The training/inference device: CUDA GPU 0 with the `gpu` feature, else Burn's Flex CPU
+/// The training/inference device: a GPU with `gpu` / `gpu-cuda`, else Burn's Flex CPU
 /// backend (pure Rust, SIMD + rayon), which measured fastest on our 2-core hosts.
 pub fn device() -> Device {
-    #[cfg(feature = "gpu")]
+    #[cfg(feature = "gpu-cuda")]
     {
         Device::cuda(0)
     }
-    #[cfg(not(feature = "gpu"))]
+    #[cfg(all(feature = "gpu", not(feature = "gpu-cuda")))]
+    {
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+    }
+    #[cfg(not(any(feature = "gpu", feature = "gpu-cuda")))]
     {
         Device::flex()
     }
@@ -17,8 +26,10 @@ pub fn device() -> Device {
 
 /// Name of the device for reports.
 pub fn name() -> &'static str {
-    if cfg!(feature = "gpu") {
+    if cfg!(feature = "gpu-cuda") {
         "burn cuda (GPU 0)"
+    } else if cfg!(feature = "gpu") {
+        "burn wgpu (default GPU)"
     } else {
         "burn flex (CPU)"
     }
