@@ -36,6 +36,10 @@ enum What {
         /// Also write the network's config.json here (for bench/train_peer.py).
         #[arg(long)]
         save_config: Option<std::path::PathBuf>,
+        /// Measure the network of this config.json instead of --arch (to try a design's
+        /// cost before training it).
+        #[arg(long, conflicts_with = "arch")]
+        config: Option<std::path::PathBuf>,
         /// Instead, time each convolution block's forward (conv, BatchNorm, ReLU apart) and
         /// backward in isolation on its real input shape: where a training step's time goes.
         #[arg(long)]
@@ -67,16 +71,20 @@ pub fn run(a: Args) -> Result<Outcome> {
             batch,
             steps,
             save_config,
+            config,
             profile,
         } => {
+            let cfg = match config {
+                Some(path) => crate::training::read_json::<ModelConfig>(&path)?,
+                None => ModelConfig::for_arch(arch),
+            };
             if let Some(path) = save_config {
-                let cfg = ModelConfig::for_arch(arch);
                 crate::atomic::write_ctx(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
             }
             if profile {
-                profile_train(arch, batch, steps)
+                profile_train(cfg, batch, steps)
             } else {
-                bench_train(arch, batch, steps)
+                bench_train(cfg, batch, steps)
             }
         }
         What::Infer {
@@ -87,10 +95,11 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
 }
 
-fn bench_train(arch: Arch, batch: usize, steps: usize) -> Result<Outcome> {
+fn bench_train(model_cfg: ModelConfig, batch: usize, steps: usize) -> Result<Outcome> {
+    let arch = model_cfg.arch;
     let device = crate::backend::device().autodiff();
     device.seed(1);
-    let cfg = TrainConfig::new(ModelConfig::for_arch(arch), Default::default());
+    let cfg = TrainConfig::new(model_cfg, Default::default());
     let mut model = cfg.model.init(&device);
     let mut optim = AdamWConfig::new().init();
     let k = costs(&cfg.model.blocks);
@@ -132,11 +141,11 @@ fn bench_train(arch: Arch, batch: usize, steps: usize) -> Result<Outcome> {
 /// its input is made by running the blocks before it; then, `reps` times, the block's
 /// forward is timed op by op and its backward (from `sum` of its output, with the input
 /// requiring a gradient as inside a network) as a whole. Medians, milliseconds per batch.
-fn profile_train(arch: Arch, batch: usize, reps: usize) -> Result<Outcome> {
+fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Outcome> {
+    let arch = cfg.arch;
     use crate::model::Block;
     let device = crate::backend::device().autodiff();
     device.seed(1);
-    let cfg = ModelConfig::for_arch(arch);
     let model = cfg.init(&device);
     let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2])
         .with_strides([2, 2])
