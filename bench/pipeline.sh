@@ -29,9 +29,9 @@ run() {  # name, then emoedge-pi flags
   echo "   faces vs tutorial: $("$py" bench/compare_boxes.py "$out/tutorial.jsonl" "$out/$name.jsonl")"
   echo "   emoedge-pi/tutorial fps = $("$py" -c "print(round($fps / $py_fps, 2))")"
 }
-run tract-every1 --engine tract
 run core-every1 --engine core
-run tract-every3 --engine tract --detect-every 3
-run tract-every5 --engine tract --detect-every 5
+run tract-every1 --engine tract
+run core-every3 --engine core --detect-every 3
 run core-every5 --engine core --detect-every 5
-run tract-w320 --engine tract --detect-width 320
+run tract-every5 --engine tract --detect-every 5
+run core-w320 --engine core --detect-width 320

@@ -44,8 +44,9 @@ struct Args {
     /// Model folder holding model.int8.onnx and model.blob.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
-    /// Runtime for the emotion model.
-    #[arg(long, value_enum, default_value_t = EngineKind::Tract)]
+    /// Runtime for the emotion model: the `shared/` engine (default: the faster whole
+    /// pipeline on our x86 host, same labels; BENCHMARKS.md) or tract on the int8 ONNX.
+    #[arg(long, value_enum, default_value_t = EngineKind::Core)]
     engine: EngineKind,
     /// OpenCV Haar cascade XML.
     #[arg(long, default_value = DEFAULT_CASCADE)]

@@ -64,10 +64,25 @@ pub(crate) struct Corners {
     weight: f32,
 }
 
+/// A one-split weak classifier with its feature's corners inline: the stage loop walks one
+/// contiguous array instead of chasing a tree, a feature table and a leaf table per weak
+/// classifier.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stump {
+    corners: [Corners; 3],
+    n: u8,
+    threshold: f32,
+    below: f32,
+    above: f32,
+}
+
 /// A cascade's features laid out for integral tables of one row length.
 pub(crate) struct Compiled {
     stride: usize,
     feats: Vec<([Corners; 3], u8)>,
+    /// When every weak classifier is a stump (OpenCV's `default` and `alt` cascades):
+    /// the stumps in stage order, and per stage (end index, threshold).
+    stumps: Option<(Vec<Stump>, Vec<(usize, f32)>)>,
 }
 
 impl Compiled {
@@ -244,8 +259,37 @@ impl Cascade {
                 }
                 (c, f.rects.len().min(3) as u8)
             })
-            .collect();
-        Compiled { stride, feats }
+            .collect::<Vec<_>>();
+        let all_stumps = self.stages.iter().flat_map(|s| &s.weak).all(|w| {
+            w.nodes.len() == 1
+                && w.nodes[0].left <= 0
+                && w.nodes[0].right <= 0
+                && w.leaves.len() > (-w.nodes[0].left).max(-w.nodes[0].right) as usize
+        });
+        let stumps = all_stumps.then(|| {
+            let mut list = Vec::new();
+            let mut stages = Vec::with_capacity(self.stages.len());
+            for stage in &self.stages {
+                for w in &stage.weak {
+                    let node = &w.nodes[0];
+                    let (corners, n) = feats[node.feature];
+                    list.push(Stump {
+                        corners,
+                        n,
+                        threshold: node.threshold,
+                        below: w.leaves[(-node.left) as usize],
+                        above: w.leaves[(-node.right) as usize],
+                    });
+                }
+                stages.push((list.len(), stage.threshold));
+            }
+            (list, stages)
+        });
+        Compiled {
+            stride,
+            feats,
+            stumps,
+        }
     }
 
     /// Whether the window at `(x, y)` of the integral image passes every stage; `c` is
@@ -278,6 +322,28 @@ impl Cascade {
                 .wrapping_sub(table[cc])
                 .wrapping_add(table[a]) as f32
         };
+        if let Some((list, stages)) = &c.stumps {
+            let mut start = 0;
+            for &(end, threshold) in stages {
+                let mut sum = 0f32;
+                for st in &list[start..end] {
+                    let mut v = 0f32;
+                    for k in &st.corners[..st.n as usize] {
+                        v += k.weight * rect(k);
+                    }
+                    sum += if v * norm < st.threshold {
+                        st.below
+                    } else {
+                        st.above
+                    };
+                }
+                if sum < threshold {
+                    return false;
+                }
+                start = end;
+            }
+            return true;
+        }
         for stage in &self.stages {
             let mut sum = 0f32;
             for weak in &stage.weak {
