@@ -82,8 +82,11 @@ pub(crate) struct Compiled {
     feats: Vec<([Corners; 3], u8)>,
     /// When every weak classifier is a stump (OpenCV's `default` and `alt` cascades):
     /// the stumps in stage order, and per stage (end index, threshold).
-    stumps: Option<(Vec<Stump>, Vec<(usize, f32)>)>,
+    stumps: Option<StumpStages>,
 }
+
+/// Every stump in stage order, and per stage its (end index, threshold).
+type StumpStages = (Vec<Stump>, Vec<(usize, f32)>);
 
 impl Compiled {
     /// The integral row length it was laid out for.
