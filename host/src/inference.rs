@@ -2,7 +2,7 @@
 //! `shared/` engine. Both take 48x48 gray pixels and return the int8 logits.
 
 use anyhow::{Context, Result};
-use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
+use emoedge_core::preprocess::INPUT_LEN;
 use emoedge_core::{Engine, Model, NUM_CLASSES};
 use std::path::Path;
 use tract_onnx::prelude::*;
@@ -78,10 +78,8 @@ pub fn engine_logits(
     arena: &mut [i8],
     gray: &[u8; INPUT_LEN],
 ) -> Result<[i8; NUM_CLASSES]> {
-    let mut x = [0i8; INPUT_LEN];
-    quantize_input(gray, &mut x);
     Ok(*Engine::new(model)
-        .run(&x, arena)
+        .run_gray(gray, arena)
         .map_err(|e| anyhow::anyhow!("{e}"))?)
 }
 

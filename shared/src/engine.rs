@@ -76,6 +76,19 @@ impl<'m, 'a> Engine<'m, 'a> {
         self.run_observed(input, arena, |_| {})
     }
 
+    /// Runs a 48x48 gray face: converts it to the model's int8 input by the preprocessing
+    /// contract ([`crate::preprocess::quantize_input`]), then runs. What every runtime that
+    /// starts from pixels calls, so none converts differently.
+    pub fn run_gray<'r>(
+        &self,
+        gray: &[u8; crate::preprocess::INPUT_LEN],
+        arena: &'r mut [i8],
+    ) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
+        let mut x = [0i8; crate::preprocess::INPUT_LEN];
+        crate::preprocess::quantize_input(gray, &mut x);
+        self.run(&x, arena)
+    }
+
     /// Like [`Engine::run`], calling `after_layer(i)` when layer `i` is done (firmware reads
     /// its timer there to time each layer).
     pub fn run_observed<'r>(

@@ -2,7 +2,7 @@
 //! Both are loaded once; a face costs one run and no model rebuilding.
 
 use anyhow::{Context, Result};
-use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
+use emoedge_core::preprocess::INPUT_LEN;
 use emoedge_core::{Engine, Model, NUM_CLASSES};
 use std::path::Path;
 use tract_onnx::prelude::*;
@@ -121,10 +121,8 @@ fn engine_logits(
     gray: &[u8; INPUT_LEN],
     arena: &mut [i8],
 ) -> Result<[i8; NUM_CLASSES]> {
-    let mut x = [0i8; INPUT_LEN];
-    quantize_input(gray, &mut x);
     Ok(*Engine::new(model)
-        .run(&x, arena)
+        .run_gray(gray, arena)
         .map_err(|e| anyhow::anyhow!("{e}"))?)
 }
 
