@@ -6,19 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn write_split(dir: &Path, per_class: usize, seed: u32) {
-    for (k, name) in [
-        "angry",
-        "disgusted",
-        "fearful",
-        "happy",
-        "neutral",
-        "sad",
-        "surprised",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let cdir = dir.join(name);
+    for (k, e) in emoedge_core::Emotion::ALL.iter().enumerate() {
+        let cdir = dir.join(e.name());
         std::fs::create_dir_all(&cdir).unwrap();
         for i in 0..per_class {
             let img = image::GrayImage::from_fn(48, 48, |x, y| {

@@ -81,15 +81,7 @@ where
                 Ok((width, height, gray)) => {
                     let index = self.index;
                     self.index += 1;
-                    return Some(Ok(Frame {
-                        source: self.name.clone(),
-                        index,
-                        width,
-                        height,
-                        gray,
-                        rgb: None,
-                        video: true,
-                    }));
+                    return Some(Ok(Frame::video(&self.name, index, width, height, gray)));
                 }
                 Err(e) => {
                     self.live = None;

@@ -25,6 +25,21 @@ pub struct Frame {
     pub video: bool,
 }
 
+impl Frame {
+    /// A gray frame of a stream (stdin, camera): no colour copy, tracked over time.
+    pub fn video(source: &str, index: u64, width: u32, height: u32, gray: Vec<u8>) -> Self {
+        Frame {
+            source: source.into(),
+            index,
+            width,
+            height,
+            gray,
+            rgb: None,
+            video: true,
+        }
+    }
+}
+
 /// Something that yields frames until it ends.
 pub trait FrameSource {
     /// The next frame; `None` at the end. An error names the input and the problem; the
@@ -143,15 +158,13 @@ impl<R: Read> FrameSource for RawGray<R> {
         }
         let index = self.index;
         self.index += 1;
-        Some(Ok(Frame {
-            source: "stdin".into(),
+        Some(Ok(Frame::video(
+            "stdin",
             index,
-            width: self.width,
-            height: self.height,
-            gray: buf,
-            rgb: None,
-            video: true,
-        }))
+            self.width,
+            self.height,
+            buf,
+        )))
     }
 }
 
@@ -243,15 +256,13 @@ impl<R: Read> FrameSource for Y4m<R> {
         }
         let index = self.index;
         self.index += 1;
-        Some(Ok(Frame {
-            source: "stdin".into(),
+        Some(Ok(Frame::video(
+            "stdin",
             index,
-            width: self.width,
-            height: self.height,
+            self.width,
+            self.height,
             gray,
-            rgb: None,
-            video: true,
-        }))
+        )))
     }
 }
 
