@@ -179,9 +179,43 @@ pub fn quantize_input(gray: &[u8; INPUT_LEN], out: &mut [i8; INPUT_LEN]) {
     }
 }
 
+/// Mirrors a 48x48 face left to right, in place. For test-time flip averaging: the model
+/// was trained on randomly mirrored faces, so a face and its mirror are two views of one
+/// expression, and summing their logits ([`sum_logits`]) evens out some of either's errors.
+pub fn mirror(face: &mut [u8; INPUT_LEN]) {
+    for row in face.chunks_exact_mut(INPUT_SIDE) {
+        row.reverse();
+    }
+}
+
+/// Sums two int8 logit vectors of the same model (same scale and zero point) without
+/// overflow. The argmax of the sum is the argmax of the mean of the dequantized logits.
+pub fn sum_logits<const N: usize>(a: &[i8; N], b: &[i8; N]) -> [i16; N] {
+    core::array::from_fn(|i| a[i] as i16 + b[i] as i16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_reverses_rows_and_twice_is_identity() {
+        let orig: [u8; INPUT_LEN] = core::array::from_fn(|i| (i * 31 % 251) as u8);
+        let mut f = orig;
+        mirror(&mut f);
+        for y in 0..INPUT_SIDE {
+            for x in 0..INPUT_SIDE {
+                assert_eq!(f[y * INPUT_SIDE + x], orig[y * INPUT_SIDE + INPUT_SIDE - 1 - x]);
+            }
+        }
+        mirror(&mut f);
+        assert_eq!(f, orig);
+    }
+
+    #[test]
+    fn logit_sums_do_not_overflow() {
+        assert_eq!(sum_logits(&[127, -128, 5], &[127, -128, -6]), [254, -256, -1]);
+    }
 
     #[test]
     fn gray_weights_sum_to_one() {

@@ -8,6 +8,8 @@ use crate::inference::{TractModel, engine_logits, parse_blob};
 use crate::metrics::{ClassMetrics, Confusion};
 use crate::training::{load_run, predict};
 use anyhow::{Context, Result};
+use emoedge_core::preprocess::{INPUT_LEN, mirror, sum_logits};
+use emoedge_core::NUM_CLASSES;
 use serde::Serialize;
 use std::path::Path;
 use std::path::PathBuf;
@@ -29,6 +31,10 @@ pub struct Args {
     /// Draw the confusion matrix here [default: confusion.png beside --json, else none]
     #[arg(long)]
     confusion: Option<PathBuf>,
+    /// Test-time flip averaging: sum each face's logits with its mirror image's (twice the
+    /// inference per face).
+    #[arg(long)]
+    flip: bool,
 }
 
 /// A form of the model.
@@ -59,6 +65,7 @@ struct Report {
     model: PathBuf,
     data: PathBuf,
     form: Form,
+    flip: bool,
     images: usize,
     skipped: usize,
     accuracy: f64,
@@ -79,7 +86,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     });
     let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
     let pb = progress::bar("eval", ds.len() as u64);
-    let pred = predict_form(&a.model, form, &ds, &|n| pb.inc(n as u64))?;
+    let pred = predict_form(&a.model, form, a.flip, &ds, &|n| pb.inc(n as u64))?;
     pb.finish_and_clear();
     let confusion = Confusion::from_pairs(&ds.labels, &pred);
     print!("{}", confusion.to_table());
@@ -89,9 +96,10 @@ pub fn run(a: Args) -> Result<Outcome> {
         .or_else(|| a.json.as_ref().map(|j| j.with_file_name("confusion.png")));
     if let Some(png) = &picture {
         let title = format!(
-            "{} ({}), accuracy {:.2}%",
+            "{} ({}{}), accuracy {:.2}%",
             a.model.display(),
             form.name(),
+            if a.flip { ", flip-averaged" } else { "" },
             confusion.accuracy() * 100.0
         );
         crate::plots::confusion(&confusion, &title, png)?;
@@ -102,6 +110,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             model: a.model.clone(),
             data: data.clone(),
             form,
+            flip: a.flip,
             images: ds.len(),
             skipped: skipped.len(),
             accuracy: confusion.accuracy(),
@@ -113,14 +122,35 @@ pub fn run(a: Args) -> Result<Outcome> {
     Ok(super::report_skipped(&skipped))
 }
 
-/// Predicted class per image for one form of the model in `dir`.
-pub fn predict_form(dir: &Path, form: Form, ds: &Dataset, tick: &dyn Fn(usize)) -> Result<Vec<u8>> {
-    let argmax = |z: &[i8]| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8;
+/// Predicted class per image for one form of the model in `dir`; with `flip`, from the sum
+/// of each image's logits and its mirror's.
+pub fn predict_form(
+    dir: &Path,
+    form: Form,
+    flip: bool,
+    ds: &Dataset,
+    tick: &dyn Fn(usize),
+) -> Result<Vec<u8>> {
+    let argmax = |z: &[i16]| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8;
+    let mirrored = |i: usize| {
+        let mut m = *ds.image(i);
+        mirror(&mut m);
+        m
+    };
     match form {
         Form::Float => {
             let device = crate::backend::device();
             let (_, model) = load_run(dir, &device)?;
-            let logits = predict(&model, ds, &device, tick);
+            let mut logits = predict(&model, ds, &device, tick);
+            if flip {
+                let mut m = ds.clone();
+                for face in m.pixels.chunks_exact_mut(INPUT_LEN) {
+                    mirror(face.try_into().expect("INPUT_LEN chunk"));
+                }
+                for (z, zm) in logits.iter_mut().zip(predict(&model, &m, &device, &|_| {})) {
+                    z.iter_mut().zip(zm).for_each(|(a, b)| *a += b);
+                }
+            }
             Ok(logits
                 .iter()
                 .map(|z| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8)
@@ -131,27 +161,27 @@ pub fn predict_form(dir: &Path, form: Form, ds: &Dataset, tick: &dyn Fn(usize)) 
             let bytes = std::fs::read(&blob_path)
                 .with_context(|| format!("reading {}", blob_path.display()))?;
             let model = parse_blob(&bytes, &blob_path)?;
-            if form == Form::Engine {
-                let mut arena = vec![0i8; model.arena_len()];
-                (0..ds.len())
-                    .map(|i| {
-                        tick(1);
-                        Ok(argmax(&engine_logits(&model, &mut arena, ds.image(i))?))
-                    })
-                    .collect()
-            } else {
-                let tract = TractModel::load(
+            let tract = match form {
+                Form::Tract => Some(TractModel::load(
                     &dir.join(ONNX_FILE),
                     model.body().output_scale,
                     model.output_zero_point(),
-                )?;
-                (0..ds.len())
-                    .map(|i| {
-                        tick(1);
-                        Ok(argmax(&tract.logits(ds.image(i))?))
-                    })
-                    .collect()
-            }
+                )?),
+                _ => None,
+            };
+            let mut arena = vec![0i8; model.arena_len()];
+            let mut logits = |face: &[u8; INPUT_LEN]| match &tract {
+                Some(t) => t.logits(face),
+                None => engine_logits(&model, &mut arena, face),
+            };
+            (0..ds.len())
+                .map(|i| {
+                    tick(1);
+                    let z = logits(ds.image(i))?;
+                    let zm = if flip { logits(&mirrored(i))? } else { [0; NUM_CLASSES] };
+                    Ok(argmax(&sum_logits(&z, &zm)))
+                })
+                .collect()
         }
     }
 }

@@ -295,9 +295,9 @@ impl Cascade {
         }
     }
 
-    /// Whether the window at `(x, y)` of the integral image passes every stage; `c` is
-    /// this cascade compiled for the integral's stride.
-    pub(crate) fn classify(&self, c: &Compiled, ii: &Integral, x: u32, y: u32) -> bool {
+    /// What the cascade says of the window at `(x, y)` of the integral image; `c` is this
+    /// cascade compiled for the integral's stride.
+    pub(crate) fn classify(&self, c: &Compiled, ii: &Integral, x: u32, y: u32) -> Window {
         debug_assert_eq!(c.stride, ii.stride);
         let (x, y) = (x as usize, y as usize);
         let (w, h) = (self.width as usize, self.height as usize);
@@ -307,12 +307,12 @@ impl Cascade {
         let sq = ii.rect_sq(x + 1, y + 1, w - 2, h - 2) as f64;
         let nf = area * sq - s * s;
         if nf <= 0.0 {
-            return false;
+            return Window::Flat;
         }
         let norm = 1.0 / nf.sqrt();
         // Nearly flat windows (std dev <= 10) are skipped, as OpenCV does.
         if area * norm >= 0.1 {
-            return false;
+            return Window::Flat;
         }
         let norm = norm as f32;
         let base = y * c.stride + x;
@@ -327,7 +327,7 @@ impl Cascade {
         };
         if let Some((list, stages)) = &c.stumps {
             let mut start = 0;
-            for &(end, threshold) in stages {
+            for (si, &(end, threshold)) in stages.iter().enumerate() {
                 let mut sum = 0f32;
                 for st in &list[start..end] {
                     let mut v = 0f32;
@@ -341,13 +341,13 @@ impl Cascade {
                     };
                 }
                 if sum < threshold {
-                    return false;
+                    return Window::Rejected { stage: si };
                 }
                 start = end;
             }
-            return true;
+            return Window::Face;
         }
-        for stage in &self.stages {
+        for (si, stage) in self.stages.iter().enumerate() {
             let mut sum = 0f32;
             for weak in &stage.weak {
                 let mut idx = 0i32;
@@ -370,14 +370,25 @@ impl Cascade {
                 sum += weak.leaves[(-idx) as usize];
             }
             if sum < stage.threshold {
-                return false;
+                return Window::Rejected { stage: si };
             }
         }
-        true
+        Window::Face
     }
 
     /// Stages in the cascade.
     pub fn stages(&self) -> usize {
         self.stages.len()
     }
+}
+
+/// The cascade's verdict on one window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// Too flat to judge (standard deviation <= 10 grey levels): skipped, as OpenCV does.
+    Flat,
+    /// Rejected by this stage (0-based).
+    Rejected { stage: usize },
+    /// Passed every stage.
+    Face,
 }

@@ -10,7 +10,7 @@ mod integral;
 pub use cascade::{Cascade, CascadeError};
 pub use group::group_rectangles;
 
-use cascade::Compiled;
+use cascade::{Compiled, Window};
 use integral::Integral;
 use rayon::prelude::*;
 
@@ -138,17 +138,24 @@ impl Detector {
                 return;
             };
             lv.hits.clear();
+            // OpenCV's scan: every 2nd window on levels up to 2x, every window beyond, and
+            // one more step past a window the first stage rejects (its neighbour will most
+            // likely be rejected too). The windows OpenCV looks at, so the faces it finds.
             let step = if lv.factor > 2.0 { 1 } else { 2 };
-            for y in (0..sh - wh).step_by(step) {
-                for x in (0..sw - ww).step_by(step) {
-                    if cascade.classify(compiled, &lv.integral, x, y) {
-                        lv.hits.push(Rect {
+            for y in (0..sh - wh).step_by(step as usize) {
+                let mut x = 0;
+                while x < sw - ww {
+                    match cascade.classify(compiled, &lv.integral, x, y) {
+                        Window::Face => lv.hits.push(Rect {
                             x: (x as f64 * lv.factor).round() as i32,
                             y: (y as f64 * lv.factor).round() as i32,
                             w: lv.window.0 as i32,
                             h: lv.window.1 as i32,
-                        });
+                        }),
+                        Window::Rejected { stage: 0 } => x += step,
+                        Window::Rejected { .. } | Window::Flat => {}
                     }
+                    x += step;
                 }
             }
         });
