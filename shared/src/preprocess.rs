@@ -205,7 +205,10 @@ mod tests {
         mirror(&mut f);
         for y in 0..INPUT_SIDE {
             for x in 0..INPUT_SIDE {
-                assert_eq!(f[y * INPUT_SIDE + x], orig[y * INPUT_SIDE + INPUT_SIDE - 1 - x]);
+                assert_eq!(
+                    f[y * INPUT_SIDE + x],
+                    orig[y * INPUT_SIDE + INPUT_SIDE - 1 - x]
+                );
             }
         }
         mirror(&mut f);
@@ -214,7 +217,10 @@ mod tests {
 
     #[test]
     fn logit_sums_do_not_overflow() {
-        assert_eq!(sum_logits(&[127, -128, 5], &[127, -128, -6]), [254, -256, -1]);
+        assert_eq!(
+            sum_logits(&[127, -128, 5], &[127, -128, -6]),
+            [254, -256, -1]
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use crate::inference::{TractModel, engine_logits, parse_blob};
 use crate::metrics::{ClassMetrics, Confusion};
 use crate::training::{load_run, predict};
 use anyhow::{Context, Result};
-use emoedge_core::preprocess::{INPUT_LEN, mirror, sum_logits};
 use emoedge_core::NUM_CLASSES;
+use emoedge_core::preprocess::{INPUT_LEN, mirror, sum_logits};
 use serde::Serialize;
 use std::path::Path;
 use std::path::PathBuf;
@@ -178,7 +178,11 @@ pub fn predict_form(
                 .map(|i| {
                     tick(1);
                     let z = logits(ds.image(i))?;
-                    let zm = if flip { logits(&mirrored(i))? } else { [0; NUM_CLASSES] };
+                    let zm = if flip {
+                        logits(&mirrored(i))?
+                    } else {
+                        [0; NUM_CLASSES]
+                    };
                     Ok(argmax(&sum_logits(&z, &zm)))
                 })
                 .collect()
