@@ -31,7 +31,9 @@ run() {  # name, then emoedge-pi flags
 }
 run core-every1 --engine core
 run tract-every1 --engine tract
-run core-every3 --engine core --detect-every 3
+run core-every3-blind --engine core --detect-every 3 --redetect-change 0
+run core-every5-blind --engine core --detect-every 5 --redetect-change 0
 run core-every5 --engine core --detect-every 5
 run tract-every5 --engine tract --detect-every 5
+run core-every10 --engine core --detect-every 10
 run core-w320 --engine core --detect-width 320

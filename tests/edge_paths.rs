@@ -56,6 +56,7 @@ fn run(model: &Path, kind: EngineKind) -> Faces {
         detect_width: 0,
         margin_pct: 10,
         detect_every: 1,
+        redetect_change: 0,
     };
     let mut p = Pipeline::new(
         Detector::new(cascade),
@@ -123,43 +124,83 @@ fn faces_classified_together_equal_one_by_one() {
     }
 }
 
+/// Boxes per frame of a raw gray stream through a pipeline with these tracking settings.
+fn stream_boxes(
+    model: &Path,
+    stream: &[u8],
+    (w, h): (u32, u32),
+    every: u32,
+    change: u8,
+) -> Vec<Vec<[i32; 4]>> {
+    let cascade = Cascade::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
+    )
+    .unwrap();
+    let opts = Options {
+        detect: Default::default(),
+        detect_width: 0,
+        margin_pct: 10,
+        detect_every: every,
+        redetect_change: change,
+    };
+    let mut p = Pipeline::new(
+        Detector::new(cascade),
+        Classifier::load(model, EngineKind::Core).unwrap(),
+        opts,
+    );
+    let mut src = emoedge_pi::source::RawGray::new(stream, w, h);
+    let mut out = Vec::new();
+    while let Some(f) = src.next_frame() {
+        let r = p.process(&f.unwrap(), 0.0).unwrap();
+        out.push(r.faces.iter().map(|x| x.bbox).collect::<Vec<_>>());
+    }
+    out
+}
+
+fn gray_photo(name: &str) -> image::GrayImage {
+    image::open(data_dir().join("faces").join(name))
+        .unwrap()
+        .into_luma8()
+}
+
 #[test]
 fn detect_every_n_carries_boxes_between_detections() {
     let t = tempfile::tempdir().unwrap();
     model_folder(t.path());
-    let img = image::open(data_dir().join("faces/obama_biden_two_people.jpg"))
-        .unwrap()
-        .into_luma8();
-    let (w, h) = img.dimensions();
+    let img = gray_photo("obama_biden_two_people.jpg");
+    let size = img.dimensions();
     let stream: Vec<u8> = std::iter::repeat_n(img.into_raw(), 7).flatten().collect();
-    let boxes = |every: u32| {
-        let cascade = Cascade::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("models/haarcascade_frontalface_default.xml"),
-        )
-        .unwrap();
-        let opts = Options {
-            detect: Default::default(),
-            detect_width: 0,
-            margin_pct: 10,
-            detect_every: every,
-        };
-        let mut p = Pipeline::new(
-            Detector::new(cascade),
-            Classifier::load(t.path(), EngineKind::Core).unwrap(),
-            opts,
-        );
-        let mut src = emoedge_pi::source::RawGray::new(&stream[..], w, h);
-        let mut out = Vec::new();
-        while let Some(f) = src.next_frame() {
-            let r = p.process(&f.unwrap(), 0.0).unwrap();
-            out.push(r.faces.iter().map(|x| x.bbox).collect::<Vec<_>>());
-        }
-        out
-    };
-    let every1 = boxes(1);
+    let every1 = stream_boxes(t.path(), &stream, size, 1, 0);
     assert_eq!(every1.len(), 7);
     assert!(every1[0].len() >= 2, "{:?}", every1[0]);
     // the frames do not change, so carried boxes equal detected ones on every frame
-    assert_eq!(boxes(3), every1);
+    assert_eq!(stream_boxes(t.path(), &stream, size, 3, 0), every1);
+    // and no change means no extra detection: the same with the change trigger on
+    assert_eq!(stream_boxes(t.path(), &stream, size, 3, 10), every1);
+}
+
+#[test]
+fn a_cut_between_detections_triggers_one() {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let a = gray_photo("obama_biden_two_people.jpg");
+    let size = a.dimensions();
+    let b = image::imageops::resize(
+        &gray_photo("grace_hopper.jpg"),
+        size.0,
+        size.1,
+        image::imageops::FilterType::Triangle,
+    );
+    // 3 frames of one photo, then 4 of another: the cut falls between detections.
+    let stream: Vec<u8> = std::iter::repeat_n(a.into_raw(), 3)
+        .chain(std::iter::repeat_n(b.into_raw(), 4))
+        .flatten()
+        .collect();
+    let every1 = stream_boxes(t.path(), &stream, size, 1, 0);
+    assert_ne!(every1[2], every1[3], "the photos must have different faces");
+    // Without the trigger, the first photo's boxes are carried onto the second.
+    let blind = stream_boxes(t.path(), &stream, size, 5, 0);
+    assert_eq!(blind[3], every1[2]);
+    // With it, the cut is detected at once, and every frame has the right boxes.
+    assert_eq!(stream_boxes(t.path(), &stream, size, 5, 10), every1);
 }

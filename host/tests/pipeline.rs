@@ -131,6 +131,32 @@ fn train_quantize_verify_and_catch_damage() {
         "engine",
     ]);
     assert!(ok && log.contains("accuracy"), "{log}");
+    // Flip averaging: both int8 runtimes sum a face's logits with its mirror's the same way.
+    let flipped = |form: &str| {
+        let json = t.path().join(format!("flip-{form}.json"));
+        let (ok, log) = emoedge(&[
+            "eval",
+            "--model",
+            &s(&model),
+            "--data",
+            &test,
+            "--form",
+            form,
+            "--flip",
+            "--json",
+            &s(&json),
+        ]);
+        assert!(ok, "{log}");
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(r["flip"], true, "{r}");
+        r["accuracy"].as_f64().unwrap()
+    };
+    // Within the runtimes' label agreement (>= 99.9%, checked by verify above).
+    let (e, tr) = (flipped("engine"), flipped("tract"));
+    assert!(
+        (e - tr).abs() <= 0.001,
+        "flip-averaged accuracy: engine {e}, tract {tr}"
+    );
 
     onnx_parity(&model, &fer.join("test"), t.path());
 

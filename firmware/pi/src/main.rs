@@ -58,6 +58,10 @@ struct Args {
     /// On video (camera, stdin), detect faces on one frame in N and track them between.
     #[arg(long, default_value_t = 1, value_name = "N")]
     detect_every: u32,
+    /// With --detect-every > 1: detect at once when the frame differs from the last detected
+    /// one by more than this mean grey-level difference (a cut, a camera swing); 0: never.
+    #[arg(long, default_value_t = 10, value_name = "LEVELS")]
+    redetect_change: u8,
     /// Smallest face side, in frame pixels.
     #[arg(long, default_value_t = 30)]
     min_size: u32,
@@ -101,6 +105,7 @@ fn run(args: Args) -> Result<bool> {
         detect_width: args.detect_width,
         margin_pct: args.margin,
         detect_every: args.detect_every,
+        redetect_change: args.redetect_change,
     };
     let mut pipeline = Pipeline::new(Detector::new(cascade), classifier, opts);
     let mut source: Box<dyn FrameSource> = match &args.stdin {
