@@ -86,13 +86,35 @@ pub fn conv2d(p: &Conv2dParams, input: &[i8], output: &mut [i8]) -> Result<(), K
     Ok(())
 }
 
-/// `Σ (x - zp) · w` over two equal-length runs.
+/// `Σ (x - zp) · w` over two equal-length runs. Each product is exact in i16
+/// (`|x - zp| <= 255`, `|w| <= 128`, so `|product| <= 32,640`), so they are formed 8 at a
+/// time in an i16 lane array, which compiles to one 16-bit vector multiply (x86 `pmullw`,
+/// Arm `mul.8h`), then widened and summed in i32. Written as one i32 expression, the
+/// products were widened first, and 32-bit vector multiplies cost several instructions each
+/// on x86-64's baseline SSE2.
 #[inline(always)]
 pub(crate) fn dot(x: &[i8], w: &[u8], zp: i32) -> i32 {
-    x.iter()
-        .zip(w)
-        .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
-        .sum()
+    const LANES: usize = 8;
+    let zp = zp as i16;
+    let prod = |x: i8, w: u8| (x as i16 - zp).wrapping_mul(w as i8 as i16);
+    let (xc, wc) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
+    let tail: i32 = xc
+        .remainder()
+        .iter()
+        .zip(wc.remainder())
+        .map(|(&x, &w)| prod(x, w) as i32)
+        .sum();
+    let mut acc = [0i32; LANES];
+    for (xs, ws) in xc.zip(wc) {
+        let mut p = [0i16; LANES];
+        for ((p, &x), &w) in p.iter_mut().zip(xs).zip(ws) {
+            *p = prod(x, w);
+        }
+        for (a, p) in acc.iter_mut().zip(p) {
+            *a += p as i32;
+        }
+    }
+    acc.iter().sum::<i32>() + tail
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
     check_io(p.input, out, input, output)?;
     let (h, w, c) = (p.input.h as isize, p.input.w as isize, p.input.c as usize);
     let (kh, kw) = (p.window.kh as isize, p.window.kw as isize);
-    let zp = p.input_zp as i32;
+    let zp = p.input_zp as i16;
     let mut acc = [0i32; BLOCK];
     let mut o = 0;
     for oy in 0..out.h as isize {
@@ -78,12 +78,17 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
                     for kx in kx0..kx1 {
                         let xi = (((y0 + ky) * w + x0 + kx) as usize) * c + c0;
                         let wi = ((ky * kw + kx) as usize) * c + c0;
-                        for ((a, &x), &wt) in acc
+                        // Products in an i16 block first: see `conv2d::dot` for why.
+                        let mut prod = [0i16; BLOCK];
+                        for ((q, &x), &wt) in prod
                             .iter_mut()
                             .zip(&input[xi..xi + n])
                             .zip(&p.weights[wi..wi + n])
                         {
-                            *a += (x as i32 - zp) * (wt as i8 as i32);
+                            *q = (x as i16 - zp).wrapping_mul(wt as i8 as i16);
+                        }
+                        for (a, &q) in acc.iter_mut().zip(&prod) {
+                            *a += q as i32;
                         }
                     }
                 }
