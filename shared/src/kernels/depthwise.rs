@@ -59,7 +59,7 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
     check_io(p.input, out, input, output)?;
     let (h, w, c) = (p.input.h as isize, p.input.w as isize, p.input.c as usize);
     let (kh, kw) = (p.window.kh as isize, p.window.kw as isize);
-    let zp = p.input_zp as i16;
+    let zp = p.input_zp as i32;
     let mut acc = [0i32; BLOCK];
     let mut o = 0;
     for oy in 0..out.h as isize {
@@ -78,18 +78,7 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
                     for kx in kx0..kx1 {
                         let xi = (((y0 + ky) * w + x0 + kx) as usize) * c + c0;
                         let wi = ((ky * kw + kx) as usize) * c + c0;
-                        // Products in an i16 block first: see `conv2d::dot` for why.
-                        let mut prod = [0i16; BLOCK];
-                        for ((q, &x), &wt) in prod
-                            .iter_mut()
-                            .zip(&input[xi..xi + n])
-                            .zip(&p.weights[wi..wi + n])
-                        {
-                            *q = (x as i16 - zp).wrapping_mul(wt as i8 as i16);
-                        }
-                        for (a, &q) in acc.iter_mut().zip(&prod) {
-                            *a += q as i32;
-                        }
+                        mac_block(acc, &input[xi..xi + n], &p.weights[wi..wi + n], zp);
                     }
                 }
                 for (i, &a) in acc.iter().enumerate() {
@@ -100,6 +89,31 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
         }
     }
     Ok(())
+}
+
+/// `acc[i] += (x[i] - zp) · w[i]`, products formed in an i16 block first (see
+/// `conv2d::dot` for why).
+#[cfg(not(target_arch = "arm"))]
+#[inline(always)]
+fn mac_block(acc: &mut [i32], x: &[i8], w: &[u8], zp: i32) {
+    let zp = zp as i16;
+    let mut prod = [0i16; BLOCK];
+    for ((q, &x), &w) in prod.iter_mut().zip(x).zip(w) {
+        *q = (x as i16 - zp).wrapping_mul(w as i8 as i16);
+    }
+    for (a, &q) in acc.iter_mut().zip(&prod) {
+        *a += q as i32;
+    }
+}
+
+/// `acc[i] += (x[i] - zp) · w[i]` with 32-bit multiply-accumulates (Cortex-M: see
+/// `conv2d::dot`).
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+fn mac_block(acc: &mut [i32], x: &[i8], w: &[u8], zp: i32) {
+    for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+        *a += (x as i32 - zp) * (w as i8 as i32);
+    }
 }
 
 #[cfg(test)]
