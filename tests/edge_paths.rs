@@ -45,8 +45,8 @@ fn model_folder(dir: &Path) {
 /// Per image: its path and each face's box and label.
 type Faces = Vec<(String, Vec<([i32; 4], &'static str)>)>;
 
-fn run(model: &Path, kind: EngineKind) -> Faces {
-    let data = data_dir();
+/// A pipeline on the shipped cascade with these tracking settings (1, 0: detect every frame).
+fn pipeline(model: &Path, kind: EngineKind, detect_every: u32, redetect_change: u8) -> Pipeline {
     let cascade = Cascade::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
     )
@@ -55,14 +55,19 @@ fn run(model: &Path, kind: EngineKind) -> Faces {
         detect: Default::default(),
         detect_width: 0,
         margin_pct: 10,
-        detect_every: 1,
-        redetect_change: 0,
+        detect_every,
+        redetect_change,
     };
-    let mut p = Pipeline::new(
+    Pipeline::new(
         Detector::new(cascade),
         Classifier::load(model, kind).unwrap(),
         opts,
-    );
+    )
+}
+
+fn run(model: &Path, kind: EngineKind) -> Faces {
+    let data = data_dir();
+    let mut p = pipeline(model, kind, 1, 0);
     let mut src = Files::new(&[data.join("faces")], false).unwrap();
     let mut out = Vec::new();
     while let Some(f) = src.next_frame() {
@@ -132,22 +137,7 @@ fn stream_boxes(
     every: u32,
     change: u8,
 ) -> Vec<Vec<[i32; 4]>> {
-    let cascade = Cascade::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
-    )
-    .unwrap();
-    let opts = Options {
-        detect: Default::default(),
-        detect_width: 0,
-        margin_pct: 10,
-        detect_every: every,
-        redetect_change: change,
-    };
-    let mut p = Pipeline::new(
-        Detector::new(cascade),
-        Classifier::load(model, EngineKind::Core).unwrap(),
-        opts,
-    );
+    let mut p = pipeline(model, EngineKind::Core, every, change);
     let mut src = emoedge_pi::source::RawGray::new(stream, w, h);
     let mut out = Vec::new();
     while let Some(f) = src.next_frame() {
