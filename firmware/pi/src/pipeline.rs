@@ -131,8 +131,8 @@ impl Pipeline {
         }
     }
 
-    /// Mean absolute difference, in grey levels, between this frame's thumbnail (left in
-    /// `self.thumb`) and the last detected frame's.
+    /// Mean absolute difference, in grey levels, between this frame's thumbnail (computed
+    /// into `self.thumb`) and the last detected frame's.
     fn change(&mut self, f: &Frame) -> f64 {
         let (tw, th) = THUMB;
         self.thumb_resizer
@@ -184,18 +184,16 @@ impl Pipeline {
         let t0 = Instant::now();
         let every = self.opts.detect_every.max(1);
         let watch = f.video && every > 1 && self.opts.redetect_change > 0;
-        let mut carry = f.video && self.since_detect.is_some_and(|n| n + 1 < every);
-        if carry && watch && self.change(f) > self.opts.redetect_change as f64 {
-            carry = false;
-        }
+        // One thumbnail per watched frame: compared on frames that would carry, kept as the
+        // reference on frames that detect.
+        let changed = watch && self.change(f) > self.opts.redetect_change as f64;
+        let carry = f.video && !changed && self.since_detect.is_some_and(|n| n + 1 < every);
         let boxes = if carry {
             self.since_detect = self.since_detect.map(|n| n + 1);
             self.tracks.iter().map(|t| t.rect).collect()
         } else {
             if watch {
-                let (tw, th) = THUMB;
-                self.thumb_resizer
-                    .resize(&f.gray, f.width, f.height, tw, th, &mut self.thumb_ref);
+                std::mem::swap(&mut self.thumb, &mut self.thumb_ref);
             }
             self.since_detect = f.video.then_some(0);
             self.detect(f)
