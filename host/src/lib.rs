@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod model;
 pub mod plots;
 pub mod quantize;
+pub mod teacher;
 pub mod training;
 pub mod verify;

@@ -61,6 +61,10 @@ pub struct TrainConfig {
     /// `target = (1 - s) · ((1 - f) · onehot + f · votes) + s / 7` with `s` the smoothing.
     #[config(default = 0.0)]
     pub ferplus: f32,
+    /// Distillation: teacher models and their share `g` of the target, which becomes
+    /// `(1 - s) · ((1 - f - g) · onehot + f · votes + g · teacher) + s / 7`. `None` (and
+    /// absent from older `train.json` files) = no teachers.
+    pub distill: Option<crate::teacher::Distill>,
     /// Seed of every random choice.
     #[config(default = 42)]
     pub seed: u64,
@@ -222,28 +226,46 @@ struct Batch {
 }
 
 /// The training images and, optionally, per-image soft labels (FER+ vote shares; `None`
-/// where an image has none), aligned with the images.
+/// where an image has none) and teacher probabilities, aligned with the images.
 pub struct TrainSet {
     /// The images.
     pub data: Dataset,
     /// Vote shares per image, when training on FER+ targets.
     pub soft: Option<Vec<Option<[f32; NUM_CLASSES]>>>,
+    /// Teacher probabilities per image, when distilling.
+    pub teacher: Option<Vec<[f32; NUM_CLASSES]>>,
 }
 
 impl From<Dataset> for TrainSet {
     fn from(data: Dataset) -> Self {
-        TrainSet { data, soft: None }
+        TrainSet {
+            data,
+            soft: None,
+            teacher: None,
+        }
     }
 }
 
-/// Writes the soft target of one image: `(1 - s) · ((1 - f) · onehot + f · votes) + s / 7`.
-fn target_row(label: u8, votes: Option<&[f32; NUM_CLASSES]>, cfg: &TrainConfig, out: &mut [f32]) {
+/// Writes the soft target of one image:
+/// `(1 - s) · ((1 - f - g) · onehot + f · votes + g · teacher) + s / 7`.
+fn target_row(
+    label: u8,
+    votes: Option<&[f32; NUM_CLASSES]>,
+    teacher: Option<&[f32; NUM_CLASSES]>,
+    cfg: &TrainConfig,
+    out: &mut [f32],
+) {
     let s = cfg.label_smoothing;
     let f = if votes.is_some() { cfg.ferplus } else { 0.0 };
+    let g = match (teacher, &cfg.distill) {
+        (Some(_), Some(d)) => d.weight,
+        _ => 0.0,
+    };
     for (c, t) in out.iter_mut().enumerate() {
         let onehot = (c == label as usize) as u8 as f32;
         let v = votes.map_or(0.0, |p| p[c]);
-        *t = (1.0 - s) * ((1.0 - f) * onehot + f * v) + s / NUM_CLASSES as f32;
+        let p = teacher.map_or(0.0, |p| p[c]);
+        *t = (1.0 - s) * ((1.0 - f - g) * onehot + f * v + g * p) + s / NUM_CLASSES as f32;
     }
 }
 
@@ -270,8 +292,9 @@ fn batch_producer(
                 augment(data.image(i), &cfg.augment, &mut rng, out);
                 labels.push(data.labels[i]);
                 let votes = set.soft.as_ref().and_then(|s| s[i].as_ref());
+                let teacher = set.teacher.as_ref().map(|t| &t[i]);
                 let row = &mut targets[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
-                target_row(data.labels[i], votes, &cfg, row);
+                target_row(data.labels[i], votes, teacher, &cfg, row);
             }
             if tx
                 .send(Batch {
@@ -391,6 +414,23 @@ pub fn train(
     if cfg.ferplus > 0.0 && train_set.soft.is_none() {
         bail!(
             "the config asks for FER+ targets (ferplus {}) but none were loaded",
+            cfg.ferplus
+        );
+    }
+    match (&cfg.distill, &train_set.teacher) {
+        (Some(_), None) => bail!("the config names teachers but no teacher targets were given"),
+        (None, Some(_)) => bail!("teacher targets were given but the config names no teachers"),
+        (_, Some(t)) if t.len() != train_set.data.len() => bail!(
+            "{} teacher targets for {} images",
+            t.len(),
+            train_set.data.len()
+        ),
+        _ => {}
+    }
+    let g = cfg.distill.as_ref().map_or(0.0, |d| d.weight);
+    if !(0.0..=1.0).contains(&g) || cfg.ferplus + g > 1.0 {
+        bail!(
+            "the FER+ share {} and the teachers' share {g} must each be in 0..=1 and sum to at most 1",
             cfg.ferplus
         );
     }
@@ -558,4 +598,47 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
         .enumerate()
         .map(|(i, row)| row.with_context(|| format!("{}, row {}", path.display(), i + 1)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Arch;
+    use crate::teacher::Distill;
+
+    fn row(cfg: &TrainConfig, votes: Option<&[f32; 7]>, teacher: Option<&[f32; 7]>) -> [f32; 7] {
+        let mut out = [0f32; 7];
+        target_row(2, votes, teacher, cfg, &mut out);
+        out
+    }
+
+    #[test]
+    fn targets_mix_label_votes_and_teacher() {
+        let base = TrainConfig::new(ModelConfig::for_arch(Arch::Edge), AugmentConfig::NONE)
+            .with_label_smoothing(0.0);
+        let votes = [0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0];
+        let teacher = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        assert_eq!(row(&base, None, None), [0., 0., 1., 0., 0., 0., 0.]);
+        // Teacher targets without a configured share are ignored, and vice versa.
+        assert_eq!(
+            row(&base, None, Some(&teacher)),
+            [0., 0., 1., 0., 0., 0., 0.]
+        );
+        let d = base.clone().with_distill(Some(Distill {
+            teachers: vec![],
+            weight: 0.25,
+        }));
+        assert_eq!(
+            row(&d, None, Some(&teacher)),
+            [0., 0., 0.75, 0., 0., 0., 0.25]
+        );
+        assert_eq!(row(&d, None, None), [0., 0., 1., 0., 0., 0., 0.]);
+        let both = d.with_ferplus(0.5).with_label_smoothing(0.1);
+        let r = row(&both, Some(&votes), Some(&teacher));
+        let want = [0.0, 0.0, 0.5, 0.25, 0.0, 0.0, 0.25].map(|t| 0.9 * t + 0.1 / 7.0);
+        for (a, b) in r.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{r:?} vs {want:?}");
+        }
+        assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
 }

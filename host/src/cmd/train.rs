@@ -2,8 +2,10 @@
 
 use super::{Outcome, progress};
 use crate::augment::AugmentConfig;
+use crate::data::Dataset;
 use crate::data::load_split;
 use crate::model::{Arch, ModelConfig, costs};
+use crate::teacher::{self, Distill};
 use crate::training::{
     EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, TrainSet, read_json, train,
 };
@@ -47,6 +49,14 @@ pub struct Args {
     /// FER+ label file [default: $EMOEDGE_DATA/ferplus/fer2013new.csv]
     #[arg(long)]
     ferplus_csv: Option<PathBuf>,
+    /// Distil from this trained model folder (config.json + model.bpk); repeat to average
+    /// several. Their probabilities on each training image and its mirror become part of
+    /// the target, cached in the run folder as teacher.bin.
+    #[arg(long = "teacher", value_name = "DIR")]
+    teachers: Vec<PathBuf>,
+    /// Share of each target given to the teachers' probabilities (0 to 1).
+    #[arg(long, default_value_t = 0.5)]
+    teacher_weight: f32,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -110,6 +120,15 @@ pub fn run(a: Args) -> Result<Outcome> {
         None => emoedge_core::paths::data_subdir("fer2013")?,
     };
     let run = RunDir(a.out.clone());
+    if a.resume && !a.teachers.is_empty() {
+        anyhow::bail!("--teacher starts a run; a resumed run keeps the teachers in its train.json");
+    }
+    if !a.resume && run.state().exists() {
+        anyhow::bail!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out",
+            a.out.display()
+        );
+    }
     let cfg = if a.resume {
         let mut cfg: TrainConfig =
             read_json(&run.train()).context("--resume: no run to continue in --out")?;
@@ -130,6 +149,10 @@ pub fn run(a: Args) -> Result<Outcome> {
             .with_label_smoothing(a.smoothing)
             .with_class_weights(a.class_weights)
             .with_ferplus(a.ferplus)
+            .with_distill((!a.teachers.is_empty()).then(|| Distill {
+                teachers: a.teachers.clone(),
+                weight: a.teacher_weight,
+            }))
             .with_seed(a.seed)
     };
     if !(0.0..=1.0).contains(&cfg.ferplus) {
@@ -178,12 +201,19 @@ pub fn run(a: Args) -> Result<Outcome> {
         test_set.len()
     );
     let device = crate::backend::device();
+    let teacher = match &cfg.distill {
+        Some(d) => Some(teacher_targets(
+            &run, d, a.resume, &train_set, &test_set, &device,
+        )?),
+        None => None,
+    };
     let state = train(
         &a.out,
         &cfg,
         TrainSet {
             data: train_set,
             soft,
+            teacher,
         },
         &test_set,
         &device,
@@ -201,4 +231,54 @@ pub fn run(a: Args) -> Result<Outcome> {
         run.weights().display()
     );
     Ok(super::report_skipped(&skipped))
+}
+
+/// The teachers' averaged probabilities on the training images: from the run's cache when
+/// resuming, else computed (reporting each teacher's and the ensemble's `test`
+/// accuracy, so the table of experiments can say what the student learnt from) and cached.
+fn teacher_targets(
+    run: &RunDir,
+    d: &Distill,
+    resume: bool,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    device: &burn::prelude::Device,
+) -> Result<Vec<[f32; emoedge_core::NUM_CLASSES]>> {
+    let cache = teacher::cache_path(run);
+    if resume && cache.exists() {
+        let probs = teacher::load(&cache, train_set.len())?;
+        eprintln!("teacher targets from {}", cache.display());
+        return Ok(probs);
+    }
+    let mut ensemble = vec![[0f32; emoedge_core::NUM_CLASSES]; test_set.len()];
+    for dir in &d.teachers {
+        let pb = progress::bar("teacher on test", 2 * test_set.len() as u64);
+        let p = teacher::probabilities(std::slice::from_ref(dir), test_set, device, &|n| {
+            pb.inc(n as u64)
+        })?;
+        pb.finish_and_clear();
+        eprintln!(
+            "teacher {}: test accuracy {:.2}% (flip-averaged float)",
+            dir.display(),
+            teacher::accuracy(&p, test_set) * 100.0
+        );
+        for (e, q) in ensemble.iter_mut().zip(&p) {
+            e.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+        }
+    }
+    let pb = progress::bar(
+        "teachers on train",
+        (2 * d.teachers.len() * train_set.len()) as u64,
+    );
+    let probs = teacher::probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
+    pb.finish_and_clear();
+    eprintln!(
+        "teachers together: test {:.2}%, train {:.2}% (weight {} of each target)",
+        teacher::accuracy(&ensemble, test_set) * 100.0,
+        teacher::accuracy(&probs, train_set) * 100.0,
+        d.weight
+    );
+    std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
+    teacher::save(&cache, &probs)?;
+    Ok(probs)
 }

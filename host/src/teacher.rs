@@ -1,0 +1,183 @@
+//! Distillation targets: the class probabilities of trained "teacher" networks, averaged, as
+//! part of each training image's target.
+//!
+//! Why: FER2013 gives one label per face, and many are disputed; a trained network's
+//! probabilities say how ambiguous each face is (a fearful face that looks surprised), which
+//! a small student learns from better than from the hard label alone ("born-again" networks,
+//! Furlanello et al. 2018; an ensemble teacher is stronger than any of its members). The
+//! teachers see each training image and its mirror, un-augmented, once before training; the
+//! averaged probabilities are cached in the run folder (`teacher.bin`), so `--resume` neither
+//! needs the teacher folders nor can drift if they change.
+
+use crate::data::Dataset;
+use crate::training::{RunDir, load_run, predict};
+use anyhow::{Context, Result, bail};
+use burn::prelude::Device;
+use emoedge_core::NUM_CLASSES;
+use emoedge_core::preprocess::{INPUT_LEN, mirror};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which models teach, and how much of the target is theirs (saved in `train.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distill {
+    /// Model folders (`config.json` + `model.bpk`: a run folder or a shipped model).
+    pub teachers: Vec<PathBuf>,
+    /// Share of the target given to the teachers' probabilities (0 to 1).
+    pub weight: f32,
+}
+
+/// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`.
+const MAGIC: &[u8; 8] = b"EMOTEACH";
+
+/// Each image's class probabilities, averaged over `teachers` and over the image and its
+/// mirror. `tick` is told how many images each forward pass finished.
+pub fn probabilities(
+    teachers: &[PathBuf],
+    data: &Dataset,
+    device: &Device,
+    tick: &dyn Fn(usize),
+) -> Result<Vec<[f32; NUM_CLASSES]>> {
+    if teachers.is_empty() {
+        bail!("no teacher models given");
+    }
+    let mut mirrored = data.clone();
+    for face in mirrored.pixels.chunks_exact_mut(INPUT_LEN) {
+        mirror(face.try_into().expect("INPUT_LEN chunk"));
+    }
+    let mut sum = vec![[0f32; NUM_CLASSES]; data.len()];
+    for dir in teachers {
+        let (_, model) =
+            load_run(dir, device).with_context(|| format!("loading teacher {}", dir.display()))?;
+        for set in [data, &mirrored] {
+            for (s, z) in sum.iter_mut().zip(predict(&model, set, device, tick)) {
+                for (a, p) in s.iter_mut().zip(softmax(&z)) {
+                    *a += p;
+                }
+            }
+        }
+    }
+    let n = (2 * teachers.len()) as f32;
+    for s in &mut sum {
+        s.iter_mut().for_each(|a| *a /= n);
+    }
+    Ok(sum)
+}
+
+fn softmax(z: &[f32; NUM_CLASSES]) -> [f32; NUM_CLASSES] {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: [f32; NUM_CLASSES] = std::array::from_fn(|c| (z[c] - max).exp());
+    let total: f32 = e.iter().sum();
+    std::array::from_fn(|c| e[c] / total)
+}
+
+/// Share of images whose most probable class is their label.
+pub fn accuracy(probs: &[[f32; NUM_CLASSES]], data: &Dataset) -> f64 {
+    let right = probs
+        .iter()
+        .zip(&data.labels)
+        .filter(|(p, l)| emoedge_core::emotion::argmax(*p) == Some(**l as usize))
+        .count();
+    right as f64 / data.len().max(1) as f64
+}
+
+/// `teacher.bin` in a run folder.
+pub fn cache_path(run: &RunDir) -> PathBuf {
+    run.0.join("teacher.bin")
+}
+
+/// Writes the probabilities atomically.
+pub fn save(path: &Path, probs: &[[f32; NUM_CLASSES]]) -> Result<()> {
+    let mut bytes = Vec::with_capacity(12 + probs.len() * NUM_CLASSES * 4);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(probs.len() as u32).to_le_bytes());
+    for p in probs.iter().flatten() {
+        bytes.extend_from_slice(&p.to_le_bytes());
+    }
+    crate::atomic::write_ctx(path, &bytes)
+}
+
+/// Reads probabilities cached for a training set of `expect` images.
+pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let Some((head, body)) = bytes.split_at_checked(12) else {
+        bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
+    };
+    if &head[..8] != MAGIC {
+        bail!("{}: not a teacher-probabilities file", path.display());
+    }
+    let n = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
+    if n != expect {
+        bail!(
+            "{} holds probabilities for {n} images, the training set has {expect}",
+            path.display()
+        );
+    }
+    if body.len() != n * NUM_CLASSES * 4 {
+        bail!(
+            "{}: {} bytes of probabilities, expected {}",
+            path.display(),
+            body.len(),
+            n * NUM_CLASSES * 4
+        );
+    }
+    let vals: Vec<f32> = body
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    let rows: Vec<[f32; NUM_CLASSES]> = vals
+        .chunks_exact(NUM_CLASSES)
+        .map(|c| c.try_into().expect("NUM_CLASSES chunk"))
+        .collect();
+    if let Some(i) = rows
+        .iter()
+        .position(|r| r.iter().any(|p| !(0.0..=1.0).contains(p)))
+    {
+        bail!(
+            "{}: image {i} has a probability outside 0..=1",
+            path.display()
+        );
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax(&[1.0, 3.0, -2.0, 0.0, 50.0, 2.0, 1.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(emoedge_core::emotion::argmax(&p), Some(4));
+        assert!(p[1] > p[5] && p[5] > p[0]);
+    }
+
+    #[test]
+    fn cache_round_trips_and_rejects_damage() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("teacher.bin");
+        let probs = vec![
+            [0.1, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1],
+            [1.0, 0., 0., 0., 0., 0., 0.],
+        ];
+        save(&path, &probs).unwrap();
+        assert_eq!(load(&path, 2).unwrap(), probs);
+        let e = load(&path, 3).unwrap_err().to_string();
+        assert!(e.contains("2 images") && e.contains("has 3"), "{e}");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(load(&path, 2).unwrap_err().to_string().contains("bytes"));
+        let mut bad = bytes.clone();
+        bad[12..16].copy_from_slice(&2.0f32.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        assert!(load(&path, 2).unwrap_err().to_string().contains("image 0"));
+        std::fs::write(&path, b"short").unwrap();
+        assert!(
+            load(&path, 2)
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
+    }
+}

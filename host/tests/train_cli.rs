@@ -1,0 +1,171 @@
+//! `emoedge train` as a user runs it: killed with SIGKILL mid-run, then `--resume`d, it ends
+//! exactly where an uninterrupted run ends (same per-epoch losses and accuracies); distilling
+//! from a teacher, it resumes from its cached targets even when the teacher is gone.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn write_split(dir: &Path, per_class: usize, seed: u32) {
+    for (k, e) in emoedge_core::Emotion::ALL.iter().enumerate() {
+        let cdir = dir.join(e.name());
+        std::fs::create_dir_all(&cdir).unwrap();
+        for i in 0..per_class {
+            let img = image::GrayImage::from_fn(48, 48, |x, y| {
+                let band = ((x as usize * 7) / 48 == k) as u8;
+                image::Luma([band * 180 + ((x * 3 + y + i as u32 * 7 + seed) % 50) as u8])
+            });
+            img.save(cdir.join(format!("{i:06}.png"))).unwrap();
+        }
+    }
+}
+
+fn train(data: &Path, out: &Path, resume: bool) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emoedge"));
+    c.args([
+        "train", "--epochs", "4", "--batch", "16", "--seed", "9", "--data",
+    ])
+    .arg(data)
+    .arg("--out")
+    .arg(out);
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+fn learned(run: &Path) -> Vec<String> {
+    // metrics.csv without the wall-clock columns (train_seconds, images_per_s).
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn sigkill_then_resume_matches_an_uninterrupted_run() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    write_split(&data.join("train"), 40, 0);
+    write_split(&data.join("test"), 5, 3);
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    assert!(train(&data, &a, false).output().unwrap().status.success());
+
+    let mut child = train(&data, &b, false)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = b.join("ckpt/state.json");
+    let t0 = Instant::now();
+    // Kill as soon as epoch 1 is checkpointed, i.e. somewhere inside epoch 2.
+    loop {
+        let done = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+        if done.is_some_and(|v| v["epochs_done"].as_u64() == Some(1)) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "epoch 1 never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the run finished before it could be killed"
+    );
+    let out = train(&data, &b, true).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(learned(&a), learned(&b));
+    assert_eq!(learned(&b).len(), 5);
+}
+
+fn emoedge(args: &[&str], paths: &[(&str, &Path)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emoedge"));
+    c.args(args);
+    for (flag, p) in paths {
+        c.arg(flag).arg(p);
+    }
+    c.output().unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+fn failure(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn distilled_run_resumes_from_its_cached_targets() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    write_split(&data.join("train"), 20, 0);
+    write_split(&data.join("test"), 5, 3);
+    let base = ["train", "--batch", "16", "--seed", "5", "--epochs"];
+    let teacher = t.path().join("teacher");
+    ok(&emoedge(
+        &[&base[..], &["1"]].concat(),
+        &[("--data", &data), ("--out", &teacher)],
+    ));
+    let student = |out: &Path, extra: &[&str]| {
+        emoedge(
+            &[&base[..], &["2", "--teacher-weight", "0.4"], extra].concat(),
+            &[("--data", &data), ("--out", out), ("--teacher", &teacher)],
+        )
+    };
+    // Uninterrupted reference, then the same run stopped after epoch 1.
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let log = ok(&student(&a, &[]));
+    assert!(log.contains("teachers together: test"), "{log}");
+    ok(&student(&b, &["--stop-after", "1"]));
+    let cache = b.join("teacher.bin");
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().len(),
+        12 + 140 * 7 * 4,
+        "one row of 7 probabilities per training image"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("train.json")).unwrap()).unwrap();
+    assert!((cfg["distill"]["weight"].as_f64().unwrap() - 0.4).abs() < 1e-6);
+    assert!(
+        failure(&student(&b, &[])).contains("already holds a run"),
+        "a fresh run must not overwrite a run folder"
+    );
+
+    // The teacher is gone: the resumed run uses the cache and ends where `a` ended.
+    std::fs::rename(&teacher, t.path().join("moved")).unwrap();
+    let resume = |extra: &[&str]| {
+        emoedge(
+            &[&["train", "--resume"], extra].concat(),
+            &[("--data", &data), ("--out", &b)],
+        )
+    };
+    let log = ok(&resume(&[]));
+    assert!(log.contains("teacher targets from"), "{log}");
+    assert_eq!(learned(&a), learned(&b));
+    assert_eq!(learned(&b).len(), 3);
+
+    // Teachers are fixed for a run; a damaged cache is named, not used.
+    let e = failure(&emoedge(
+        &["train", "--resume"],
+        &[("--data", &data), ("--out", &b), ("--teacher", &a)],
+    ));
+    assert!(e.contains("keeps the teachers"), "{e}");
+    let bytes = std::fs::read(&cache).unwrap();
+    std::fs::write(&cache, &bytes[..bytes.len() - 3]).unwrap();
+    let e = failure(&resume(&["--epochs", "3"]));
+    assert!(e.contains("teacher.bin") && e.contains("bytes"), "{e}");
+}
