@@ -126,6 +126,15 @@ fn distilled_run_resumes_from_its_cached_targets() {
             &[("--data", &data), ("--out", out), ("--teacher", &teacher)],
         )
     };
+    let e = failure(&emoedge(
+        &[&base[..], &["1", "--teacher-weight", "1.5"]].concat(),
+        &[
+            ("--data", &data),
+            ("--out", &t.path().join("c")),
+            ("--teacher", &teacher),
+        ],
+    ));
+    assert!(e.contains("--teacher-weight 1.5"), "{e}");
     // Uninterrupted reference, then the same run stopped after epoch 1.
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     let log = ok(&student(&a, &[]));

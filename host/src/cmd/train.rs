@@ -158,6 +158,16 @@ pub fn run(a: Args) -> Result<Outcome> {
     if !(0.0..=1.0).contains(&cfg.ferplus) {
         anyhow::bail!("--ferplus {} is outside 0..=1", cfg.ferplus);
     }
+    // Checked here too (train() checks again) so a bad share fails before the teachers run.
+    if let Some(d) = &cfg.distill
+        && (!(0.0..=1.0).contains(&d.weight) || cfg.ferplus + d.weight > 1.0)
+    {
+        anyhow::bail!(
+            "--teacher-weight {} must be in 0..=1 and at most 1 - --ferplus ({})",
+            d.weight,
+            1.0 - cfg.ferplus
+        );
+    }
     let k = costs(&cfg.model.blocks);
     eprintln!(
         "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
