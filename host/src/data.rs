@@ -95,6 +95,16 @@ impl Dataset {
         out
     }
 
+    /// The same images flipped left-right (labels and paths kept): the mirror half of
+    /// test-time flip averaging and of the teachers' targets.
+    pub fn mirrored(&self) -> Dataset {
+        let mut m = self.clone();
+        for face in m.pixels.chunks_exact_mut(INPUT_LEN) {
+            emoedge_core::preprocess::mirror(face.try_into().expect("INPUT_LEN chunk"));
+        }
+        m
+    }
+
     /// Appends one image.
     pub fn push(&mut self, image: &[u8; INPUT_LEN], label: u8, path: PathBuf) {
         self.pixels.extend_from_slice(image);

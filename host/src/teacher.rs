@@ -14,7 +14,7 @@ use crate::training::{RunDir, load_run, predict};
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use emoedge_core::NUM_CLASSES;
-use emoedge_core::preprocess::{INPUT_LEN, mirror};
+use emoedge_core::emotion::softmax;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -41,10 +41,7 @@ pub fn probabilities(
     if teachers.is_empty() {
         bail!("no teacher models given");
     }
-    let mut mirrored = data.clone();
-    for face in mirrored.pixels.chunks_exact_mut(INPUT_LEN) {
-        mirror(face.try_into().expect("INPUT_LEN chunk"));
-    }
+    let mirrored = data.mirrored();
     let mut sum = vec![[0f32; NUM_CLASSES]; data.len()];
     for dir in teachers {
         let (_, model) =
@@ -62,13 +59,6 @@ pub fn probabilities(
         s.iter_mut().for_each(|a| *a /= n);
     }
     Ok(sum)
-}
-
-fn softmax(z: &[f32; NUM_CLASSES]) -> [f32; NUM_CLASSES] {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: [f32; NUM_CLASSES] = std::array::from_fn(|c| (z[c] - max).exp());
-    let total: f32 = e.iter().sum();
-    std::array::from_fn(|c| e[c] / total)
 }
 
 /// Share of images whose most probable class is their label.
@@ -144,14 +134,6 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn softmax_sums_to_one_and_keeps_order() {
-        let p = softmax(&[1.0, 3.0, -2.0, 0.0, 50.0, 2.0, 1.0]);
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        assert_eq!(emoedge_core::emotion::argmax(&p), Some(4));
-        assert!(p[1] > p[5] && p[5] > p[0]);
-    }
 
     #[test]
     fn cache_round_trips_and_rejects_damage() {

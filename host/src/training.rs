@@ -72,6 +72,24 @@ pub struct TrainConfig {
     pub augment: AugmentConfig,
 }
 
+impl TrainConfig {
+    /// The FER+ and teacher shares of the target must each be in `0..=1` and sum to at most 1
+    /// (the label keeps the rest).
+    pub fn check_shares(&self) -> Result<()> {
+        let g = self.distill.as_ref().map_or(0.0, |d| d.weight);
+        if !(0.0..=1.0).contains(&self.ferplus)
+            || !(0.0..=1.0).contains(&g)
+            || self.ferplus + g > 1.0
+        {
+            bail!(
+                "--ferplus {} and --teacher-weight {g} must each be in 0..=1 and sum to at most 1",
+                self.ferplus
+            );
+        }
+        Ok(())
+    }
+}
+
 /// One epoch's figures (a row of `metrics.csv`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochMetrics {
@@ -427,13 +445,7 @@ pub fn train(
         ),
         _ => {}
     }
-    let g = cfg.distill.as_ref().map_or(0.0, |d| d.weight);
-    if !(0.0..=1.0).contains(&g) || cfg.ferplus + g > 1.0 {
-        bail!(
-            "the FER+ share {} and the teachers' share {g} must each be in 0..=1 and sum to at most 1",
-            cfg.ferplus
-        );
-    }
+    cfg.check_shares()?;
     if train_set.data.is_empty() {
         bail!("the training split has no usable images");
     }

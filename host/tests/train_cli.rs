@@ -20,6 +20,15 @@ fn write_split(dir: &Path, per_class: usize, seed: u32) {
     }
 }
 
+/// A temporary folder holding `data/train` (`per_class` images a class) and `data/test`.
+fn dataset(per_class: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    write_split(&data.join("train"), per_class, 0);
+    write_split(&data.join("test"), 5, 3);
+    (t, data)
+}
+
 fn train(data: &Path, out: &Path, resume: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_emoedge"));
     c.args([
@@ -45,10 +54,7 @@ fn learned(run: &Path) -> Vec<String> {
 
 #[test]
 fn sigkill_then_resume_matches_an_uninterrupted_run() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    write_split(&data.join("train"), 40, 0);
-    write_split(&data.join("test"), 5, 3);
+    let (t, data) = dataset(40);
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     assert!(train(&data, &a, false).output().unwrap().status.success());
 
@@ -110,10 +116,7 @@ fn failure(out: &std::process::Output) -> String {
 
 #[test]
 fn distilled_run_resumes_from_its_cached_targets() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    write_split(&data.join("train"), 20, 0);
-    write_split(&data.join("test"), 5, 3);
+    let (t, data) = dataset(20);
     let base = ["train", "--batch", "16", "--seed", "5", "--epochs"];
     let teacher = t.path().join("teacher");
     ok(&emoedge(

@@ -126,8 +126,27 @@ impl<const N: usize> Smoother<N> {
     }
 }
 
+/// Softmax of float logits, computed stably (the largest logit is subtracted first). Needs
+/// `std` for `exp`; the Pi runtime's probabilities and the trainer's teachers both use it.
+#[cfg(feature = "std")]
+pub fn softmax<const N: usize>(z: &[f32; N]) -> [f32; N] {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e = z.map(|v| (v - max).exp());
+    let total: f32 = e.iter().sum();
+    e.map(|v| v / total)
+}
+
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "std")]
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax(&[1.0, 3.0, -2.0, 0.0, 50.0, 2.0, 1.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(argmax(&p), Some(4));
+        assert!(p[1] > p[5] && p[5] > p[0]);
+    }
+
     use super::*;
 
     #[test]

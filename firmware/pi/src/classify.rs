@@ -107,11 +107,7 @@ impl Classifier {
             self.model.body().output_scale,
             self.model.output_zero_point() as f32,
         );
-        let z = logits.map(|q| (q as f32 - zp) * scale);
-        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let e = z.map(|v| (v - m).exp());
-        let s: f32 = e.iter().sum();
-        e.map(|v| v / s)
+        emoedge_core::emotion::softmax(&logits.map(|q| (q as f32 - zp) * scale))
     }
 }
 

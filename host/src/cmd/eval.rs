@@ -143,10 +143,7 @@ pub fn predict_form(
             let (_, model) = load_run(dir, &device)?;
             let mut logits = predict(&model, ds, &device, tick);
             if flip {
-                let mut m = ds.clone();
-                for face in m.pixels.chunks_exact_mut(INPUT_LEN) {
-                    mirror(face.try_into().expect("INPUT_LEN chunk"));
-                }
+                let m = ds.mirrored();
                 for (z, zm) in logits.iter_mut().zip(predict(&model, &m, &device, &|_| {})) {
                     z.iter_mut().zip(zm).for_each(|(a, b)| *a += b);
                 }

@@ -2,8 +2,7 @@
 
 use super::{Outcome, progress};
 use crate::augment::AugmentConfig;
-use crate::data::Dataset;
-use crate::data::load_split;
+use crate::data::{Dataset, load_split};
 use crate::model::{Arch, ModelConfig, costs};
 use crate::teacher::{self, Distill};
 use crate::training::{
@@ -155,19 +154,8 @@ pub fn run(a: Args) -> Result<Outcome> {
             }))
             .with_seed(a.seed)
     };
-    if !(0.0..=1.0).contains(&cfg.ferplus) {
-        anyhow::bail!("--ferplus {} is outside 0..=1", cfg.ferplus);
-    }
-    // Checked here too (train() checks again) so a bad share fails before the teachers run.
-    if let Some(d) = &cfg.distill
-        && (!(0.0..=1.0).contains(&d.weight) || cfg.ferplus + d.weight > 1.0)
-    {
-        anyhow::bail!(
-            "--teacher-weight {} must be in 0..=1 and at most 1 - --ferplus ({})",
-            d.weight,
-            1.0 - cfg.ferplus
-        );
-    }
+    // Before the data and the teachers are loaded; train() checks again for library callers.
+    cfg.check_shares()?;
     let k = costs(&cfg.model.blocks);
     eprintln!(
         "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
