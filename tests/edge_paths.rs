@@ -27,7 +27,7 @@ fn model_folder(dir: &Path) {
         &indicatif::ProgressBar::hidden(),
     )
     .unwrap();
-    let calib = calibrate(&model, &test.subsample(200), &device, Method::Minmax);
+    let calib = calibrate(&model, &test.subsample(200), &device, Method::Minmax).unwrap();
     let q = quantize(&model, &calib).unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(

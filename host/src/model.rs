@@ -293,19 +293,17 @@ impl Model {
         self.forward_observed(x, None)
     }
 
-    /// [`Model::forward`], reporting `(min, max)` of every tensor that int8 export quantizes
-    /// (after each conv block, the global pool and each dense layer), in block order.
+    /// [`Model::forward`], handing every tensor that int8 export quantizes (after each conv
+    /// block, the global pool and each dense layer), flattened, to `observe` in block order.
+    /// The whole tensor, not just its extremes, so calibration can look at the distribution.
     pub fn forward_observed(
         &self,
         x: Tensor<4>,
-        mut observe: Option<&mut dyn FnMut(f32, f32)>,
+        mut observe: Option<&mut dyn FnMut(Tensor<1>)>,
     ) -> Tensor<2> {
-        fn point<const D: usize>(t: &Tensor<D>, obs: &mut Option<&mut dyn FnMut(f32, f32)>) {
+        fn point<const D: usize>(t: &Tensor<D>, obs: &mut Option<&mut dyn FnMut(Tensor<1>)>) {
             if let Some(f) = obs {
-                f(
-                    t.clone().min().into_scalar::<f32>(),
-                    t.clone().max().into_scalar::<f32>(),
-                );
+                f(t.clone().flatten::<1>(0, D - 1));
             }
         }
         let (mut ci, mut di, mut pi) = (0, 0, 0);

@@ -51,7 +51,7 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     .unwrap();
     let q = quantize(
         &model,
-        &calibrate(&model, &test.subsample(200), &device, Method::Minmax),
+        &calibrate(&model, &test.subsample(200), &device, Method::Minmax).unwrap(),
     )
     .unwrap();
     let t = tempfile::tempdir().unwrap();

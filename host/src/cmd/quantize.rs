@@ -22,9 +22,9 @@ pub struct Args {
     /// Calibration images, spread evenly over train/.
     #[arg(long, default_value_t = 2000)]
     calib: usize,
-    /// How activation ranges are taken from the calibration images (mean-minmax measured
-    /// best on the shipped model: models/MODEL.md).
-    #[arg(long, value_enum, default_value_t = Method::MeanMinmax)]
+    /// How activation ranges are taken from the calibration images (mse: the best mean and
+    /// the least spread over 1,000-8,000 images on two models: models/MODEL.md).
+    #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
 }
 
@@ -90,7 +90,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let pb = progress::bar("calibrate", 0);
     let calib_set = calibration_set(&data.join("train"), a.calib)?;
     pb.finish_and_clear();
-    let calib = calibrate(&model, &calib_set, &device, a.calibration);
+    let calib = calibrate(&model, &calib_set, &device, a.calibration)?;
     let q = quantize(&model, &calib)?;
     let onnx = to_onnx(&q);
     let blob = to_blob(&q)?;

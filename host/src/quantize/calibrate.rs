@@ -3,10 +3,13 @@
 use crate::augment::to_float;
 use crate::data::Dataset;
 use crate::model::Model;
+use anyhow::{Result, anyhow, ensure};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
 use serde::Serialize;
+
+use super::histogram::Histogram;
 
 /// Observed `(min, max)` of every quantized tensor, in network order.
 #[derive(Clone, Debug, Serialize)]
@@ -27,8 +30,13 @@ pub enum Method {
     Minmax,
     /// The mean over batches of 128 images of each batch's extremes (PyTorch's
     /// moving-average observer with equal weights): rare outliers are clipped, and the
-    /// common range gets finer steps. The logits keep min/max (never clipped).
+    /// common range gets finer steps.
     MeanMinmax,
+    /// A histogram of every value, clipped where the expected squared int8 error (clipping
+    /// plus rounding) is least.
+    Mse,
+    /// A histogram of every value, clipped at its 99.99th percentile.
+    Percentile,
 }
 
 impl Method {
@@ -36,17 +44,26 @@ impl Method {
         match self {
             Method::Minmax => "minmax",
             Method::MeanMinmax => "mean-minmax",
+            Method::Mse => "histogram-mse",
+            Method::Percentile => "histogram-p99.99",
         }
     }
 }
 
-/// Calibration: the float model runs over `data` in batches and every quantized tensor's
-/// range is taken by `method`.
-pub fn calibrate(model: &Model, data: &Dataset, device: &Device, method: Method) -> Calibration {
-    const BATCH: usize = 128;
-    let mut ranges: Vec<(f32, f32)> = Vec::new();
-    let mut sums: Vec<(f64, f64)> = Vec::new();
-    let mut batches = 0usize;
+/// Images per forward pass.
+const BATCH: usize = 128;
+/// Histogram bins per tensor: the clip point is chosen to 1/2048 of the tensor's maximum,
+/// finer than the 1/255 int8 step.
+const BINS: usize = 2048;
+
+/// Runs the float model over `data` and hands `(point, values)` of every quantized tensor
+/// of every batch to `f`.
+fn observe(
+    model: &Model,
+    data: &Dataset,
+    device: &Device,
+    mut f: impl FnMut(usize, &[f32]),
+) -> Result<()> {
     for start in (0..data.len()).step_by(BATCH) {
         let n = BATCH.min(data.len() - start);
         let mut px = vec![0f32; n * INPUT_LEN];
@@ -55,34 +72,145 @@ pub fn calibrate(model: &Model, data: &Dataset, device: &Device, method: Method)
         }
         let x = Tensor::from_data(TensorData::new(px, [n, 1, INPUT_SIDE, INPUT_SIDE]), device);
         let mut i = 0;
-        let mut obs = |lo: f32, hi: f32| {
-            if i == ranges.len() {
-                ranges.push((lo, hi));
-                sums.push((0.0, 0.0));
-            } else {
-                ranges[i] = (ranges[i].0.min(lo), ranges[i].1.max(hi));
+        let mut err = None;
+        let mut obs = |t: Tensor<1>| {
+            match t.into_data().convert::<f32>().try_into_vec::<f32>() {
+                Ok(v) => f(i, &v),
+                Err(e) => err = Some(anyhow!("activation {i}: {e:?}")),
             }
-            sums[i].0 += lo as f64;
-            sums[i].1 += hi as f64;
             i += 1;
         };
         model.forward_observed(x, Some(&mut obs));
-        batches += 1;
+        if let Some(e) = err {
+            return Err(e);
+        }
     }
-    if method == Method::MeanMinmax {
-        let b = batches.max(1) as f64;
-        // The logits keep their full range: a clipped logit ties with the others clipped
-        // at the same bound, and the argmax among ties is arbitrary.
-        let last = ranges.len().saturating_sub(1);
-        for (i, (r, (lo, hi))) in ranges.iter_mut().zip(&sums).enumerate() {
-            if i != last {
+    Ok(())
+}
+
+fn extremes(v: &[f32]) -> (f32, f32) {
+    v.iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+/// Calibration: the float model runs over `data` in batches and every quantized tensor's
+/// range is taken by `method`. The logits always keep their full range: a clipped logit
+/// ties with the others clipped at the same bound, and the argmax among ties is arbitrary.
+/// A histogram method needs a second pass (the first finds each tensor's maximum, which
+/// fixes its bins) and applies to tensors that are never negative (ReLU outputs and their
+/// averages, every one but the logits in our networks); a signed tensor keeps min/max.
+pub fn calibrate(
+    model: &Model,
+    data: &Dataset,
+    device: &Device,
+    method: Method,
+) -> Result<Calibration> {
+    ensure!(!data.is_empty(), "no calibration images");
+    let mut ranges: Vec<(f32, f32)> = Vec::new();
+    let mut sums: Vec<(f64, f64)> = Vec::new();
+    let mut batches = 0usize;
+    observe(model, data, device, |i, v| {
+        let (lo, hi) = extremes(v);
+        if i == ranges.len() {
+            ranges.push((lo, hi));
+            sums.push((0.0, 0.0));
+        } else {
+            ranges[i] = (ranges[i].0.min(lo), ranges[i].1.max(hi));
+        }
+        sums[i].0 += lo as f64;
+        sums[i].1 += hi as f64;
+        if i == 0 {
+            batches += 1;
+        }
+    })?;
+    let last = ranges.len().saturating_sub(1);
+    match method {
+        Method::Minmax => {}
+        Method::MeanMinmax => {
+            let b = batches.max(1) as f64;
+            for (r, (lo, hi)) in ranges[..last].iter_mut().zip(&sums) {
                 *r = ((lo / b) as f32, (hi / b) as f32);
             }
         }
+        Method::Mse | Method::Percentile => {
+            let mut hists: Vec<Option<Histogram>> = ranges
+                .iter()
+                .enumerate()
+                .map(|(i, &(lo, hi))| (i != last && lo >= 0.0).then(|| Histogram::new(hi, BINS)))
+                .collect();
+            observe(model, data, device, |i, v| {
+                if let Some(h) = hists.get_mut(i).and_then(Option::as_mut) {
+                    h.add(v);
+                }
+            })?;
+            for (r, h) in ranges.iter_mut().zip(&hists) {
+                if let Some(h) = h {
+                    let hi = match method {
+                        Method::Mse => h.mse_clip(),
+                        _ => h.percentile(0.9999),
+                    };
+                    *r = (0.0, hi.min(r.1));
+                }
+            }
+        }
     }
-    Calibration {
+    Ok(Calibration {
         method: method.name(),
         images: data.len(),
         ranges,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Arch, ModelConfig};
+    use std::path::PathBuf;
+
+    /// Ranges of an untrained edge net over 40 noise images, by each method.
+    #[test]
+    fn histogram_methods_narrow_relu_ranges_and_keep_the_logits() {
+        let device = Device::flex();
+        let model = ModelConfig::for_arch(Arch::Edge).init(&device);
+        let mut data = Dataset::default();
+        let mut s = 7u32;
+        for k in 0..40u8 {
+            let img: [u8; INPUT_LEN] = std::array::from_fn(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 24) as u8
+            });
+            data.push(&img, k % 7, PathBuf::from(format!("noise-{k}.png")));
+        }
+        let by = |m| calibrate(&model, &data, &device, m).unwrap();
+        let full = by(Method::Minmax);
+        let last = full.ranges.len() - 1;
+        assert_eq!(full.images, 40);
+        for m in [Method::MeanMinmax, Method::Mse, Method::Percentile] {
+            let c = by(m);
+            assert_eq!(c.ranges.len(), full.ranges.len(), "{m:?}");
+            assert_eq!(c.ranges[last], full.ranges[last], "{m:?}: logits clipped");
+            for (i, (r, f)) in c.ranges[..last].iter().zip(&full.ranges).enumerate() {
+                assert!(f.0 >= 0.0, "point {i} is a ReLU output");
+                assert!(
+                    r.0 >= f.0 && r.1 <= f.1 && r.1 > 0.0,
+                    "{m:?} point {i}: {r:?} vs {f:?}"
+                );
+            }
+        }
+        // With one batch, the batch mean of extremes is the extremes.
+        assert_eq!(by(Method::MeanMinmax).ranges, full.ranges);
+        // The error-minimising clip cuts somewhere.
+        let mse = by(Method::Mse);
+        assert!(mse.ranges.iter().zip(&full.ranges).any(|(r, f)| r.1 < f.1));
+    }
+
+    #[test]
+    fn no_images_is_an_error() {
+        let device = Device::flex();
+        let model = ModelConfig::for_arch(Arch::Edge).init(&device);
+        let e = calibrate(&model, &Dataset::default(), &device, Method::Mse).unwrap_err();
+        assert!(e.to_string().contains("no calibration images"), "{e}");
     }
 }

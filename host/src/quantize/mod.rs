@@ -10,6 +10,7 @@
 //! tract uses, and turned into multiplier + shift exactly ([`Requant::from_f32`]).
 
 mod calibrate;
+mod histogram;
 
 pub use calibrate::{Calibration, Method, calibrate};
 
