@@ -55,6 +55,8 @@ const BATCH: usize = 128;
 /// Histogram bins per tensor: the clip point is chosen to 1/2048 of the tensor's maximum,
 /// finer than the 1/255 int8 step.
 const BINS: usize = 2048;
+/// The fraction of values [`Method::Percentile`] keeps unclipped.
+const PERCENTILE: f64 = 0.9999;
 
 /// Runs the float model over `data` and hands `(point, values)` of every quantized tensor
 /// of every batch to `f`.
@@ -147,9 +149,10 @@ pub fn calibrate(
             })?;
             for (r, h) in ranges.iter_mut().zip(&hists) {
                 if let Some(h) = h {
-                    let hi = match method {
-                        Method::Mse => h.mse_clip(),
-                        _ => h.percentile(0.9999),
+                    let hi = if method == Method::Mse {
+                        h.mse_clip()
+                    } else {
+                        h.percentile(PERCENTILE)
                     };
                     *r = (0.0, hi.min(r.1));
                 }
