@@ -32,8 +32,11 @@ pub struct Args {
     /// Smallest allowed label agreement between tract and the engine.
     #[arg(long, default_value_t = 0.999)]
     min_agree: f64,
-    /// Largest allowed logit difference between tract and the engine, in LSB.
-    #[arg(long, default_value_t = 1)]
+    /// Largest allowed logit difference between tract and the engine, in LSB. 2, not 1:
+    /// tract requantizes per-channel scales in f32 and slips 1 LSB on some activations, and
+    /// over 14 layers those slips reached 2 LSB in 9 of 19 healthy calibrations of three
+    /// models, never more (BENCHMARKS.md); a broken artifact moves logits far more.
+    #[arg(long, default_value_t = 2)]
     max_lsb: u32,
     /// Write the full report as JSON here (atomically).
     #[arg(long)]
@@ -298,9 +301,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
     if max_lsb > a.max_lsb {
         failures.push(format!(
-            "a logit differs by {max_lsb} LSB between tract and the engine (max {}; tract \
-             requantizes per-channel scales in f32, and its 1-LSB slips can add up across \
-             layers: BENCHMARKS.md; another calibration sample or --max-lsb changes this)",
+            "a logit differs by {max_lsb} LSB between tract and the engine (max {})",
             a.max_lsb
         ));
     }
