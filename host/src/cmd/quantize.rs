@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     calib: usize,
     /// How activation ranges are taken from the calibration images (mse: the best mean and
-    /// the least spread over 1,000-8,000 images on two models: models/MODEL.md).
+    /// worst case over 1,000-8,000 images on two models: models/MODEL.md).
     #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
 }

@@ -34,8 +34,8 @@ pub struct Args {
     min_agree: f64,
     /// Largest allowed logit difference between tract and the engine, in LSB. 2, not 1:
     /// tract requantizes per-channel scales in f32 and slips 1 LSB on some activations, and
-    /// over 14 layers those slips reached 2 LSB in 9 of 19 healthy calibrations of three
-    /// models, never more (BENCHMARKS.md); a broken artifact moves logits far more.
+    /// through the layers those slips reached 2 LSB in 9 of 19 calibrations of three trained
+    /// models, never more (BENCHMARKS.md). Labels and accuracy have their own bounds.
     #[arg(long, default_value_t = 2)]
     max_lsb: u32,
     /// Write the full report as JSON here (atomically).
