@@ -138,6 +138,8 @@ pub fn softmax<const N: usize>(z: &[f32; N]) -> [f32; N] {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[cfg(feature = "std")]
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
@@ -146,8 +148,6 @@ mod tests {
         assert_eq!(argmax(&p), Some(4));
         assert!(p[1] > p[5] && p[5] > p[0]);
     }
-
-    use super::*;
 
     #[test]
     fn names_round_trip_in_folder_order() {

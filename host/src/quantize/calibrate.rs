@@ -112,7 +112,6 @@ pub fn calibrate(
     ensure!(!data.is_empty(), "no calibration images");
     let mut ranges: Vec<(f32, f32)> = Vec::new();
     let mut sums: Vec<(f64, f64)> = Vec::new();
-    let mut batches = 0usize;
     observe(model, data, device, |i, v| {
         let (lo, hi) = extremes(v);
         if i == ranges.len() {
@@ -123,15 +122,12 @@ pub fn calibrate(
         }
         sums[i].0 += lo as f64;
         sums[i].1 += hi as f64;
-        if i == 0 {
-            batches += 1;
-        }
     })?;
     let last = ranges.len().saturating_sub(1);
     match method {
         Method::Minmax => {}
         Method::MeanMinmax => {
-            let b = batches.max(1) as f64;
+            let b = data.len().div_ceil(BATCH) as f64;
             for (r, (lo, hi)) in ranges[..last].iter_mut().zip(&sums) {
                 *r = ((lo / b) as f32, (hi / b) as f32);
             }
