@@ -50,6 +50,13 @@ pub enum Arch {
     EdgeWide,
     /// The tutorial's Keras CNN (2.3 M weights), the baseline.
     Tutorial,
+    /// A VGG-style network (four stages of two BatchNorm 3x3 convolutions, 64 to 512
+    /// channels; 7 M weights, 0.47 G MACs): far over every microcontroller limit. It exists
+    /// to teach the edge nets (`emoedge train --teacher`): distillation moves a student
+    /// toward its teacher, so the teacher must be stronger than the edge nets' own ensemble.
+    /// Train it on a GPU (`--features gpu`): it costs 28 times the edge net's MACs, so on
+    /// two CPU cores it is out of reach.
+    Teacher,
 }
 
 impl Arch {
@@ -162,6 +169,27 @@ impl Arch {
                 Dropout { p: 0.5 },
                 Dense { out: NUM_CLASSES },
             ],
+            Arch::Teacher => {
+                let conv = |out| Conv {
+                    out,
+                    k: 3,
+                    stride: 1,
+                    bn: true,
+                    same: true,
+                };
+                let mut b = Vec::new();
+                for out in [64, 128, 256, 512] {
+                    b.extend([conv(out), conv(out), MaxPool]);
+                }
+                b.extend([
+                    Flatten,
+                    Dropout { p: 0.5 },
+                    Dense { out: 512 },
+                    Dropout { p: 0.5 },
+                    Dense { out: NUM_CLASSES },
+                ]);
+                b
+            }
         }
     }
 }
@@ -456,6 +484,14 @@ mod tests {
     }
 
     #[test]
+    fn teacher_costs() {
+        let k = costs(&Arch::Teacher.blocks());
+        // 4,682,304 conv weights + 3,840 BatchNorm + 2,359,808 + 3,591 dense.
+        assert_eq!(k.params, 7_049_543, "{k:?}");
+        assert!(k.macs > 400_000_000, "{k:?}");
+    }
+
+    #[test]
     fn edge_fits_a_microcontroller() {
         for arch in [Arch::Edge, Arch::EdgeWide] {
             let k = costs(&arch.blocks());
@@ -468,7 +504,7 @@ mod tests {
     #[test]
     fn forward_shapes() {
         let device = Device::flex();
-        for arch in [Arch::Edge, Arch::EdgeWide, Arch::Tutorial] {
+        for arch in [Arch::Edge, Arch::EdgeWide, Arch::Tutorial, Arch::Teacher] {
             let m = ModelConfig::for_arch(arch).init(&device);
             let y = m.forward(Tensor::zeros([2, 1, 48, 48], &device));
             assert_eq!(y.dims(), [2, NUM_CLASSES]);
