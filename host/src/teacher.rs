@@ -131,6 +131,29 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     Ok(rows)
 }
 
+/// Reads another run's `teacher.bin` for reuse: the run's `train.json` (beside the file)
+/// must name the same teacher folders as `d`, since the file itself does not say whose
+/// probabilities it holds; `load` then checks that it covers `expect` images.
+pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let cfg: crate::training::TrainConfig = crate::training::read_json(&dir.join("train.json"))
+        .with_context(|| format!("{} is not in a run folder", file.display()))?;
+    let theirs = cfg.distill.map(|t| t.teachers).unwrap_or_default();
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    if theirs.len() != d.teachers.len() || !theirs.iter().zip(&d.teachers).all(|(a, b)| same(a, b))
+    {
+        bail!(
+            "{} was made by teachers {theirs:?}, this run names {:?}",
+            file.display(),
+            d.teachers
+        );
+    }
+    load(file, expect)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,9 @@ pub struct TrainConfig {
     /// `(1 - s) · ((1 - f - g) · onehot + f · votes + g · teacher) + s / 7`. `None` (and
     /// absent from older `train.json` files) = no teachers.
     pub distill: Option<crate::teacher::Distill>,
+    /// Warm start: the trained weights the run starts from instead of random ones (`None` =
+    /// random, also in older `train.json` files).
+    pub init: Option<WarmStart>,
     /// Seed of every random choice.
     #[config(default = 42)]
     pub seed: u64,
@@ -88,6 +91,68 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Weights a run starts from: a trained model folder, and the SHA-256 of its `model.bpk`
+/// when the run began.
+///
+/// Why: a long CPU schedule can go on from a finished model with new targets (a stronger
+/// teacher, a new learning-rate cycle) instead of starting again from random weights. The
+/// hash is checked when the run starts, and kept in `train.json`, so that the record says
+/// exactly which weights it grew from even after the folder changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WarmStart {
+    /// Model folder (`config.json` + `model.bpk`).
+    pub from: PathBuf,
+    /// Lower-case hex SHA-256 of `from/model.bpk`.
+    pub sha256: String,
+}
+
+impl WarmStart {
+    /// Records the weights now in `dir`.
+    pub fn of(dir: &Path) -> Result<Self> {
+        let run = RunDir(dir.to_path_buf());
+        let bytes = std::fs::read(run.weights())
+            .with_context(|| format!("reading weights {}", run.weights().display()))?;
+        Ok(Self {
+            from: dir.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+        })
+    }
+
+    /// Loads the weights into `model` (built from `cfg`), after checking that the folder's
+    /// network is `cfg` and its weights are the ones recorded.
+    fn load(&self, cfg: &ModelConfig, model: Model) -> Result<Model> {
+        let run = RunDir(self.from.clone());
+        let theirs: ModelConfig = read_json(&run.config())?;
+        if theirs.arch != cfg.arch || theirs.blocks != cfg.blocks {
+            bail!(
+                "warm start: {} holds a {:?} network, this run trains {:?}",
+                self.from.display(),
+                theirs.arch,
+                cfg.arch
+            );
+        }
+        let bytes = std::fs::read(run.weights())
+            .with_context(|| format!("reading weights {}", run.weights().display()))?;
+        let got = sha256_hex(&bytes);
+        if got != self.sha256 {
+            bail!(
+                "warm start: {} has SHA-256 {got}, the run recorded {}",
+                run.weights().display(),
+                self.sha256
+            );
+        }
+        load_module(model, &run.weights())
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One epoch's figures (a row of `metrics.csv`).
@@ -477,6 +542,9 @@ pub fn train(
             .with_context(|| format!("creating {}", dir.display()))?;
         device.seed(cfg.seed);
         model = cfg.model.init(&ad);
+        if let Some(w) = &cfg.init {
+            model = w.load(&cfg.model, model)?;
+        }
         // Persist the initial weights as "epoch 0" so a kill during epoch 1 resumes exactly.
         save_module(&model, &run.ckpt(0, "model"))?;
         crate::atomic::write_ctx(

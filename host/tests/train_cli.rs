@@ -181,3 +181,96 @@ fn distilled_run_resumes_from_its_cached_targets() {
     let e = failure(&resume(&["--epochs", "3"]));
     assert!(e.contains("teacher.bin") && e.contains("bytes"), "{e}");
 }
+
+#[test]
+fn warm_start_and_reused_teacher_targets() {
+    let (t, data) = dataset(20);
+    let base = ["train", "--batch", "16", "--seed", "5", "--epochs"];
+    let dir = |n: &str| t.path().join(n);
+    ok(&emoedge(
+        &[&base[..], &["1"]].concat(),
+        &[("--data", &data), ("--out", &dir("teacher"))],
+    ));
+    ok(&emoedge(
+        &[&base[..], &["1"]].concat(),
+        &[
+            ("--data", &data),
+            ("--out", &dir("a")),
+            ("--teacher", &dir("teacher")),
+        ],
+    ));
+    // b starts from a's weights and a's cached targets; --stop-after 0 leaves its start.
+    let log = ok(&emoedge(
+        &[&base[..], &["2", "--stop-after", "0"]].concat(),
+        &[
+            ("--data", &data),
+            ("--out", &dir("b")),
+            ("--teacher", &dir("teacher")),
+            ("--teacher-cache", &dir("a").join("teacher.bin")),
+            ("--init", &dir("a")),
+        ],
+    ));
+    assert!(log.contains("teacher targets on train from"), "{log}");
+    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    assert_eq!(
+        read(dir("b").join("teacher.bin")),
+        read(dir("a").join("teacher.bin"))
+    );
+    // The run starts from a's weights: its epoch-0 checkpoint scores exactly as a does.
+    let device = burn::prelude::Device::flex();
+    let hidden = indicatif::ProgressBar::hidden();
+    let (test, _) = emoedge::data::load_split(&data.join("test"), &hidden).unwrap();
+    let (cfg, a_model) = emoedge::training::load_run(&dir("a"), &device).unwrap();
+    let start = emoedge::training::load_module(
+        cfg.init(&device),
+        &dir("b").join("ckpt/epoch-0000.model.bpk"),
+    )
+    .unwrap();
+    let fresh = cfg.init(&device);
+    let score = |m| emoedge::training::evaluate_loss(m, &test, &device);
+    assert_eq!(score(&start), score(&a_model));
+    assert_ne!(
+        score(&fresh),
+        score(&a_model),
+        "the check can tell weights apart"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir("b").join("train.json")).unwrap())
+            .unwrap();
+    let sha = cfg["init"]["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(sha.len(), 64);
+
+    // The cache must come from the same teachers; the warm start from the same network.
+    let e = failure(&emoedge(
+        &[&base[..], &["1"]].concat(),
+        &[
+            ("--data", &data),
+            ("--out", &dir("c")),
+            ("--teacher", &dir("a")),
+            ("--teacher-cache", &dir("a").join("teacher.bin")),
+        ],
+    ));
+    assert!(e.contains("was made by teachers"), "{e}");
+    let e = failure(&emoedge(
+        &[&base[..], &["1", "--arch", "edge-wide"]].concat(),
+        &[
+            ("--data", &data),
+            ("--out", &dir("d")),
+            ("--init", &dir("a")),
+        ],
+    ));
+    assert!(e.contains("holds a Edge network"), "{e}");
+
+    let e = failure(&emoedge(
+        &[&base[..], &["1"]].concat(),
+        &[
+            ("--data", &data),
+            ("--out", &dir("e")),
+            ("--init", &dir("b")),
+        ],
+    ));
+    assert!(
+        e.contains("reading weights") && e.contains("model.bpk"),
+        "{e}"
+    );
+}

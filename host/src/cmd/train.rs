@@ -6,7 +6,7 @@ use crate::data::{Dataset, load_split};
 use crate::model::{Arch, ModelConfig, costs};
 use crate::teacher::{self, Distill};
 use crate::training::{
-    EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, TrainSet, read_json, train,
+    EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, TrainSet, WarmStart, read_json, train,
 };
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
@@ -56,6 +56,15 @@ pub struct Args {
     /// Share of each target given to the teachers' probabilities (0 to 1).
     #[arg(long, default_value_t = 0.5)]
     teacher_weight: f32,
+    /// Reuse the teacher probabilities another run cached (its teacher.bin) instead of
+    /// running the teachers again: that run's train.json must name the same --teacher
+    /// folders, and the file must cover this run's training images.
+    #[arg(long, value_name = "FILE", requires = "teachers")]
+    teacher_cache: Option<PathBuf>,
+    /// Start from the weights of this trained model folder (same --arch) instead of random
+    /// ones; the schedule and optimizer start afresh.
+    #[arg(long, value_name = "DIR")]
+    init: Option<PathBuf>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -119,8 +128,10 @@ pub fn run(a: Args) -> Result<Outcome> {
         None => emoedge_core::paths::data_subdir("fer2013")?,
     };
     let run = RunDir(a.out.clone());
-    if a.resume && !a.teachers.is_empty() {
-        anyhow::bail!("--teacher starts a run; a resumed run keeps the teachers in its train.json");
+    if a.resume && (!a.teachers.is_empty() || a.init.is_some()) {
+        anyhow::bail!(
+            "--teacher and --init start a run; a resumed run keeps the teachers and the warm start of its train.json"
+        );
     }
     if !a.resume && run.state().exists() {
         anyhow::bail!(
@@ -152,6 +163,7 @@ pub fn run(a: Args) -> Result<Outcome> {
                 teachers: a.teachers.clone(),
                 weight: a.teacher_weight,
             }))
+            .with_init(a.init.as_deref().map(WarmStart::of).transpose()?)
             .with_seed(a.seed)
     };
     // Before the data and the teachers are loaded; train() checks again for library callers.
@@ -201,7 +213,13 @@ pub fn run(a: Args) -> Result<Outcome> {
     let device = crate::backend::device();
     let teacher = match &cfg.distill {
         Some(d) => Some(teacher_targets(
-            &run, d, a.resume, &train_set, &test_set, &device,
+            &run,
+            d,
+            a.resume,
+            a.teacher_cache.as_deref(),
+            &train_set,
+            &test_set,
+            &device,
         )?),
         None => None,
     };
@@ -233,11 +251,13 @@ pub fn run(a: Args) -> Result<Outcome> {
 
 /// The teachers' averaged probabilities on the training images: from the run's cache when
 /// resuming, else computed (reporting each teacher's and the ensemble's `test`
-/// accuracy, so the table of experiments can say what the student learnt from) and cached.
+/// accuracy, so the table of experiments can say what the student learnt from) and cached;
+/// with `reuse`, the training-set part comes from another run's cache of the same teachers.
 fn teacher_targets(
     run: &RunDir,
     d: &Distill,
     resume: bool,
+    reuse: Option<&std::path::Path>,
     train_set: &Dataset,
     test_set: &Dataset,
     device: &burn::prelude::Device,
@@ -264,12 +284,26 @@ fn teacher_targets(
             e.iter_mut().zip(q).for_each(|(a, b)| *a += b);
         }
     }
-    let pb = progress::bar(
-        "teachers on train",
-        (2 * d.teachers.len() * train_set.len()) as u64,
-    );
-    let probs = teacher::probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
-    pb.finish_and_clear();
+    let probs = match reuse {
+        Some(file) => {
+            let probs = teacher::load_reused(file, d, train_set.len())?;
+            eprintln!(
+                "teacher targets on train from {} (same teachers)",
+                file.display()
+            );
+            probs
+        }
+        None => {
+            let pb = progress::bar(
+                "teachers on train",
+                (2 * d.teachers.len() * train_set.len()) as u64,
+            );
+            let probs =
+                teacher::probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
+            pb.finish_and_clear();
+            probs
+        }
+    };
     eprintln!(
         "teachers together: test {:.2}%, train {:.2}% (weight {} of each target)",
         teacher::accuracy(&ensemble, test_set) * 100.0,
