@@ -73,6 +73,7 @@ fn train_quantize_verify_and_catch_damage() {
         "32",
     ]);
     assert!(ok, "train failed:\n{log}");
+    let planned = number_before(&log, " int8 weight bytes");
     // minmax: this 2-epoch model's logits are nearly tied on many images, so tract's and the
     // engine's 1-LSB requantization differences (issue 5) flip a few labels (99.86-99.89%
     // agreement with mean-minmax, measured); the shipped model agrees on 3,589 / 3,589.
@@ -90,6 +91,8 @@ fn train_quantize_verify_and_catch_damage() {
         "300",
     ]);
     assert!(ok, "quantize failed:\n{log}");
+    // What train planned is what the blob holds, besides the global pool's constant weights.
+    assert_eq!(number_before(&log, " learnt + "), planned, "{log}");
     for f in [
         "model.int8.onnx",
         "model.blob",
@@ -315,4 +318,15 @@ fn onnx_parity(model: &Path, test: &Path, tmp: &Path) {
     );
     eprintln!("{text}");
     assert!(out.status.success(), "onnx parity failed:\n{text}");
+}
+
+/// The integer that ends just before the first `marker` in `log`.
+fn number_before(log: &str, marker: &str) -> usize {
+    let end = log
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {log}"));
+    let start = log[..end]
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    log[start..end].parse().unwrap()
 }

@@ -3,7 +3,7 @@
 use super::{Outcome, progress};
 use crate::data::{Dataset, decode_face, list_split};
 use crate::export::{blob::to_blob, onnx::to_onnx};
-use crate::quantize::{Method, QOp, calibrate, hex_string, quantize};
+use crate::quantize::{ConvKind, Method, QOp, calibrate, hex_string, quantize};
 use crate::training::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -106,11 +106,25 @@ pub fn run(a: Args) -> Result<Outcome> {
     ];
     write_folder(&a.out, &files)?;
     let parsed = emoedge_core::Model::parse(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The global average pool is written as a depthwise convolution of equal weights (so
+    // the ONNX needs only standard ops): its bytes are constant, not learnt, and `train`'s
+    // count (`model::costs`) leaves them out.
+    let pool_bytes: usize = q
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            QOp::Conv(c) if c.kind == ConvKind::GlobalPool => {
+                Some(c.input.iter().product::<usize>())
+            }
+            _ => None,
+        })
+        .sum();
     eprintln!(
-        "wrote {}: {} layers, {} int8 weight bytes, blob {} B, arena {} B, {:.2} M MACs, weights sha256 {}",
+        "wrote {}: {} layers, {} int8 weight bytes ({} learnt + {pool_bytes} the global pool's constant weights), blob {} B, arena {} B, {:.2} M MACs, weights sha256 {}",
         a.out.display(),
         q.ops.iter().filter(|o| matches!(o, QOp::Conv(_))).count(),
         parsed.weight_bytes(),
+        parsed.weight_bytes().saturating_sub(pool_bytes),
         blob.len(),
         parsed.arena_len(),
         parsed.macs() as f64 / 1e6,
