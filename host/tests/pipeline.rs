@@ -121,9 +121,27 @@ fn train_quantize_verify_and_catch_damage() {
         r["agreement_tract_engine"].as_f64().unwrap() >= 0.999,
         "{r}"
     );
-    assert!(r["max_lsb_tract_engine"].as_u64().unwrap() <= 1, "{r}");
+    let lsb = r["max_lsb_tract_engine"].as_u64().unwrap();
+    assert!(lsb <= 1, "{r}");
     assert_eq!(r["images"].as_u64().unwrap(), 3589);
     let test = s(&data.join("test"));
+    // The LSB bar fails verify, with the figure and the bar in the message. This model's
+    // largest tract/engine difference is 1 LSB (tract's f32 requantization slips; measured),
+    // so a bar of 0 must fail.
+    assert_eq!(lsb, 1, "this check needs a model with a 1-LSB slip: {r}");
+    let (ok, log) = emoedge(&[
+        "verify",
+        "--model",
+        &s(&model),
+        "--data",
+        &s(&fer.join("test")),
+        "--max-lsb",
+        "0",
+    ]);
+    assert!(
+        !ok && log.contains("differs by 1 LSB between tract and the engine (max 0)"),
+        "{log}"
+    );
     let model_s = s(&model);
     // eval of an int8 form, plain or flip-averaged: its accuracy, from the JSON report.
     let eval = |form: &str, flip: bool| {
