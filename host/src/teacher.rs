@@ -27,8 +27,13 @@ pub struct Distill {
     pub weight: f32,
 }
 
-/// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`.
-const MAGIC: &[u8; 8] = b"EMOTEACH";
+/// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`,
+/// then the CRC-32 of everything before it: a flipped bit in a probability would otherwise
+/// pass the range check and quietly change the targets of a resumed run.
+const MAGIC: &[u8; 8] = b"EMOTEAC2";
+/// The first format (session 6), without the CRC: still read, so that runs cached then
+/// resume.
+const MAGIC_V1: &[u8; 8] = b"EMOTEACH";
 
 /// Each image's class probabilities, averaged over `teachers` and over the image and its
 /// mirror. `tick` is told how many images each forward pass finished.
@@ -84,6 +89,8 @@ pub fn save(path: &Path, probs: &[[f32; NUM_CLASSES]]) -> Result<()> {
     for p in probs.iter().flatten() {
         bytes.extend_from_slice(&p.to_le_bytes());
     }
+    let crc = emoedge_core::model::header::body_crc(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
     crate::atomic::write_ctx(path, &bytes)
 }
 
@@ -93,9 +100,24 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     let Some((head, body)) = bytes.split_at_checked(12) else {
         bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
     };
-    if &head[..8] != MAGIC {
+    let body = if &head[..8] == MAGIC {
+        let Some((body, crc)) = body.split_last_chunk::<4>() else {
+            bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
+        };
+        let stored = u32::from_le_bytes(*crc);
+        let actual = emoedge_core::model::header::body_crc(&bytes[..bytes.len() - 4]);
+        if stored != actual {
+            bail!(
+                "{}: damaged (CRC-32 {actual:08x}, the file says {stored:08x})",
+                path.display()
+            );
+        }
+        body
+    } else if &head[..8] == MAGIC_V1 {
+        body
+    } else {
         bail!("{}: not a teacher-probabilities file", path.display());
-    }
+    };
     let n = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
     if n != expect {
         bail!(
@@ -172,10 +194,21 @@ mod tests {
         assert!(e.contains("2 images") && e.contains("has 3"), "{e}");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(load(&path, 2).unwrap_err().to_string().contains("bytes"));
+        assert!(load(&path, 2).unwrap_err().to_string().contains("CRC"));
+        // A probability changed in range is caught by the CRC, not by the range check.
         let mut bad = bytes.clone();
-        bad[12..16].copy_from_slice(&2.0f32.to_le_bytes());
+        bad[12..16].copy_from_slice(&0.5f32.to_le_bytes());
         std::fs::write(&path, &bad).unwrap();
+        assert!(load(&path, 2).unwrap_err().to_string().contains("damaged"));
+        // The first format (no CRC) still loads, and is still range-checked.
+        let mut v1 = bytes[..bytes.len() - 4].to_vec();
+        v1[..8].copy_from_slice(MAGIC_V1);
+        std::fs::write(&path, &v1).unwrap();
+        assert_eq!(load(&path, 2).unwrap(), probs);
+        std::fs::write(&path, &v1[..v1.len() - 1]).unwrap();
+        assert!(load(&path, 2).unwrap_err().to_string().contains("bytes"));
+        v1[12..16].copy_from_slice(&2.0f32.to_le_bytes());
+        std::fs::write(&path, &v1).unwrap();
         assert!(load(&path, 2).unwrap_err().to_string().contains("image 0"));
         std::fs::write(&path, b"short").unwrap();
         assert!(

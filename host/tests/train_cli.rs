@@ -146,8 +146,8 @@ fn distilled_run_resumes_from_its_cached_targets() {
     let cache = b.join("teacher.bin");
     assert_eq!(
         std::fs::metadata(&cache).unwrap().len(),
-        12 + 140 * 7 * 4,
-        "one row of 7 probabilities per training image"
+        12 + 140 * 7 * 4 + 4,
+        "one row of 7 probabilities per training image, and a CRC"
     );
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(b.join("train.json")).unwrap()).unwrap();
@@ -179,7 +179,7 @@ fn distilled_run_resumes_from_its_cached_targets() {
     let bytes = std::fs::read(&cache).unwrap();
     std::fs::write(&cache, &bytes[..bytes.len() - 3]).unwrap();
     let e = failure(&resume(&["--epochs", "3"]));
-    assert!(e.contains("teacher.bin") && e.contains("bytes"), "{e}");
+    assert!(e.contains("teacher.bin") && e.contains("damaged"), "{e}");
 }
 
 #[test]
