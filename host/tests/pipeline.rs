@@ -104,15 +104,11 @@ fn train_quantize_verify_and_catch_damage() {
     }
     // The positive check runs over the whole FER2013 test split (engine vs tract parity).
     let report = t.path().join("verify.json");
-    let (ok, log) = emoedge(&[
-        "verify",
-        "--model",
-        &s(&model),
-        "--data",
-        &s(&fer.join("test")),
-        "--json",
-        &s(&report),
-    ]);
+    let (model_s, fer_test) = (s(&model), s(&fer.join("test")));
+    let verify_all = |extra: &[&str]| {
+        emoedge(&[&["verify", "--model", &model_s, "--data", &fer_test], extra].concat())
+    };
+    let (ok, log) = verify_all(&["--json", &s(&report)]);
     eprintln!("{log}");
     assert!(ok, "verify failed on a fresh model:\n{log}");
     assert!(log.contains("verify passed"));
@@ -129,20 +125,11 @@ fn train_quantize_verify_and_catch_damage() {
     // largest tract/engine difference is 1 LSB (tract's f32 requantization slips; measured),
     // so a bar of 0 must fail.
     assert_eq!(lsb, 1, "this check needs a model with a 1-LSB slip: {r}");
-    let (ok, log) = emoedge(&[
-        "verify",
-        "--model",
-        &s(&model),
-        "--data",
-        &s(&fer.join("test")),
-        "--max-lsb",
-        "0",
-    ]);
+    let (ok, log) = verify_all(&["--max-lsb", "0"]);
     assert!(
         !ok && log.contains("differs by 1 LSB between tract and the engine (max 0)"),
         "{log}"
     );
-    let model_s = s(&model);
     // eval of an int8 form, plain or flip-averaged: its accuracy, from the JSON report.
     let eval = |form: &str, flip: bool| {
         let json = s(&t.path().join(format!("eval-{form}-{flip}.json")));
