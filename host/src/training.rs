@@ -133,26 +133,25 @@ impl WarmStart {
                 cfg.arch
             );
         }
-        let bytes = std::fs::read(run.weights())
-            .with_context(|| format!("reading weights {}", run.weights().display()))?;
+        let path = run.weights();
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("reading weights {}", path.display()))?;
         let got = sha256_hex(&bytes);
         if got != self.sha256 {
             bail!(
                 "warm start: {} has SHA-256 {got}, the run recorded {}",
-                run.weights().display(),
+                path.display(),
                 self.sha256
             );
         }
-        load_module(model, &run.weights())
+        // The bytes just hashed are the ones loaded: no second read that could differ.
+        load_module_bytes(model, bytes, &path)
     }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use sha2::Digest;
+    crate::quantize::hex_string(&sha2::Sha256::digest(bytes))
 }
 
 /// One epoch's figures (a row of `metrics.csv`).
@@ -254,6 +253,11 @@ fn save_module(model: &Model, path: &Path) -> Result<()> {
 pub fn load_module(model: Model, path: &Path) -> Result<Model> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
+    load_module_bytes(model, bytes, path)
+}
+
+/// [`load_module`] on bytes already read from `path` (named in errors).
+fn load_module_bytes(model: Model, bytes: Vec<u8>, path: &Path) -> Result<Model> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("{} is not a weights file", path.display()))?;

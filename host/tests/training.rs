@@ -4,7 +4,9 @@ use burn::prelude::*;
 use emoedge::augment::AugmentConfig;
 use emoedge::data::{Dataset, load_split};
 use emoedge::model::{Arch, ModelConfig};
-use emoedge::training::{Quiet, RunDir, RunOptions, TrainConfig, evaluate_loss, load_run, train};
+use emoedge::training::{
+    Quiet, RunDir, RunOptions, TrainConfig, WarmStart, evaluate_loss, load_run, train,
+};
 use emoedge_core::Emotion;
 use indicatif::ProgressBar;
 use std::path::Path;
@@ -179,4 +181,58 @@ fn damaged_run_folders_are_clear_errors() {
     std::fs::write(run.weights(), b"garbage").unwrap();
     let err = load_run(t.path(), &device).unwrap_err();
     assert!(format!("{err:#}").contains("model.bpk"), "{err:#}");
+}
+
+#[test]
+fn warm_start_refuses_weights_other_than_recorded() {
+    let (t, tr, te) = tiny();
+    let device = Device::flex();
+    let a = t.path().join("a");
+    let stop_at_start = RunOptions {
+        resume: false,
+        stop_after: Some(0),
+    };
+    train(
+        &a,
+        &config(1),
+        tr.clone(),
+        &te,
+        &device,
+        stop_at_start,
+        &mut Quiet,
+    )
+    .unwrap();
+    std::fs::copy(a.join("ckpt/epoch-0000.model.bpk"), a.join("model.bpk")).unwrap();
+    let recorded = WarmStart::of(&a).unwrap();
+    let ok = config(1).with_init(Some(recorded.clone()));
+    train(
+        &t.path().join("b"),
+        &ok,
+        tr.clone(),
+        &te,
+        &device,
+        stop_at_start,
+        &mut Quiet,
+    )
+    .unwrap();
+    // A config written before the weights changed: its hash no longer matches.
+    let stale = config(1).with_init(Some(WarmStart {
+        sha256: "0".repeat(64),
+        ..recorded
+    }));
+    let e = train(
+        &t.path().join("c"),
+        &stale,
+        tr,
+        &te,
+        &device,
+        stop_at_start,
+        &mut Quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("the run recorded") && e.contains("model.bpk"),
+        "{e}"
+    );
 }

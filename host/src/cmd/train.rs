@@ -57,8 +57,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0.5)]
     teacher_weight: f32,
     /// Reuse the teacher probabilities another run cached (its teacher.bin) instead of
-    /// running the teachers again: that run's train.json must name the same --teacher
-    /// folders, and the file must cover this run's training images.
+    /// running the teachers on the training set again (they still score `test` first):
+    /// that run's train.json must name the same --teacher folders, and the file must cover
+    /// this run's training images.
     #[arg(long, value_name = "FILE", requires = "teachers")]
     teacher_cache: Option<PathBuf>,
     /// Start from the weights of this trained model folder (same --arch) instead of random
