@@ -50,8 +50,18 @@ fn config(epochs: usize) -> TrainConfig {
     .with_seed(7)
 }
 
+/// Burn's device seed is one per process, and the test harness runs tests on threads: two
+/// tests training at once would draw from each other's seeded generator and break the
+/// exact-resume comparison. Every test here that trains holds this lock.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn trains_resumes_exactly_and_evaluates() {
+    let _lock = one_at_a_time();
     let (t, tr, te) = tiny();
     let device = Device::flex();
     let cfg = config(3);
@@ -168,6 +178,7 @@ fn trains_resumes_exactly_and_evaluates() {
 
 #[test]
 fn damaged_run_folders_are_clear_errors() {
+    let _lock = one_at_a_time(); // load_run builds (randomly initialised) models
     let t = tempfile::tempdir().unwrap();
     let device = Device::flex();
     let err = load_run(t.path(), &device).unwrap_err();
@@ -185,6 +196,7 @@ fn damaged_run_folders_are_clear_errors() {
 
 #[test]
 fn warm_start_refuses_weights_other_than_recorded() {
+    let _lock = one_at_a_time();
     let (t, tr, te) = tiny();
     let device = Device::flex();
     let a = t.path().join("a");
