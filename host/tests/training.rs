@@ -199,50 +199,35 @@ fn warm_start_refuses_weights_other_than_recorded() {
     let _lock = one_at_a_time();
     let (t, tr, te) = tiny();
     let device = Device::flex();
-    let a = t.path().join("a");
-    let stop_at_start = RunOptions {
-        resume: false,
-        stop_after: Some(0),
+    // A fresh run folder in `t` whose schedule stops at its start (the epoch-0 checkpoint).
+    let start = |dir: &str, cfg: &TrainConfig| {
+        let opts = RunOptions {
+            resume: false,
+            stop_after: Some(0),
+        };
+        train(
+            &t.path().join(dir),
+            cfg,
+            tr.clone(),
+            &te,
+            &device,
+            opts,
+            &mut Quiet,
+        )
     };
-    train(
-        &a,
-        &config(1),
-        tr.clone(),
-        &te,
-        &device,
-        stop_at_start,
-        &mut Quiet,
-    )
-    .unwrap();
+    let a = t.path().join("a");
+    start("a", &config(1)).unwrap();
     std::fs::copy(a.join("ckpt/epoch-0000.model.bpk"), a.join("model.bpk")).unwrap();
     let recorded = WarmStart::of(&a).unwrap();
-    let ok = config(1).with_init(Some(recorded.clone()));
-    train(
-        &t.path().join("b"),
-        &ok,
-        tr.clone(),
-        &te,
-        &device,
-        stop_at_start,
-        &mut Quiet,
-    )
-    .unwrap();
+    start("b", &config(1).with_init(Some(recorded.clone()))).unwrap();
     // A config written before the weights changed: its hash no longer matches.
-    let stale = config(1).with_init(Some(WarmStart {
+    let stale = WarmStart {
         sha256: "0".repeat(64),
         ..recorded
-    }));
-    let e = train(
-        &t.path().join("c"),
-        &stale,
-        tr,
-        &te,
-        &device,
-        stop_at_start,
-        &mut Quiet,
-    )
-    .unwrap_err()
-    .to_string();
+    };
+    let e = start("c", &config(1).with_init(Some(stale)))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("the run recorded") && e.contains("model.bpk"),
         "{e}"
