@@ -25,6 +25,34 @@ pub struct Distill {
     pub teachers: Vec<PathBuf>,
     /// Share of the target given to the teachers' probabilities (0 to 1).
     pub weight: f32,
+    /// Lower-case hex SHA-256 of each teacher's `model.bpk` when the run began, in the order
+    /// of `teachers`; empty in runs made before it was recorded.
+    ///
+    /// Why: `--teacher-cache` reuses another run's targets when it had the same teachers;
+    /// folder names alone would accept a teacher retrained in place, and with it targets that
+    /// no longer match its weights.
+    #[serde(default)]
+    pub teacher_sha256: Vec<String>,
+}
+
+impl Distill {
+    /// Teachers `teachers` at share `weight`, recording the weights each folder holds now.
+    pub fn of(teachers: &[PathBuf], weight: f32) -> Result<Self> {
+        let teacher_sha256 = teachers
+            .iter()
+            .map(|dir| {
+                let path = RunDir(dir.clone()).weights();
+                std::fs::read(&path)
+                    .map(|b| crate::training::sha256_hex(&b))
+                    .with_context(|| format!("reading teacher weights {}", path.display()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            teachers: teachers.to_vec(),
+            weight,
+            teacher_sha256,
+        })
+    }
 }
 
 /// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`,
@@ -153,27 +181,60 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     Ok(rows)
 }
 
-/// Reads another run's `teacher.bin` for reuse: the run's `train.json` (beside the file)
-/// must name the same teacher folders as `d`, since the file itself does not say whose
-/// probabilities it holds; `load` then checks that it covers `expect` images.
+/// Reads another run's `teacher.bin` for reuse. The file itself does not say whose
+/// probabilities it holds, so the run's `train.json` (beside the file) must name the same
+/// teachers as `d`: the same weights by SHA-256 where both runs recorded them, else (a run
+/// from before the hashes were kept) the same folders, with a warning that the weights
+/// could not be checked. `load` then checks that it covers `expect` images.
 pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     let dir = file.parent().unwrap_or(Path::new("."));
     let cfg: crate::training::TrainConfig = crate::training::read_json(&dir.join("train.json"))
         .with_context(|| format!("{} is not in a run folder", file.display()))?;
-    let theirs = cfg.distill.map(|t| t.teachers).unwrap_or_default();
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
+    let Some(theirs) = cfg.distill else {
+        bail!("{} was made by a run without teachers", file.display());
     };
-    if theirs.len() != d.teachers.len() || !theirs.iter().zip(&d.teachers).all(|(a, b)| same(a, b))
-    {
-        bail!(
-            "{} was made by teachers {theirs:?}, this run names {:?}",
-            file.display(),
-            d.teachers
+    let recorded = |t: &Distill| t.teacher_sha256.len() == t.teachers.len();
+    if recorded(&theirs) && recorded(d) {
+        if theirs.teacher_sha256 != d.teacher_sha256 {
+            bail!(
+                "{} was made by teachers {:?} with weights {:?}; this run's teachers {:?} hold {:?}",
+                file.display(),
+                theirs.teachers,
+                short(&theirs.teacher_sha256),
+                d.teachers,
+                short(&d.teacher_sha256)
+            );
+        }
+    } else {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        };
+        if theirs.teachers.len() != d.teachers.len()
+            || !theirs
+                .teachers
+                .iter()
+                .zip(&d.teachers)
+                .all(|(a, b)| same(a, b))
+        {
+            bail!(
+                "{} was made by teachers {:?}, this run names {:?}",
+                file.display(),
+                theirs.teachers,
+                d.teachers
+            );
+        }
+        eprintln!(
+            "warning: {} records no teacher weights; it is reused because it names the same teacher folders, whose weights may have changed since",
+            dir.join("train.json").display()
         );
     }
     load(file, expect)
+}
+
+/// The first 12 hex digits of each hash, enough to tell weights apart in a message.
+fn short(hashes: &[String]) -> Vec<&str> {
+    hashes.iter().map(|h| &h[..h.len().min(12)]).collect()
 }
 
 #[cfg(test)]
@@ -217,5 +278,71 @@ mod tests {
                 .to_string()
                 .contains("truncated")
         );
+    }
+
+    /// A run folder in `dir` whose `train.json` names `d` and whose `teacher.bin` holds
+    /// `probs`; returns the cache file.
+    fn cached_run(dir: &Path, d: Distill, probs: &[[f32; NUM_CLASSES]]) -> PathBuf {
+        use crate::augment::AugmentConfig;
+        use crate::model::{Arch, ModelConfig};
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = crate::training::TrainConfig::new(
+            ModelConfig::for_arch(Arch::Edge),
+            AugmentConfig::NONE,
+        )
+        .with_distill(Some(d));
+        std::fs::write(dir.join("train.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let file = dir.join("teacher.bin");
+        save(&file, probs).unwrap();
+        file
+    }
+
+    #[test]
+    fn reuse_needs_the_same_teacher_weights() {
+        let t = tempfile::tempdir().unwrap();
+        let teacher = t.path().join("teacher");
+        std::fs::create_dir_all(&teacher).unwrap();
+        std::fs::write(RunDir(teacher.clone()).weights(), b"weights one").unwrap();
+        let probs = vec![[1.0 / 7.0; NUM_CLASSES]; 3];
+        let now = Distill::of(std::slice::from_ref(&teacher), 0.7).unwrap();
+        assert_eq!(now.teacher_sha256.len(), 1);
+        let file = cached_run(&t.path().join("a"), now.clone(), &probs);
+        assert_eq!(load_reused(&file, &now, 3).unwrap(), probs);
+
+        // The teacher retrained in place: same folder, other weights.
+        std::fs::write(RunDir(teacher.clone()).weights(), b"weights two").unwrap();
+        let later = Distill::of(std::slice::from_ref(&teacher), 0.7).unwrap();
+        let e = load_reused(&file, &later, 3).unwrap_err().to_string();
+        assert!(e.contains("with weights"), "{e}");
+
+        // A run from before hashes were kept: the folder names decide.
+        let legacy = Distill {
+            teacher_sha256: vec![],
+            ..now.clone()
+        };
+        let old = cached_run(&t.path().join("b"), legacy, &probs);
+        assert_eq!(load_reused(&old, &later, 3).unwrap(), probs);
+        let other = Distill::of(&[t.path().join("a")], 0.7);
+        assert!(other.is_err(), "a folder without model.bpk cannot teach");
+        let elsewhere = Distill {
+            teachers: vec![t.path().join("elsewhere")],
+            ..later.clone()
+        };
+        let e = load_reused(&old, &elsewhere, 3).unwrap_err().to_string();
+        assert!(e.contains("this run names"), "{e}");
+
+        // A run without teachers has no targets to lend.
+        let none = t.path().join("c");
+        std::fs::create_dir_all(&none).unwrap();
+        let cfg = crate::training::TrainConfig::new(
+            crate::model::ModelConfig::for_arch(crate::model::Arch::Edge),
+            crate::augment::AugmentConfig::NONE,
+        );
+        std::fs::write(none.join("train.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        save(&none.join("teacher.bin"), &probs).unwrap();
+        let e = load_reused(&none.join("teacher.bin"), &now, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without teachers"), "{e}");
     }
 }

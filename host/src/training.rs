@@ -149,7 +149,7 @@ impl WarmStart {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     crate::quantize::hex_string(&sha2::Sha256::digest(bytes))
 }
@@ -711,6 +711,7 @@ mod tests {
         let d = base.clone().with_distill(Some(Distill {
             teachers: vec![],
             weight: 0.25,
+            teacher_sha256: vec![],
         }));
         assert_eq!(
             row(&d, None, Some(&teacher)),

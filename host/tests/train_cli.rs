@@ -239,6 +239,10 @@ fn warm_start_and_reused_teacher_targets() {
             .unwrap();
     let sha = cfg["init"]["sha256"].as_str().unwrap().to_owned();
     assert_eq!(sha.len(), 64);
+    // The teachers' weights are recorded too, so a later --teacher-cache can check them.
+    let teacher_sha = cfg["distill"]["teacher_sha256"].as_array().unwrap();
+    assert_eq!(teacher_sha.len(), 1);
+    assert_eq!(teacher_sha[0].as_str().unwrap().len(), 64);
 
     // The cache must come from the same teachers; the warm start from the same network.
     let e = failure(&emoedge(

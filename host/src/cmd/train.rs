@@ -58,8 +58,9 @@ pub struct Args {
     teacher_weight: f32,
     /// Reuse the teacher probabilities another run cached (its teacher.bin) instead of
     /// running the teachers on the training set again (they still score `test` first):
-    /// that run's train.json must name the same --teacher folders, and the file must cover
-    /// this run's training images.
+    /// that run's train.json must record the same teacher weights (or, in runs older than
+    /// that record, name the same --teacher folders), and the file must cover this run's
+    /// training images.
     #[arg(long, value_name = "FILE", requires = "teachers")]
     teacher_cache: Option<PathBuf>,
     /// Start from the weights of this trained model folder (same --arch) instead of random
@@ -160,10 +161,11 @@ pub fn run(a: Args) -> Result<Outcome> {
             .with_label_smoothing(a.smoothing)
             .with_class_weights(a.class_weights)
             .with_ferplus(a.ferplus)
-            .with_distill((!a.teachers.is_empty()).then(|| Distill {
-                teachers: a.teachers.clone(),
-                weight: a.teacher_weight,
-            }))
+            .with_distill(
+                (!a.teachers.is_empty())
+                    .then(|| Distill::of(&a.teachers, a.teacher_weight))
+                    .transpose()?,
+            )
             .with_init(a.init.as_deref().map(WarmStart::of).transpose()?)
             .with_seed(a.seed)
     };
