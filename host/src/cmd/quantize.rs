@@ -3,7 +3,7 @@
 use super::{Outcome, progress};
 use crate::data::{Dataset, decode_face, list_split};
 use crate::export::{blob::to_blob, onnx::to_onnx};
-use crate::quantize::{ConvKind, Method, QOp, calibrate, hex_string, quantize};
+use crate::quantize::{ConvKind, Method, QOp, Scales, calibrate, hex_string, quantize_with};
 use crate::training::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,10 @@ pub struct Args {
     /// worst case over 1,000-8,000 images on two models: models/MODEL.md).
     #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
+    /// How weight scales are chosen: exact makes tract and the engine bit-identical (plain:
+    /// as before session 8, 1-3 LSB apart on some outputs).
+    #[arg(long, value_enum, default_value_t = Scales::Exact)]
+    scales: Scales,
 }
 
 /// Names of the files in a model folder.
@@ -91,7 +95,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let calib_set = calibration_set(&data.join("train"), a.calib)?;
     pb.finish_and_clear();
     let calib = calibrate(&model, &calib_set, &device, a.calibration)?;
-    let q = quantize(&model, &calib)?;
+    let q = quantize_with(&model, &calib, a.scales)?;
     let onnx = to_onnx(&q);
     let blob = to_blob(&q)?;
     let run = RunDir(a.model.clone());

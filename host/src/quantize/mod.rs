@@ -7,7 +7,11 @@
 //! output is calibrated on `[0, max]`, so its zero point is `-128` and int8 saturation *is*
 //! the ReLU — the same in tract (plain `QLinearConv`) and in the engine (clamp at `-128`).
 //! Requantization scales are computed in `f32` as `(x_scale · w_scale) / y_scale`, the order
-//! tract uses, and turned into multiplier + shift exactly ([`Requant::from_f32`]).
+//! tract uses, and turned into multiplier + shift exactly ([`Requant::from_f32`]). Each
+//! channel's weight scale is then raised slightly so that this scale is a multiple of
+//! `2^-16` ([`exact_weight_scale`]): tract multiplies the accumulator by it in `f32`, and only
+//! then is that product exact for every output that is not saturated, so that tract and the
+//! engine round every such output alike.
 
 mod calibrate;
 mod histogram;
@@ -149,6 +153,8 @@ pub struct QuantModel {
     pub weights_hash: [u8; 32],
     /// How activations were calibrated.
     pub calibration: Calibration,
+    /// How weight scales were chosen.
+    pub scales: Scales,
 }
 
 fn hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -177,6 +183,20 @@ fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// How each channel's weight scale is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Scales {
+    /// `max |w| / 127`, raised where needed so that tract's `f32` requantization is exact
+    /// and tract and the engine give bit-identical outputs ([`exact_weight_scale`]).
+    #[default]
+    Exact,
+    /// `max |w| / 127` as it is: how models were quantized before session 8. tract and the
+    /// engine then differ by 1-3 LSB on some outputs (kept to reproduce those artifacts and
+    /// to test `verify`'s bounds).
+    Plain,
 }
 
 /// A folded float layer: weights `[out, in/group, kh, kw]` and bias.
@@ -222,7 +242,13 @@ struct Geometry {
 }
 
 /// Quantizes folded float weights per output channel and the bias at `in_scale · w_scale`.
-fn quantize_layer(f: &Folded, g: Geometry, in_q: ActQuant, out_q: ActQuant) -> Result<QConv> {
+fn quantize_layer(
+    f: &Folded,
+    g: Geometry,
+    in_q: ActQuant,
+    out_q: ActQuant,
+    scales: Scales,
+) -> Result<QConv> {
     let out_c = g.out_c;
     let per = f.w.len() / out_c;
     let (mut wq, mut ws, mut bq, mut rq) = (
@@ -235,6 +261,10 @@ fn quantize_layer(f: &Folded, g: Geometry, in_q: ActQuant, out_q: ActQuant) -> R
         let row = &f.w[o * per..(o + 1) * per];
         let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        let scale = match scales {
+            Scales::Exact => exact_weight_scale(scale, in_q.scale, out_q.scale).unwrap_or(scale),
+            Scales::Plain => scale,
+        };
         wq.extend(
             row.iter()
                 .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
@@ -274,8 +304,56 @@ fn quantize_layer(f: &Folded, g: Geometry, in_q: ActQuant, out_q: ActQuant) -> R
     })
 }
 
-/// Builds the int8 network from a float model and its calibration.
+/// Requantization scales are made multiples of `2^-REQUANT_QUANTUM_EXP`.
+///
+/// Why: tract requantizes a convolution's accumulator as `round(acc · scale)` with the
+/// product in `f32`, the engine exactly; both round ties to even. An output that int8 does
+/// not saturate has `|acc · scale| < 2^8` (the zero point is at most 255 steps from either
+/// bound); with `scale = n · 2^-16`, `|acc · n| < 2^24`, which `f32` holds exactly, so the
+/// product is exact in both and they round alike. With any other scale `f32` rounds the
+/// product first, and near a tie (`k + 0.5 ± 2^-17`) the two runtimes can part.
+const REQUANT_QUANTUM_EXP: i32 = 16;
+
+/// The smallest weight scale `>= want` whose requantization scale is a multiple of `2^-16`
+/// ([`REQUANT_QUANTUM_EXP`]) and the same `f32` however tract computes it:
+/// `(in_scale · w) / out_scale` as the ONNX graph says, or `(in_scale · w) · (1 / out_scale)`
+/// once tract has rewritten the division by a constant (measured with
+/// `examples/layer_diff.rs`: tract 0.23 runs the second on 1,101 of the 1,104 channels it
+/// exposes in edge-tkd1, the first on the other 3). The engine gets that value exactly
+/// ([`Requant::from_f32`]). Before this, the two formulas differed by one `f32` step on about
+/// a third of the channels, and tract and the engine parted by 1-3 LSB on some logits.
+///
+/// The weights are then quantized with the larger scale: coarser by a median 0.4% of a step
+/// over edge-tkd1's 2,519 channels, never beyond ±127, since the scale only grows.
+/// Found by walking up from `want` one `f32` step at a time, as the `f32` roundings skip
+/// some multiples. `None` when none is reached within `2^20` steps (6-12% above `want`;
+/// always so for requantization scales below `2^-16`); the caller then keeps `want`, and
+/// `verify` measures what tract makes of it.
+fn exact_weight_scale(want: f32, in_scale: f32, out_scale: f32) -> Option<f32> {
+    let quantum = 2f32.powi(-REQUANT_QUANTUM_EXP);
+    if !(want > 0.0 && want.is_finite()) {
+        return None;
+    }
+    let recip = 1.0 / out_scale;
+    let mut w = want;
+    for _ in 0..1u32 << 20 {
+        let r = (in_scale * w) / out_scale;
+        // Dividing by a power of two is exact, so `fract` sees the true remainder.
+        if r >= quantum && (r / quantum).fract() == 0.0 && (in_scale * w) * recip == r {
+            return Some(w);
+        }
+        w = f32::from_bits(w.to_bits() + 1);
+    }
+    None
+}
+
+/// Builds the int8 network from a float model and its calibration, with [`Scales::Exact`].
 pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
+    quantize_with(model, calib, Scales::Exact)
+}
+
+/// Builds the int8 network from a float model and its calibration.
+pub fn quantize_with(model: &Model, calib: &Calibration, scales: Scales) -> Result<QuantModel> {
     let mut ops = Vec::new();
     let (mut h, mut c) = (INPUT_SIDE, 1usize);
     let mut flat_hw: Option<usize> = None; // spatial side when a Flatten precedes a Dense
@@ -316,7 +394,7 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     stride,
                     pad,
                 };
-                let l = quantize_layer(&fold(cb)?, g, q, out_q)?;
+                let l = quantize_layer(&fold(cb)?, g, q, out_q, scales)?;
                 h = l.output_hw()[0];
                 c = out_c;
                 q = out_q;
@@ -341,7 +419,7 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     stride: 1,
                     pad: 0,
                 };
-                ops.push(QOp::Conv(quantize_layer(&f, g, q, out_q)?));
+                ops.push(QOp::Conv(quantize_layer(&f, g, q, out_q, scales)?));
                 h = 1;
                 q = out_q;
             }
@@ -376,7 +454,13 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
                     stride: 1,
                     pad: 0,
                 };
-                ops.push(QOp::Conv(quantize_layer(&Folded { w, b }, g, q, out_q)?));
+                ops.push(QOp::Conv(quantize_layer(
+                    &Folded { w, b },
+                    g,
+                    q,
+                    out_q,
+                    scales,
+                )?));
                 h = 1;
                 c = out;
                 q = out_q;
@@ -400,6 +484,7 @@ pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
         output: q,
         weights_hash,
         calibration: calib.clone(),
+        scales,
     })
 }
 
@@ -426,5 +511,82 @@ mod tests {
             let x = p as f32 / 255.0;
             assert_eq!((x / ActQuant::INPUT.scale).round() as u32, p);
         }
+    }
+
+    /// tract's per-channel requantization of an accumulator: the product in `f32`, then
+    /// rounded half to even (`tract_core::ops::quant::scale_by`).
+    fn tract_requant(acc: i32, scale: f32) -> i32 {
+        let p = (acc.unsigned_abs() as f32) * scale;
+        p.round_ties_even() as i32 * acc.signum()
+    }
+
+    #[test]
+    fn exact_scales_make_tract_round_as_the_engine() {
+        // Scales like edge-tkd1's: hidden layers 2^-10..2^-6, logits 2^-12.
+        let cases = [
+            (0.003921569f32, 0.03181573f32, 0.0432425f32),
+            (0.0432425, 0.0019632082, 0.046096314),
+            (0.046, 0.0002, 0.029426435),
+            (0.1, 0.05, 0.04),
+        ];
+        let mut seed = 1u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as i64
+        };
+        let mut tract_slips_before = 0;
+        for (x, want, y) in cases {
+            let w = exact_weight_scale(want, x, y).expect("in range");
+            assert!(w >= want, "the scale only grows: {w} < {want}");
+            let r = (x * w) / y;
+            assert_eq!((x * w) * (1.0 / y), r, "both of tract's formulas give it");
+            assert!(w / want - 1.0 < 0.13, "{w} vs {want}");
+            let q = 2f64.powi(-REQUANT_QUANTUM_EXP);
+            assert_eq!((r as f64 / q).fract(), 0.0, "{r} is a multiple of 2^-16");
+            let exact = Requant::from_f32(r).unwrap();
+            // Before: the engine had the ONNX formula, tract ran the rewritten one.
+            let old = Requant::from_f32((x * want) / y).unwrap();
+            let old_r = (x * want) * (1.0 / y);
+            // Every accumulator whose output int8 does not saturate: |acc · r| < 256.
+            let bound = (256.0 / r) as i64;
+            let accs = (0..200_000).map(|_| next() % (2 * bound + 1) - bound);
+            // Near-ties of the old scale, where f32 rounding of the product matters.
+            let ties = (0..bound).flat_map(|a| {
+                let p = a as f64 * old_r as f64;
+                ((p.fract() - 0.5).abs() < 1e-5).then_some([a, -a])
+            });
+            for acc in accs.chain(ties.flatten()) {
+                let acc = acc as i32;
+                assert_eq!(
+                    tract_requant(acc, r),
+                    exact.apply(acc),
+                    "acc {acc} scale {r}"
+                );
+                tract_slips_before += (tract_requant(acc, old_r) != old.apply(acc)) as u32;
+            }
+        }
+        // The test can fail: without the adjustment, tract and the engine do differ.
+        assert!(tract_slips_before > 0);
+    }
+
+    #[test]
+    fn tiny_requant_scales_are_left_alone() {
+        // 1e-6 · 0.01 / 0.05 = 2e-7, far below 2^-16: no exact multiple within reach.
+        assert_eq!(exact_weight_scale(1e-6, 0.01, 0.05), None);
+        assert_eq!(exact_weight_scale(0.0, 0.01, 0.05), None);
+        // The smallest: no f32 scale between `want` and the answer is exact.
+        let (x, y) = (0.0432425f32, 0.046096314f32);
+        let want = 0.0019632082f32;
+        let w = exact_weight_scale(want, x, y).unwrap();
+        let is_multiple = |v: f32| {
+            let r = (x * v) / y;
+            (r * 65536.0).fract() == 0.0 && (x * v) * (1.0 / y) == r
+        };
+        assert!(is_multiple(w));
+        let steps = w.to_bits() - want.to_bits();
+        assert!(steps > 0, "this case needs raising");
+        assert!((0..steps).all(|i| !is_multiple(f32::from_bits(want.to_bits() + i))));
     }
 }
