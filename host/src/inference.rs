@@ -45,7 +45,8 @@ impl TractModel {
     }
 
     /// Datum types flowing out of every matrix-product node of the optimized plan: `i32`
-    /// accumulators mean tract runs that convolution with integer kernels.
+    /// accumulators (or `i8`, where tract fuses an integer requantization into the kernel)
+    /// mean tract runs that convolution with integer kernels.
     pub fn matmul_output_types(&self) -> Vec<String> {
         let m = self.plan.model();
         m.nodes()

@@ -274,8 +274,10 @@ fn tract_runs_the_export_with_integer_convolutions() {
     );
     let types = tract.matmul_output_types();
     assert!(types.len() >= 14, "{types:?}");
+    // I32 accumulators, or I8 where tract fuses an integer requantization into the kernel
+    // (with exact scales it does for some layers, depending on the random weights).
     assert!(
-        types.iter().all(|t| t.contains("I32")),
+        types.iter().all(|t| t.contains("I32") || t.contains("I8")),
         "float matrix products: {types:?}"
     );
     eprintln!("tract ops: {ops:?}");
