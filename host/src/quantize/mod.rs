@@ -6,12 +6,13 @@
 //! at scale `x_scale · w_scale[c]`; activations int8 per tensor with a zero point. A ReLU
 //! output is calibrated on `[0, max]`, so its zero point is `-128` and int8 saturation *is*
 //! the ReLU — the same in tract (plain `QLinearConv`) and in the engine (clamp at `-128`).
-//! Requantization scales are computed in `f32` as `(x_scale · w_scale) / y_scale`, the order
-//! tract uses, and turned into multiplier + shift exactly ([`Requant::from_f32`]). Each
-//! channel's weight scale is then raised slightly so that this scale is a multiple of
-//! `2^-16` ([`exact_weight_scale`]): tract multiplies the accumulator by it in `f32`, and only
-//! then is that product exact for every output that is not saturated, so that tract and the
-//! engine round every such output alike.
+//! Requantization scales are computed in `f32` as `(x_scale · w_scale) / y_scale`, the ONNX
+//! graph's order, and turned into multiplier + shift exactly ([`Requant::from_f32`]). Each
+//! channel's weight scale is first raised slightly ([`exact_weight_scale`]) so that this
+//! scale is also what tract computes after rewriting the division as a product with the
+//! reciprocal, and a multiple of `2^-16`: tract multiplies the accumulator by it in `f32`,
+//! and only then is that product exact for every output that is not saturated, so that
+//! tract and the engine round every such output alike.
 
 mod calibrate;
 mod histogram;
@@ -324,7 +325,8 @@ const REQUANT_QUANTUM_EXP: i32 = 16;
 /// a third of the channels, and tract and the engine parted by 1-3 LSB on some logits.
 ///
 /// The weights are then quantized with the larger scale: coarser by a median 0.4% of a step
-/// over edge-tkd1's 2,519 channels, never beyond ±127, since the scale only grows.
+/// over edge-tkd1's 2,519 channels (99th percentile 3.8%, at most 7.5%; one channel found
+/// none), never beyond ±127, since the scale only grows.
 /// Found by walking up from `want` one `f32` step at a time, as the `f32` roundings skip
 /// some multiples. `None` when none is reached within `2^20` steps (6-12% above `want`;
 /// always so for requantization scales below `2^-16`); the caller then keeps `want`, and
