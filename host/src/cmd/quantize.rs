@@ -26,8 +26,9 @@ pub struct Args {
     /// worst case over 1,000-8,000 images on two models: models/MODEL.md).
     #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
-    /// How weight scales are chosen: exact makes tract and the engine bit-identical (plain:
-    /// as before session 8, 1-3 LSB apart on some outputs).
+    /// How weight scales are chosen: exact makes tract's requantization exact, so that tract
+    /// and the engine agree bit for bit (plain: as before session 8, 1-3 LSB apart on some
+    /// outputs).
     #[arg(long, value_enum, default_value_t = Scales::Exact)]
     scales: Scales,
 }

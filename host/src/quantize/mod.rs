@@ -191,7 +191,8 @@ fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 #[serde(rename_all = "snake_case")]
 pub enum Scales {
     /// `max |w| / 127`, raised where needed so that tract's `f32` requantization is exact
-    /// and tract and the engine give bit-identical outputs ([`exact_weight_scale`]).
+    /// and tract and the engine give bit-identical outputs ([`tract_friendly_scale`]; where
+    /// no exact scale is in reach, a rare near-tie can still part them by 1 LSB).
     #[default]
     Exact,
     /// `max |w| / 127` as it is: how models were quantized before session 8. tract and the
