@@ -14,6 +14,7 @@
 
 use anyhow::{Context, Result, bail};
 use emoedge_core::engine::run_step;
+use emoedge_core::preprocess::INPUT_LEN;
 use std::path::PathBuf;
 use tract_onnx::prelude::*;
 
@@ -60,11 +61,14 @@ fn main() -> Result<()> {
         &indicatif::ProgressBar::hidden(),
     )?;
     let n = images.min(data.len());
+    if n == 0 {
+        bail!("no images to compare in {split}");
+    }
     // Per layer: elements compared, elements differing, largest difference.
     let mut stats = vec![(0usize, 0usize, 0i32); steps.len()];
     for i in (0..data.len()).step_by((data.len() / n).max(1)).take(n) {
-        let gray: &[u8; 2304] = data.pixels[i * 2304..(i + 1) * 2304].try_into()?;
-        let mut x = vec![0i8; 2304];
+        let gray: &[u8; INPUT_LEN] = data.pixels[i * INPUT_LEN..(i + 1) * INPUT_LEN].try_into()?;
+        let mut x = vec![0i8; INPUT_LEN];
         emoedge_core::preprocess::quantize_input(gray, (&mut x[..]).try_into()?);
         // The engine, one step at a time, every output kept.
         let mut outs: Vec<Vec<i8>> = Vec::new();
