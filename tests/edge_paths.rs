@@ -2,9 +2,11 @@
 //! tract and through the `shared/` engine, on real photos, with the same faces and labels.
 
 use burn::prelude::*;
+use emoedge::cmd::eval::{Form, predict_form};
 use emoedge::data::load_split;
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
+use emoedge_core::preprocess::{mirror, sum_logits};
 use emoedge_pi::classify::{Classifier, EngineKind};
 use emoedge_pi::detect::{Cascade, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
@@ -126,6 +128,84 @@ fn faces_classified_together_equal_one_by_one() {
         // a second call reuses the arenas and gives the same answer
         c.logits_many(&faces[..3], &mut many).unwrap();
         assert_eq!(one[..3], many[..], "{kind:?}");
+    }
+}
+
+#[test]
+fn flip_scores_sum_each_face_and_its_mirror() {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let faces: Vec<[u8; 2304]> = (0..5).map(|i| *test.image(i * 701)).collect();
+    for kind in [EngineKind::Tract, EngineKind::Core] {
+        let mut one = Classifier::load(t.path(), kind).unwrap();
+        let expect: Vec<[i16; 7]> = faces
+            .iter()
+            .map(|f| {
+                let mut m = *f;
+                mirror(&mut m);
+                sum_logits(&one.logits(f).unwrap(), &one.logits(&m).unwrap())
+            })
+            .collect();
+        let plain: Vec<[i16; 7]> = faces
+            .iter()
+            .map(|f| one.logits(f).unwrap().map(i16::from))
+            .collect();
+        assert_ne!(
+            expect, plain,
+            "{kind:?}: the mirror must change some logits"
+        );
+        let mut scores = Vec::new();
+        one.scores_many(&faces, &mut scores).unwrap();
+        assert_eq!(
+            scores, plain,
+            "{kind:?}: without flip, a score is the logits"
+        );
+        let mut flip = Classifier::load(t.path(), kind).unwrap().with_flip(true);
+        flip.scores_many(&faces, &mut scores).unwrap();
+        assert_eq!(scores, expect, "{kind:?}");
+        flip.scores_many(&faces[1..2], &mut scores).unwrap();
+        assert_eq!(scores[..], expect[1..2], "{kind:?}: buffers reused");
+        // the probabilities are those of the mean of the two views' logits
+        let p = flip.probabilities(&expect[0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(
+            emoedge_core::emotion::argmax(&p),
+            emoedge_core::emotion::argmax(&expect[0])
+        );
+    }
+}
+
+/// The Pi runtime's flip-averaged labels are the host's `eval --flip` labels, face for
+/// face, so the card's flip figure (made by `eval`) is what a Pi user gets.
+#[test]
+fn pi_flip_labels_equal_host_eval_flip() {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let ds = test.subsample(60);
+    let faces: Vec<[u8; 2304]> = (0..ds.len()).map(|i| *ds.image(i)).collect();
+    for (kind, form) in [
+        (EngineKind::Tract, Form::Tract),
+        (EngineKind::Core, Form::Engine),
+    ] {
+        let host = predict_form(t.path(), form, true, &ds, &|_| {}).unwrap();
+        let mut c = Classifier::load(t.path(), kind).unwrap().with_flip(true);
+        let mut scores = Vec::new();
+        c.scores_many(&faces, &mut scores).unwrap();
+        let pi: Vec<u8> = scores
+            .iter()
+            .map(|s| emoedge_core::emotion::argmax(s).unwrap() as u8)
+            .collect();
+        assert_eq!(pi, host, "{kind:?}");
     }
 }
 

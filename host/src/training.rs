@@ -68,6 +68,11 @@ pub struct TrainConfig {
     /// Warm start: the trained weights the run starts from instead of random ones (`None` =
     /// random, also in older `train.json` files).
     pub init: Option<WarmStart>,
+    /// Mixup: each training image is blended with another of its batch, pixels and targets
+    /// alike, at a share `λ ~ Beta(α, α)` folded to `max(λ, 1 - λ)`, so its own label
+    /// stays the larger part. `α = 0` (and absent from older `train.json` files) = off.
+    #[config(default = 0.0)]
+    pub mixup: f32,
     /// Seed of every random choice.
     #[config(default = 42)]
     pub seed: u64,
@@ -356,6 +361,34 @@ fn target_row(
     }
 }
 
+/// Mixup within a batch (`pixels` `[n, 48·48]`, `targets` `[n, 7]`): row `k` becomes
+/// `λ_k · row_k + (1 - λ_k) · row_{π(k)}` for a random permutation `π` and
+/// `λ_k = max(λ, 1 - λ)`, `λ ~ Beta(alpha, alpha)`. The `max` keeps each image's own label
+/// (what train accuracy counts) the larger part of its target. Draws only from `rng`, so
+/// a resumed epoch mixes the same pairs.
+fn mix_batch(pixels: &mut [f32], targets: &mut [f32], alpha: f32, rng: &mut ChaCha8Rng) {
+    use rand_distr::{Beta, Distribution};
+    let n = targets.len() / NUM_CLASSES;
+    let Ok(beta) = Beta::new(alpha, alpha) else {
+        return;
+    };
+    let mut partner: Vec<usize> = (0..n).collect();
+    partner.shuffle(rng);
+    let (src_px, src_t) = (pixels.to_vec(), targets.to_vec());
+    for (k, &j) in partner.iter().enumerate() {
+        let l: f32 = beta.sample(rng);
+        let l = l.max(1.0 - l);
+        let mix = |dst: &mut [f32], src: &[f32], len: usize| {
+            let (a, b) = (&src[k * len..(k + 1) * len], &src[j * len..(j + 1) * len]);
+            for ((d, &x), &y) in dst[k * len..(k + 1) * len].iter_mut().zip(a).zip(b) {
+                *d = l * x + (1.0 - l) * y;
+            }
+        };
+        mix(pixels, &src_px, INPUT_LEN);
+        mix(targets, &src_t, NUM_CLASSES);
+    }
+}
+
 /// Spawns the thread that shuffles and augments one epoch's batches, a few ahead of the
 /// training step, so the step never waits on augmentation.
 fn batch_producer(
@@ -382,6 +415,9 @@ fn batch_producer(
                 let teacher = set.teacher.as_ref().map(|t| &t[i]);
                 let row = &mut targets[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
                 target_row(data.labels[i], votes, teacher, &cfg, row);
+            }
+            if cfg.mixup > 0.0 {
+                mix_batch(&mut pixels, &mut targets, cfg.mixup, &mut rng);
             }
             if tx
                 .send(Batch {
@@ -694,6 +730,56 @@ mod tests {
         let mut out = [0f32; 7];
         target_row(2, votes, teacher, cfg, &mut out);
         out
+    }
+
+    #[test]
+    fn mixup_blends_pairs_and_keeps_each_own_label_ahead() {
+        let n = 16;
+        // Image k is a constant k + 1, and its target one-hot on class k % 7.
+        let mut px: Vec<f32> = (0..n)
+            .flat_map(|k| std::iter::repeat_n((k + 1) as f32, INPUT_LEN))
+            .collect();
+        let mut t = vec![0f32; n * NUM_CLASSES];
+        for k in 0..n {
+            t[k * NUM_CLASSES + k % NUM_CLASSES] = 1.0;
+        }
+        let (px0, t0) = (px.clone(), t.clone());
+        mix_batch(&mut px, &mut t, 0.4, &mut ChaCha8Rng::seed_from_u64(7));
+        let mut mixed = 0;
+        for k in 0..n {
+            let row = &t[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+            let own = row[k % NUM_CLASSES];
+            assert!(own >= 0.5 - 1e-6, "image {k}: own share {own}");
+            // The pixels carry the same share: v = own·(k+1) + (1-own)·(j+1) for one j.
+            let v = px[k * INPUT_LEN];
+            assert!(
+                px[k * INPUT_LEN..(k + 1) * INPUT_LEN]
+                    .iter()
+                    .all(|&x| x == v)
+            );
+            if own < 1.0 - 1e-6 {
+                mixed += 1;
+            }
+            if own < 0.99 {
+                // (far enough from 1 for the partner to be solved for in f32)
+                let j1 = (v - own * (k + 1) as f32) / (1.0 - own);
+                let j = j1.round() as usize - 1;
+                assert!(
+                    (j1 - (j + 1) as f32).abs() < 1e-2,
+                    "image {k}: partner {j1}"
+                );
+                assert!((row[j % NUM_CLASSES] - (1.0 - own)).abs() < 1e-5 || j % 7 == k % 7);
+            }
+        }
+        assert!(mixed >= n / 2, "only {mixed} of {n} images were mixed");
+        // Same seed, same mix (exact resume); another seed, another.
+        let (mut px2, mut t2) = (px0.clone(), t0.clone());
+        mix_batch(&mut px2, &mut t2, 0.4, &mut ChaCha8Rng::seed_from_u64(7));
+        assert_eq!((&px2, &t2), (&px, &t));
+        let (mut px3, mut t3) = (px0, t0);
+        mix_batch(&mut px3, &mut t3, 0.4, &mut ChaCha8Rng::seed_from_u64(8));
+        assert_ne!(t3, t);
     }
 
     #[test]

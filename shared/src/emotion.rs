@@ -88,10 +88,12 @@ pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> Option<usize> {
 }
 
 /// Smooths int8 logits over the last `N` frames of one tracked face by summing them, so a
-/// single odd frame does not flip the label. Integer only.
+/// single odd frame does not flip the label. Integer only. Frames are held as `i16` so that
+/// a frame's score may itself be a sum of int8 logits (a face and its mirror,
+/// [`crate::preprocess::sum_logits`]) without losing range.
 #[derive(Debug, Default)]
 pub struct Smoother<const N: usize> {
-    history: HistoryBuf<[i8; NUM_CLASSES], N>,
+    history: HistoryBuf<[i16; NUM_CLASSES], N>,
 }
 
 impl<const N: usize> Smoother<N> {
@@ -102,9 +104,10 @@ impl<const N: usize> Smoother<N> {
         }
     }
 
-    /// Adds one frame's logits and returns the smoothed label.
-    pub fn push(&mut self, logits: [i8; NUM_CLASSES]) -> Emotion {
-        self.history.write(logits);
+    /// Adds one frame's logits (int8, or sums of int8 logits as `i16`) and returns the
+    /// smoothed label. Every frame pushed to one smoother must be on the same scale.
+    pub fn push<T: Copy + Into<i16>>(&mut self, logits: [T; NUM_CLASSES]) -> Emotion {
+        self.history.write(logits.map(Into::into));
         let mut sum = [0i32; NUM_CLASSES];
         for frame in self.history.oldest_ordered() {
             for (s, &l) in sum.iter_mut().zip(frame) {
@@ -184,12 +187,21 @@ mod tests {
     #[test]
     fn smoother_ignores_a_single_odd_frame() {
         let mut s = Smoother::<4>::new();
-        let happy = [0, 0, 0, 50, 0, 0, 0];
-        let sad = [0, 0, 0, 0, 0, 60, 0];
+        let happy = [0i8, 0, 0, 50, 0, 0, 0];
+        let sad = [0i8, 0, 0, 0, 0, 60, 0];
         assert_eq!(s.push(happy), Emotion::Happy);
         assert_eq!(s.push(happy), Emotion::Happy);
         assert_eq!(s.push(sad), Emotion::Happy);
         assert_eq!(s.push(sad), Emotion::Sad);
         assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn smoother_takes_flip_sums_beyond_int8() {
+        let mut s = Smoother::<2>::new();
+        // Two views at the int8 maximum each: 254, beyond i8, must not wrap.
+        assert_eq!(s.push([0i16, 0, 0, 254, 0, 0, -256]), Emotion::Happy);
+        assert_eq!(s.push([0i16, 0, 0, 0, 0, 250, 0]), Emotion::Happy);
+        assert_eq!(s.push([0i16, 0, 0, 0, 0, 250, 0]), Emotion::Sad);
     }
 }

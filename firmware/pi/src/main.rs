@@ -74,6 +74,10 @@ struct Args {
     /// Margin around each face box before cropping, percent.
     #[arg(long, default_value_t = 10)]
     margin: u32,
+    /// Test-time flip averaging: classify each face and its mirror image and sum their
+    /// logits (twice the inference per face; models/MODEL.md has what it gains).
+    #[arg(long)]
+    flip: bool,
     /// Write each frame with boxes and labels drawn, as PNG, into this folder.
     #[arg(long)]
     annotate: Option<PathBuf>,
@@ -95,7 +99,7 @@ fn run(args: Args) -> Result<bool> {
         bail!("--scale-factor must be above 1");
     }
     let cascade = Cascade::load(&args.cascade)?;
-    let classifier = Classifier::load(&args.model, args.engine)?;
+    let classifier = Classifier::load(&args.model, args.engine)?.with_flip(args.flip);
     let opts = Options {
         detect: DetectParams {
             scale_factor: args.scale_factor,

@@ -1,13 +1,13 @@
 //! Per frame: detect faces, crop each with a margin to 48x48 gray, classify, smooth over
 //! time per tracked face (video), and report with per-stage timings.
 
-use crate::classify::Classifier;
+use crate::classify::{Classifier, Score};
 use crate::detect::{DetectParams, Detector, Rect, Resizer};
 use crate::source::Frame;
 use anyhow::Result;
+use emoedge_core::Emotion;
 use emoedge_core::emotion::{Smoother, argmax};
 use emoedge_core::preprocess::{FaceBox, INPUT_LEN, PixelFormat, crop_to_input};
-use emoedge_core::{Emotion, NUM_CLASSES};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -96,7 +96,7 @@ pub struct Pipeline {
     next_track: u32,
     start: Instant,
     crops: Vec<[u8; INPUT_LEN]>,
-    logits: Vec<[i8; NUM_CLASSES]>,
+    scores: Vec<Score>,
     resizer: Resizer,
     /// Video frames since the last detection (`None` before the first).
     since_detect: Option<u32>,
@@ -122,7 +122,7 @@ impl Pipeline {
             next_track: 0,
             start: Instant::now(),
             crops: Vec::new(),
-            logits: Vec::new(),
+            scores: Vec::new(),
             resizer: Resizer::default(),
             since_detect: None,
             thumb_ref: Vec::new(),
@@ -219,18 +219,18 @@ impl Pipeline {
         }
         t.crop = ms(t1);
         let t2 = Instant::now();
-        self.classifier.logits_many(&self.crops, &mut self.logits)?;
+        self.classifier.scores_many(&self.crops, &mut self.scores)?;
         t.infer = ms(t2);
         let mut faces = Vec::with_capacity(boxes.len());
         let mut seen = Vec::new();
         for (k, r) in boxes.into_iter().enumerate() {
-            let logits = self.logits[k];
-            let p = self.classifier.probabilities(&logits);
+            let score = self.scores[k];
+            let p = self.classifier.probabilities(&score);
             let mut label =
-                Emotion::from_index(argmax(&logits).unwrap_or(0)).unwrap_or(Emotion::Neutral);
+                Emotion::from_index(argmax(&score).unwrap_or(0)).unwrap_or(Emotion::Neutral);
             let mut track = None;
             if f.video {
-                let id = self.track(r, logits, &mut label);
+                let id = self.track(r, score, &mut label);
                 seen.push(id);
                 track = Some(id);
             }
@@ -259,7 +259,7 @@ impl Pipeline {
 
     /// Associates a box with the track it overlaps most (IoU >= 0.3) or starts one, and
     /// returns the track id with the smoothed label.
-    fn track(&mut self, r: Rect, logits: [i8; NUM_CLASSES], label: &mut Emotion) -> u32 {
+    fn track(&mut self, r: Rect, score: Score, label: &mut Emotion) -> u32 {
         let best = self
             .tracks
             .iter_mut()
@@ -280,7 +280,7 @@ impl Pipeline {
             }
         };
         t.rect = r;
-        *label = t.smoother.push(logits);
+        *label = t.smoother.push(score);
         t.id
     }
 }

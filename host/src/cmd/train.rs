@@ -8,7 +8,7 @@ use crate::teacher::{self, Distill};
 use crate::training::{
     EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, TrainSet, WarmStart, read_json, train,
 };
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 
@@ -67,6 +67,10 @@ pub struct Args {
     /// ones; the schedule and optimizer start afresh.
     #[arg(long, value_name = "DIR")]
     init: Option<PathBuf>,
+    /// Mixup: blend each training image and its target with another of its batch at a
+    /// share drawn from Beta(ALPHA, ALPHA) (0: off; 0.2-0.4 is usual).
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
+    mixup: f32,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -167,8 +171,15 @@ pub fn run(a: Args) -> Result<Outcome> {
                     .transpose()?,
             )
             .with_init(a.init.as_deref().map(WarmStart::of).transpose()?)
+            .with_mixup(a.mixup)
             .with_seed(a.seed)
     };
+    if !(a.mixup.is_finite() && a.mixup >= 0.0) {
+        bail!(
+            "--mixup {} must be 0 (off) or a positive Beta parameter",
+            a.mixup
+        );
+    }
     // Before the data and the teachers are loaded; train() checks again for library callers.
     cfg.check_shares()?;
     let k = costs(&cfg.model.blocks);
