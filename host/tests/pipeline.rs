@@ -74,6 +74,18 @@ fn train_quantize_verify_and_catch_damage() {
     ]);
     assert!(ok, "train failed:\n{log}");
     let planned = number_before(&log, " int8 weight bytes");
+    // Every channel but a handful gets an exact requantization scale.
+    let exact_line = log
+        .lines()
+        .find_map(|l| l.strip_prefix("exact requantization scales on "))
+        .unwrap_or_else(|| panic!("no exact-scale count in {log}"));
+    let mut words = exact_line.split_whitespace();
+    let exact: usize = words.next().unwrap().parse().unwrap();
+    let channels: usize = words.nth(1).unwrap().parse().unwrap();
+    assert!(
+        channels > 1000 && channels - exact <= channels / 100,
+        "{exact_line}"
+    );
     // minmax: this 2-epoch model's logits are nearly tied on many images, so with the plain
     // scales tract's and the engine's 1-LSB requantization differences (issue 5) flipped a
     // few labels (99.86-99.89% agreement with mean-minmax, measured).
@@ -122,9 +134,21 @@ fn train_quantize_verify_and_catch_damage() {
         r["agreement_tract_engine"].as_f64().unwrap() >= 0.999,
         "{r}"
     );
-    // Exact scales: tract and the engine are bit-identical on every test image.
-    assert_eq!(r["max_lsb_tract_engine"].as_u64().unwrap(), 0, "{r}");
-    assert_eq!(r["agreement_tract_engine"].as_f64().unwrap(), 1.0, "{r}");
+    // Exact scales: tract and the engine are bit-identical on every test image, unless
+    // some channel found no exact scale (`quantize` says how many; the model trained here
+    // differs from machine to machine with the float kernels Burn picks): then a near-tie
+    // there may still part them by 1 LSB, the design's bar.
+    let max_lsb = r["max_lsb_tract_engine"].as_u64().unwrap();
+    if exact == channels {
+        assert_eq!(max_lsb, 0, "{r}");
+        assert_eq!(r["agreement_tract_engine"].as_f64().unwrap(), 1.0, "{r}");
+    } else {
+        eprintln!(
+            "{} of {channels} channels without an exact scale",
+            channels - exact
+        );
+        assert!(max_lsb <= 1, "{r}");
+    }
     assert_eq!(r["images"].as_u64().unwrap(), 3589);
     let test = s(&data.join("test"));
     // The LSB bar fails verify, with the figure and the bar in the message. With the plain

@@ -135,5 +135,20 @@ pub fn run(a: Args) -> Result<Outcome> {
         parsed.macs() as f64 / 1e6,
         &hex_string(&q.weights_hash)[..16]
     );
+    if q.scales == Scales::Exact {
+        let (inexact, channels) = q.ops.iter().fold((0, 0), |(i, n), o| match o {
+            QOp::Conv(c) => (i + c.inexact_channels, n + c.out_c),
+            _ => (i, n),
+        });
+        eprintln!(
+            "exact requantization scales on {} of {channels} channels{}",
+            channels - inexact,
+            if inexact > 0 {
+                " (on the others tract and the engine can part by 1 LSB at near-ties)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(Outcome::Ok)
 }
