@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use emoedge::cmd::eval::{Form, predict_form};
-use emoedge::data::load_split;
+use emoedge::data::{Dataset, load_split};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
 use emoedge_core::preprocess::{mirror, sum_logits};
@@ -42,6 +42,18 @@ fn model_folder(dir: &Path) {
         emoedge::export::blob::to_blob(&q).unwrap(),
     )
     .unwrap();
+}
+
+/// A model folder ([`model_folder`]) in a temporary folder, and the FER2013 `test` split.
+fn model_and_test_split() -> (tempfile::TempDir, Dataset) {
+    let t = tempfile::tempdir().unwrap();
+    model_folder(t.path());
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    (t, test)
 }
 
 /// Per image: its path and each face's box and label.
@@ -111,13 +123,7 @@ fn pi_runtime_agrees_across_engines() {
 
 #[test]
 fn faces_classified_together_equal_one_by_one() {
-    let t = tempfile::tempdir().unwrap();
-    model_folder(t.path());
-    let (test, _) = load_split(
-        &data_dir().join("fer2013/test"),
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
+    let (t, test) = model_and_test_split();
     let faces: Vec<[u8; 2304]> = (0..9).map(|i| *test.image(i * 397)).collect();
     for kind in [EngineKind::Tract, EngineKind::Core] {
         let mut c = Classifier::load(t.path(), kind).unwrap();
@@ -133,13 +139,7 @@ fn faces_classified_together_equal_one_by_one() {
 
 #[test]
 fn flip_scores_sum_each_face_and_its_mirror() {
-    let t = tempfile::tempdir().unwrap();
-    model_folder(t.path());
-    let (test, _) = load_split(
-        &data_dir().join("fer2013/test"),
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
+    let (t, test) = model_and_test_split();
     let faces: Vec<[u8; 2304]> = (0..5).map(|i| *test.image(i * 701)).collect();
     for kind in [EngineKind::Tract, EngineKind::Core] {
         let mut one = Classifier::load(t.path(), kind).unwrap();
@@ -184,13 +184,7 @@ fn flip_scores_sum_each_face_and_its_mirror() {
 /// face, so the card's flip figure (made by `eval`) is what a Pi user gets.
 #[test]
 fn pi_flip_labels_equal_host_eval_flip() {
-    let t = tempfile::tempdir().unwrap();
-    model_folder(t.path());
-    let (test, _) = load_split(
-        &data_dir().join("fer2013/test"),
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
+    let (t, test) = model_and_test_split();
     let ds = test.subsample(60);
     let faces: Vec<[u8; 2304]> = (0..ds.len()).map(|i| *ds.image(i)).collect();
     for (kind, form) in [
