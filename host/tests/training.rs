@@ -125,26 +125,28 @@ fn trains_resumes_exactly_and_evaluates() {
     )
     .unwrap();
     assert_eq!(sb.epochs_done, 3);
-    // Everything but the wall-clock fields must be identical.
-    let learn = |h: &[emoedge::training::EpochMetrics]| -> Vec<_> {
-        h.iter()
-            .map(|m| {
-                (
-                    m.epoch,
-                    m.train_loss,
-                    m.train_acc,
-                    m.test_loss,
-                    m.test_acc,
-                    m.lr,
-                )
-            })
-            .collect()
-    };
-    assert_eq!(
-        learn(&sa.history),
-        learn(&sb.history),
-        "resumed run diverged"
-    );
+    // Everything but the wall-clock fields must agree: epochs, accuracies and learning
+    // rates exactly, losses to within float rounding. Burn Flex's kernels are not bit-
+    // reproducible on every host: on session 9's, two uninterrupted first epochs of the
+    // same seed (run a's and run b's) differed in their losses' last bit, also in a
+    // one-thread rayon pool. A broken resume (fresh optimizer state, another data order
+    // or learning rate) moves the later epochs' losses by far more than 1e-9.
+    let (ha, hb) = (&sa.history, &sb.history);
+    assert_eq!(ha.len(), hb.len());
+    for (x, y) in ha.iter().zip(hb) {
+        assert_eq!(
+            (x.epoch, x.train_acc, x.test_acc, x.lr),
+            (y.epoch, y.train_acc, y.test_acc, y.lr),
+            "resumed run diverged: {ha:?} vs {hb:?}"
+        );
+        for (p, q) in [(x.train_loss, y.train_loss), (x.test_loss, y.test_loss)] {
+            assert!(
+                (p - q).abs() <= 1e-9 * p.abs(),
+                "resumed run diverged at epoch {}: loss {p} vs {q}",
+                x.epoch
+            );
+        }
+    }
     // Weight files carry random parameter ids, so compare what the weights compute.
     let net = |dir: &Path| {
         let m = emoedge::training::load_module(
@@ -154,9 +156,16 @@ fn trains_resumes_exactly_and_evaluates() {
         .unwrap();
         emoedge::training::predict(&m.valid(), &te, &device, &|_| {})
     };
+    let (za, zb) = (net(&a), net(&b));
+    let worst = za
+        .iter()
+        .flatten()
+        .zip(zb.iter().flatten())
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
     assert!(
-        net(&a) == net(&b),
-        "resumed weights differ from the uninterrupted run"
+        worst <= 1e-4,
+        "resumed weights differ from the uninterrupted run: logits up to {worst} apart"
     );
     assert!(
         !b.join("ckpt/epoch-0001.model.bpk").exists(),
