@@ -27,7 +27,7 @@ pub struct Classifier {
     /// Test-time flip averaging: each face is also classified mirrored, and the two views'
     /// int8 logits are summed (as `emoedge eval --flip` does on the host).
     flip: bool,
-    /// The faces and, with `flip`, their mirrors, as classified by [`Self::scores_many`].
+    /// With `flip`, the faces and their mirrors, as classified by [`Self::scores_many`].
     views: Vec<[u8; INPUT_LEN]>,
     view_logits: Vec<[i8; NUM_CLASSES]>,
 }
@@ -89,18 +89,23 @@ impl Classifier {
     /// Scores of several faces (see [`Score`]); all views of all faces are classified
     /// together ([`Self::logits_many`]).
     pub fn scores_many(&mut self, faces: &[[u8; INPUT_LEN]], out: &mut Vec<Score>) -> Result<()> {
-        self.views.clear();
-        self.views.extend_from_slice(faces);
-        if self.flip {
-            self.views.extend(faces.iter().map(|f| {
+        let mut logits = std::mem::take(&mut self.view_logits);
+        let result = if self.flip {
+            // The faces, then their mirrors: one batch, so the engine runs them in parallel.
+            let mut views = std::mem::take(&mut self.views);
+            views.clear();
+            views.extend_from_slice(faces);
+            views.extend(faces.iter().map(|f| {
                 let mut m = *f;
                 mirror(&mut m);
                 m
             }));
-        }
-        let views = std::mem::take(&mut self.views);
-        let mut logits = std::mem::take(&mut self.view_logits);
-        let result = self.logits_many(&views, &mut logits);
+            let r = self.logits_many(&views, &mut logits);
+            self.views = views;
+            r
+        } else {
+            self.logits_many(faces, &mut logits)
+        };
         out.clear();
         if result.is_ok() {
             let (direct, mirrored) = logits.split_at(faces.len());
@@ -109,7 +114,6 @@ impl Classifier {
                 emoedge_core::preprocess::sum_logits(z, &zm)
             }));
         }
-        self.views = views;
         self.view_logits = logits;
         result
     }
