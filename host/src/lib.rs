@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod augment;
+pub mod average;
 pub mod backend;
 pub mod cmd;
 pub mod data;

@@ -228,7 +228,9 @@ impl RunDir {
     pub fn state(&self) -> PathBuf {
         self.0.join("ckpt").join("state.json")
     }
-    fn ckpt(&self, epoch: usize, what: &str) -> PathBuf {
+    /// `ckpt/epoch-NNNN.{model,optim}.bpk`: the training model's weights after `epoch`
+    /// (kept for every epoch) and its optimizer state (only the latest).
+    pub fn ckpt(&self, epoch: usize, what: &str) -> PathBuf {
         self.0
             .join("ckpt")
             .join(format!("epoch-{epoch:04}.{what}.bpk"))
@@ -244,7 +246,7 @@ impl RunDir {
     }
 }
 
-fn save_module(model: &Model, path: &Path) -> Result<()> {
+pub(crate) fn save_module(model: &Model, path: &Path) -> Result<()> {
     let bytes = model
         .clone()
         .into_record()
@@ -284,7 +286,7 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     crate::atomic::write_ctx(path, serde_json::to_string_pretty(v)?.as_bytes())
 }
 
@@ -311,10 +313,10 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 }
 
 /// A batch ready for the device: pixels `[b, 48·48]`, labels and soft targets `[b, 7]`.
-struct Batch {
-    pixels: Vec<f32>,
-    labels: Vec<u8>,
-    targets: Vec<f32>,
+pub(crate) struct Batch {
+    pub(crate) pixels: Vec<f32>,
+    pub(crate) labels: Vec<u8>,
+    pub(crate) targets: Vec<f32>,
 }
 
 /// The training images and, optionally, per-image soft labels (FER+ vote shares; `None`
@@ -391,7 +393,7 @@ fn mix_batch(pixels: &mut [f32], targets: &mut [f32], alpha: f32, rng: &mut ChaC
 
 /// Spawns the thread that shuffles and augments one epoch's batches, a few ahead of the
 /// training step, so the step never waits on augmentation.
-fn batch_producer(
+pub(crate) fn batch_producer(
     set: Arc<TrainSet>,
     cfg: &TrainConfig,
     epoch: usize,
@@ -434,7 +436,7 @@ fn batch_producer(
     rx
 }
 
-fn images_tensor(pixels: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
+pub(crate) fn images_tensor(pixels: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(
         TensorData::new(pixels, [n, 1, INPUT_SIDE, INPUT_SIDE]),
         device,
@@ -666,9 +668,9 @@ pub fn train(
         write_json(&run.state(), &state)?;
         write_metrics_csv(&run.metrics(), &state.history)?;
         crate::plots::curves(&state.history, &run.curves())?;
-        for old in [run.ckpt(epoch - 1, "model"), run.ckpt(epoch - 1, "optim")] {
-            let _ = std::fs::remove_file(old);
-        }
+        // Every epoch's weights stay (0.7-1 MB each) for `emoedge average`; only the
+        // optimizer state, twice their size and needed just to resume, is replaced.
+        let _ = std::fs::remove_file(run.ckpt(epoch - 1, "optim"));
         obs.epoch_end(&m);
     }
     Ok(state)

@@ -278,3 +278,56 @@ fn warm_start_and_reused_teacher_targets() {
         "{e}"
     );
 }
+
+#[test]
+fn average_writes_a_model_folder_that_eval_takes() {
+    let (t, data) = dataset(20);
+    let run = t.path().join("run");
+    ok(&emoedge(
+        &["train", "--batch", "16", "--seed", "3", "--epochs", "3"],
+        &[("--data", &data), ("--out", &run)],
+    ));
+    let avg = t.path().join("avg");
+    let average = |epochs: &str, out: &Path| {
+        emoedge(
+            &["average", run.to_str().unwrap(), "--epochs", epochs],
+            &[("--data", &data), ("--out", out)],
+        )
+    };
+    let out = average("2-3", &avg);
+    let log = ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("average of epochs 2-3: test"), "{stdout}");
+    assert!(
+        log.contains("from 9 training batches"),
+        "140 images / 16: {log}"
+    );
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(avg.join("average.json")).unwrap()).unwrap();
+    assert_eq!(rec["checkpoints_sha256"].as_array().unwrap().len(), 2);
+    assert_eq!(rec["bn_batches"], 9);
+    for f in ["config.json", "train.json", "model.bpk", "metrics.csv"] {
+        assert!(avg.join(f).exists(), "{f}");
+    }
+    let out = emoedge(
+        &["eval"],
+        &[("--model", &avg), ("--data", &data.join("test"))],
+    );
+    ok(&out);
+    // The folder's weights, re-read by eval, score what average measured on them.
+    let report = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "accuracy {:.4} (35 images)",
+        rec["test_accuracy"].as_f64().unwrap()
+    );
+    assert!(report.contains(&want), "{want} not in {report}");
+
+    // Refusals name what is wrong.
+    assert!(failure(&average("2-3", &avg)).contains("already holds a model"));
+    assert!(failure(&average("2-5", &t.path().join("x"))).contains("finished 3 epochs"));
+    assert!(failure(&average("3-2", &t.path().join("x"))).contains("FIRST must not exceed LAST"));
+    std::fs::remove_file(run.join("ckpt/epoch-0002.model.bpk")).unwrap();
+    let e = failure(&average("2-3", &t.path().join("x")));
+    assert!(e.contains("epoch-0002.model.bpk"), "{e}");
+    assert!(!t.path().join("x").join("model.bpk").exists());
+}

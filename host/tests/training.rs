@@ -167,9 +167,14 @@ fn trains_resumes_exactly_and_evaluates() {
         worst <= 1e-4,
         "resumed weights differ from the uninterrupted run: logits up to {worst} apart"
     );
+    // Every epoch's weights stay (for `emoedge average`); only the latest optimizer state.
+    for e in 1..=3 {
+        assert!(b.join(format!("ckpt/epoch-{e:04}.model.bpk")).exists());
+    }
     assert!(
-        !b.join("ckpt/epoch-0001.model.bpk").exists(),
-        "old checkpoints are pruned"
+        !b.join("ckpt/epoch-0002.optim.bpk").exists()
+            && b.join("ckpt/epoch-0003.optim.bpk").exists(),
+        "only the latest optimizer state is kept"
     );
 
     // The run folder alone rebuilds the model, and it evaluates.
@@ -241,4 +246,89 @@ fn warm_start_refuses_weights_other_than_recorded() {
         e.contains("the run recorded") && e.contains("model.bpk"),
         "{e}"
     );
+}
+
+#[test]
+fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
+    use emoedge::average::{average_checkpoints, recalibrate_batchnorm};
+    let _lock = one_at_a_time();
+    let (t, tr, te) = tiny();
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let cfg = config(2);
+    let dir = t.path().join("run");
+    train(
+        &dir,
+        &cfg,
+        tr.clone(),
+        &te,
+        &device,
+        RunOptions::default(),
+        &mut Quiet,
+    )
+    .unwrap();
+    let run = RunDir(dir.clone());
+    let epoch = |e: usize| {
+        emoedge::training::load_module(cfg.model.init(&ad), &run.ckpt(e, "model")).unwrap()
+    };
+    let floats = |t: Tensor<1>| {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
+    let first_conv = |m: &emoedge::model::Model| floats(m.convs[0].conv.weight.val().flatten(0, 3));
+    let dense = |m: &emoedge::model::Model| floats(m.denses[0].weight.val().flatten(0, 1));
+    let bn_mean =
+        |m: &emoedge::model::Model| floats(m.convs[0].bn.as_ref().unwrap().running_mean.value());
+
+    // The mean, tensor by tensor (weights and running statistics alike).
+    let (e1, e2) = (epoch(1), epoch(2));
+    let avg = average_checkpoints(&dir, &cfg.model, 1..=2, &ad).unwrap();
+    for get in [&first_conv as &dyn Fn(&_) -> Vec<f32>, &dense, &bn_mean] {
+        let (a, b, m) = (get(&e1), get(&e2), get(&avg));
+        assert_ne!(a, b, "two epochs with the same weights prove nothing");
+        for ((x, y), z) in a.iter().zip(&b).zip(&m) {
+            assert!((0.5 * (x + y) - z).abs() <= 1e-6, "{x} {y} -> {z}");
+        }
+    }
+    let one = average_checkpoints(&dir, &cfg.model, 2..=2, &ad).unwrap();
+    assert_eq!(first_conv(&one), first_conv(&e2));
+    let missing = average_checkpoints(&dir, &cfg.model, 2..=3, &ad).unwrap_err();
+    assert!(
+        missing.to_string().contains("epoch-0003.model.bpk"),
+        "{missing}"
+    );
+
+    // BatchNorm statistics: the plain mean over two equal batches is the mean over all 56
+    // images (training's momentum 0.1 would give 0.19·first + 0.1·second + 0.81·old).
+    let plain = TrainConfig {
+        augment: AugmentConfig::NONE,
+        batch_size: 28,
+        ..cfg.clone()
+    };
+    let before = bn_mean(&avg);
+    let (cal, used) = recalibrate_batchnorm(avg, &plain, tr.clone(), 5);
+    assert_eq!(used, 2, "56 images in batches of 28");
+    let mut px = vec![0f32; tr.len() * 48 * 48];
+    for (i, o) in px.chunks_exact_mut(48 * 48).enumerate() {
+        emoedge::augment::to_float(tr.image(i), o);
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(px, [tr.len(), 1, 48, 48]), &ad);
+    // The first BatchNorm's input is a plain convolution of the pixels, the same in any batch.
+    let want = floats(
+        cal.convs[0]
+            .conv
+            .forward(x)
+            .mean_dim(3)
+            .mean_dim(2)
+            .mean_dim(0)
+            .flatten(0, 3),
+    );
+    let got = bn_mean(&cal);
+    assert_ne!(got, before);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+    }
+    assert_eq!(cal.convs[0].bn.as_ref().unwrap().momentum, 0.1);
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand. Each parses its own flags (clap) and returns an [`Outcome`].
 
+mod average;
 mod bench;
 mod curves;
 pub mod eval;
@@ -41,6 +42,9 @@ enum Command {
     Verify(verify::Args),
     /// Write the blob as a flash image; with --qemu, run it on the MCU firmware in QEMU.
     Flash(flash::Args),
+    /// Average a run's weights over a range of epochs (SWA) into a model folder, with
+    /// BatchNorm statistics re-estimated on the training images.
+    Average(average::Args),
     /// Benchmarks: training throughput, and engine vs tract inference latency.
     Bench(bench::Args),
     /// Redraw curves.png (loss and accuracy per epoch) from a folder's metrics.csv.
@@ -56,6 +60,7 @@ impl Cli {
             Command::Quantize(a) => quantize::run(a),
             Command::Verify(a) => verify::run(a),
             Command::Flash(a) => flash::run(a),
+            Command::Average(a) => average::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Curves(a) => curves::run(a),
         }

@@ -1,0 +1,162 @@
+//! Weight averaging of a run's last epochs (stochastic weight averaging, SWA).
+//!
+//! Why: the weights of the last epochs of one run lie in the same basin, and their mean
+//! usually generalizes better than any one of them, at no cost at inference: the averaged
+//! network has the same blocks, MACs and int8 size. An ensemble of separate runs helped
+//! the edge nets by 0.5-1 pp (`models/MODEL.md`) but costs its size in MACs; averaging is
+//! the free part of that gain, if there is one. The runs keep every epoch's weights in
+//! `ckpt/` for this.
+//!
+//! BatchNorm's running statistics are not averaged usefully (they belong to each epoch's
+//! weights), so [`recalibrate_batchnorm`] re-estimates them on training batches.
+
+use crate::model::{Model, ModelConfig};
+use crate::training::{
+    Batch, RunDir, TrainConfig, TrainSet, batch_producer, images_tensor, load_module,
+};
+use anyhow::{Result, bail};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+/// Collects every float tensor of a module (parameters and running statistics) in visit
+/// order, adding it to `sums`.
+struct Accumulate<'a> {
+    sums: &'a mut Vec<Vec<f64>>,
+    at: usize,
+}
+
+impl ModuleVisitor for Accumulate<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let v: Vec<f32> = param
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        if self.at == self.sums.len() {
+            self.sums.push(vec![0.0; v.len()]);
+        }
+        for (s, x) in self.sums[self.at].iter_mut().zip(v) {
+            *s += x as f64;
+        }
+        self.at += 1;
+    }
+}
+
+/// Replaces every float tensor, in visit order, by `sums / n`.
+struct Replace<'a> {
+    sums: &'a [Vec<f64>],
+    n: f64,
+    at: usize,
+}
+
+impl ModuleMapper for Replace<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let mean: Vec<f32> = self.sums[self.at]
+            .iter()
+            .map(|s| (s / self.n) as f32)
+            .collect();
+        self.at += 1;
+        param.map(|t| {
+            let (shape, device) = (t.shape(), t.device());
+            Tensor::from_data(TensorData::new(mean, shape), &device)
+        })
+    }
+}
+
+/// The element-wise mean of the weights of `epochs` in run `dir`, a model on `device`.
+/// Errors name the first missing or unreadable checkpoint.
+pub fn average_checkpoints(
+    dir: &std::path::Path,
+    config: &ModelConfig,
+    epochs: RangeInclusive<usize>,
+    device: &Device,
+) -> Result<Model> {
+    if epochs.is_empty() {
+        bail!("no epochs to average in {epochs:?}");
+    }
+    let run = RunDir(dir.to_path_buf());
+    let mut sums = Vec::new();
+    let mut last = None;
+    for e in epochs.clone() {
+        let path = run.ckpt(e, "model");
+        if !path.exists() {
+            bail!(
+                "{} is missing: averaging needs every epoch's weights, which runs keep in ckpt/ \
+                 since session 10 (earlier runs kept only the latest)",
+                path.display()
+            );
+        }
+        let m = load_module(config.init(device), &path)?;
+        m.visit(&mut Accumulate {
+            sums: &mut sums,
+            at: 0,
+        });
+        last = Some(m);
+    }
+    let Some(base) = last else {
+        bail!("no epochs to average in {epochs:?}");
+    };
+    let n = epochs.count() as f64;
+    Ok(base.map(&mut Replace {
+        sums: &sums,
+        n,
+        at: 0,
+    }))
+}
+
+/// Re-estimates every BatchNorm's running mean and variance as the plain average of their
+/// values over `batches` training batches (momentum `1 / (k + 1)` at batch `k`, instead of
+/// training's exponential 0.1), with the run's own augmentation and mixup: the statistics
+/// the averaged weights see in training. `model` must be on an autodiff device (BatchNorm
+/// only updates its statistics there); no gradients are taken. The batches are those of a
+/// fixed shuffle (epoch 0's, which no training epoch uses), so the result is repeatable.
+///
+/// Returns the model with its BatchNorm momenta restored, and the number of batches used.
+pub fn recalibrate_batchnorm(
+    mut model: Model,
+    cfg: &TrainConfig,
+    images: crate::data::Dataset,
+    batches: usize,
+) -> (Model, usize) {
+    // The targets play no part here: no teachers or FER+ votes are needed.
+    let mut cfg = cfg.clone();
+    cfg.distill = None;
+    cfg.ferplus = 0.0;
+    let set = Arc::new(TrainSet {
+        data: images,
+        soft: None,
+        teacher: None,
+    });
+    let momenta: Vec<Option<f64>> = model
+        .convs
+        .iter()
+        .map(|c| c.bn.as_ref().map(|b| b.momentum))
+        .collect();
+    let device = model
+        .convs
+        .first()
+        .map(|c| c.conv.weight.val().device())
+        .unwrap_or_default();
+    let mut used = 0;
+    for batch in batch_producer(set, &cfg, 0).iter().take(batches) {
+        let m = 1.0 / (used + 1) as f64;
+        for c in &mut model.convs {
+            if let Some(bn) = &mut c.bn {
+                bn.momentum = m;
+            }
+        }
+        let Batch { pixels, labels, .. } = batch;
+        let n = labels.len();
+        drop(model.forward(images_tensor(pixels, n, &device)));
+        used += 1;
+    }
+    for (c, m) in model.convs.iter_mut().zip(momenta) {
+        if let (Some(bn), Some(m)) = (&mut c.bn, m) {
+            bn.momentum = m;
+        }
+    }
+    (model, used)
+}

@@ -1,0 +1,182 @@
+//! `emoedge average`: the mean of a run's weights over a range of epochs (SWA), with its
+//! BatchNorm statistics re-estimated, written as a model folder that `eval`, `quantize`,
+//! `verify` and `train --teacher` take like any run.
+
+use super::{Outcome, progress};
+use crate::average::{average_checkpoints, recalibrate_batchnorm};
+use crate::data::load_split;
+use crate::model::ModelConfig;
+use crate::training::{
+    RunDir, RunState, TrainConfig, evaluate_loss, read_json, save_module, sha256_hex, write_json,
+};
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use serde::Serialize;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run folder whose ckpt/ holds the epochs' weights.
+    run: PathBuf,
+    /// Epochs to average, FIRST-LAST (inclusive), e.g. 56-70.
+    #[arg(long, value_parser = parse_epochs)]
+    epochs: RangeInclusive<usize>,
+    /// Model folder to write (config.json, train.json, model.bpk, average.json, and the
+    /// run's metrics.csv and curves.png); it must not hold a model yet.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training batches for the BatchNorm statistics [default: one pass over train/].
+    #[arg(long)]
+    bn_batches: Option<usize>,
+    /// Dataset folder holding train/ and test/ [default: $EMOEDGE_DATA/fer2013]
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// `FIRST-LAST` or a single epoch, 1-based, `FIRST <= LAST`.
+fn parse_epochs(s: &str) -> Result<RangeInclusive<usize>, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}` is not FIRST-LAST (e.g. 56-70)"))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a == 0 || a > b {
+        return Err(format!(
+            "`{s}`: epochs count from 1 and FIRST must not exceed LAST"
+        ));
+    }
+    Ok(a..=b)
+}
+
+/// What `average.json` records: where the weights came from and what they scored.
+#[derive(Serialize)]
+struct Record {
+    run: PathBuf,
+    first_epoch: usize,
+    last_epoch: usize,
+    /// SHA-256 of each averaged checkpoint, in epoch order.
+    checkpoints_sha256: Vec<String>,
+    bn_batches: usize,
+    test_accuracy: f64,
+    test_loss: f64,
+    /// The run's own `test` accuracy after the last averaged epoch, for comparison.
+    last_epoch_test_accuracy: Option<f64>,
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let src = RunDir(a.run.clone());
+    let out = RunDir(a.out.clone());
+    if out.weights().exists() {
+        bail!(
+            "{} already holds a model: choose another --out",
+            a.out.display()
+        );
+    }
+    let config: ModelConfig = read_json(&src.config())?;
+    let cfg: TrainConfig = read_json(&src.train())?;
+    let state: RunState = read_json(&src.state())?;
+    if *a.epochs.end() > state.epochs_done {
+        bail!(
+            "{} has finished {} epochs; --epochs {}-{} reaches past them",
+            a.run.display(),
+            state.epochs_done,
+            a.epochs.start(),
+            a.epochs.end()
+        );
+    }
+    let data = match a.data {
+        Some(d) => d,
+        None => emoedge_core::paths::data_subdir("fer2013")?,
+    };
+    let (train_set, mut skipped) =
+        load_split(&data.join("train"), &progress::bar("decode train", 0))?;
+    let (test_set, skipped_test) =
+        load_split(&data.join("test"), &progress::bar("decode test", 0))?;
+    skipped.extend(skipped_test);
+
+    let mut hashes = Vec::new();
+    for e in a.epochs.clone() {
+        let path = src.ckpt(e, "model");
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "reading {} (runs keep every epoch's weights since session 10; earlier ones only the latest)",
+                path.display()
+            )
+        })?;
+        hashes.push(sha256_hex(&bytes));
+    }
+    let device = crate::backend::device();
+    let ad = device.clone().autodiff();
+    let model = average_checkpoints(&a.run, &config, a.epochs.clone(), &ad)?;
+    let steps = train_set.len().div_ceil(cfg.batch_size);
+    let want = a.bn_batches.unwrap_or(steps);
+    eprintln!(
+        "averaged epochs {}-{} of {}; BatchNorm statistics from {want} training batches",
+        a.epochs.start(),
+        a.epochs.end(),
+        a.run.display()
+    );
+    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want);
+    let model = model.valid();
+    let (test_loss, test_acc) = evaluate_loss(&model, &test_set, &device);
+    let last = state
+        .history
+        .iter()
+        .find(|m| m.epoch == *a.epochs.end())
+        .map(|m| m.test_acc);
+
+    write_json(&out.config(), &config)?;
+    write_json(&out.train(), &cfg)?;
+    for name in ["metrics.csv", "curves.png"] {
+        let from = a.run.join(name);
+        if from.exists() {
+            let bytes =
+                std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+            crate::atomic::write_ctx(&a.out.join(name), &bytes)?;
+        }
+    }
+    write_json(
+        &a.out.join("average.json"),
+        &Record {
+            run: a.run.clone(),
+            first_epoch: *a.epochs.start(),
+            last_epoch: *a.epochs.end(),
+            checkpoints_sha256: hashes,
+            bn_batches: used,
+            test_accuracy: test_acc,
+            test_loss,
+            last_epoch_test_accuracy: last,
+        },
+    )?;
+    // The weights last: a folder with model.bpk is complete.
+    save_module(&model, &out.weights())?;
+    println!(
+        "average of epochs {}-{}: test {:.2}% (loss {test_loss:.4}); epoch {} alone: {}; the run's best: {:.2}% (epoch {}); weights: {}",
+        a.epochs.start(),
+        a.epochs.end(),
+        test_acc * 100.0,
+        a.epochs.end(),
+        last.map_or("not in metrics".into(), |v| format!("{:.2}%", v * 100.0)),
+        state.best_acc * 100.0,
+        state.best_epoch,
+        out.weights().display()
+    );
+    Ok(super::report_skipped(&skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_epochs;
+
+    #[test]
+    fn epoch_ranges_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_epochs("56-70"), Ok(56..=70));
+        assert_eq!(parse_epochs("7"), Ok(7..=7));
+        for bad in ["0-3", "9-3", "a-3", "3-", ""] {
+            assert!(parse_epochs(bad).is_err(), "{bad}");
+        }
+    }
+}
