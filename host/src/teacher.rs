@@ -188,7 +188,7 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
 /// could not be checked. `load` then checks that it covers `expect` images.
 pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    let cfg: crate::training::TrainConfig = crate::training::read_json(&dir.join("train.json"))
+    let cfg = crate::training::read_train_config(&dir.join("train.json"))
         .with_context(|| format!("{} is not in a run folder", file.display()))?;
     let Some(theirs) = cfg.distill else {
         bail!("{} was made by a run without teachers", file.display());

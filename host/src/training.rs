@@ -73,6 +73,10 @@ pub struct TrainConfig {
     /// stays the larger part. `α = 0` (and absent from older `train.json` files) = off.
     #[config(default = 0.0)]
     pub mixup: f32,
+    /// Learning-rate schedule after the warm-up (absent from older `train.json` files =
+    /// cosine, the only one before).
+    #[config(default = "Schedule::Cosine")]
+    pub schedule: Schedule,
     /// Seed of every random choice.
     #[config(default = 42)]
     pub seed: u64,
@@ -286,6 +290,28 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// Reads a run's `train.json`. Settings added after the file was written take their
+/// defaults (what that run trained with): Burn's `Config` derive passes no `serde(default)`
+/// through, so without this a run from before `mixup` or `schedule` existed could not be
+/// resumed, averaged or reused as a teacher cache.
+pub fn read_train_config(path: &Path) -> Result<TrainConfig> {
+    let mut file: serde_json::Value = read_json(path)?;
+    let defaults = serde_json::to_value(TrainConfig::new(
+        ModelConfig::for_arch(crate::model::Arch::Edge),
+        AugmentConfig::default(),
+    ))?;
+    if let (Some(have), serde_json::Value::Object(all)) = (file.as_object_mut(), defaults) {
+        // The network and the augmentation have no default: a file without them is damaged.
+        for (key, value) in all
+            .into_iter()
+            .filter(|(k, _)| k != "model" && k != "augment")
+        {
+            have.entry(key).or_insert(value);
+        }
+    }
+    serde_json::from_value(file).with_context(|| format!("parsing {}", path.display()))
+}
+
 pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     crate::atomic::write_ctx(path, serde_json::to_string_pretty(v)?.as_bytes())
 }
@@ -298,11 +324,26 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<(ModelConfig, Model)> {
     Ok((config, model.valid()))
 }
 
-/// The learning rate at global step `t` of `total`: linear warm-up, then cosine to zero.
+/// How the learning rate moves after the warm-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Cosine from the peak to zero at the last step: one run to one model.
+    #[default]
+    Cosine,
+    /// The peak throughout. Why: weight averaging (`emoedge average`) wants epochs that
+    /// move around one basin at a steady rate, not ones frozen at the end of a cosine.
+    Constant,
+}
+
+/// The learning rate at global step `t` of `total`: linear warm-up, then the schedule.
 pub fn lr_at(cfg: &TrainConfig, t: usize, total: usize, steps_per_epoch: usize) -> f64 {
     let warm = cfg.warmup_epochs * steps_per_epoch;
     if t < warm {
         return cfg.lr * (t + 1) as f64 / warm as f64;
+    }
+    if cfg.schedule == Schedule::Constant {
+        return cfg.lr;
     }
     let p = (t - warm) as f64 / (total - warm).max(1) as f64;
     cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos())
@@ -732,6 +773,37 @@ mod tests {
         let mut out = [0f32; 7];
         target_row(2, votes, teacher, cfg, &mut out);
         out
+    }
+
+    #[test]
+    fn schedules_warm_up_then_fall_or_hold() {
+        let cfg = TrainConfig::new(ModelConfig::for_arch(Arch::Edge), AugmentConfig::NONE)
+            .with_lr(1e-3)
+            .with_warmup_epochs(1);
+        let (steps, total) = (10, 50);
+        assert!((lr_at(&cfg, 4, total, steps) - 5e-4).abs() < 1e-12);
+        assert!((lr_at(&cfg, 10, total, steps) - 1e-3).abs() < 1e-12);
+        assert!((lr_at(&cfg, 30, total, steps) - 5e-4).abs() < 1e-12);
+        assert!(lr_at(&cfg, 49, total, steps) < 1e-5);
+        let flat = cfg.clone().with_schedule(Schedule::Constant);
+        assert!((lr_at(&flat, 4, total, steps) - 5e-4).abs() < 1e-12);
+        for t in [10, 30, 49] {
+            assert_eq!(lr_at(&flat, t, total, steps), 1e-3);
+        }
+        // A train.json written before schedules and mixup existed reads as what it ran.
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("train.json");
+        let mut old = serde_json::to_value(flat.clone().with_mixup(0.3)).unwrap();
+        for key in ["schedule", "mixup"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        std::fs::write(&path, old.to_string()).unwrap();
+        let back = read_train_config(&path).unwrap();
+        assert_eq!((back.schedule, back.mixup), (Schedule::Cosine, 0.0));
+        assert_eq!(back.lr, 1e-3);
+        std::fs::write(&path, "{\"epochs\": 3}").unwrap();
+        let e = format!("{:#}", read_train_config(&path).unwrap_err());
+        assert!(e.contains("train.json") && e.contains("model"), "{e}");
     }
 
     #[test]

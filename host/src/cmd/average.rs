@@ -7,7 +7,8 @@ use crate::average::{average_checkpoints, recalibrate_batchnorm};
 use crate::data::load_split;
 use crate::model::ModelConfig;
 use crate::training::{
-    RunDir, RunState, TrainConfig, evaluate_loss, read_json, save_module, sha256_hex, write_json,
+    RunDir, RunState, evaluate_loss, read_json, read_train_config, save_module, sha256_hex,
+    write_json,
 };
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -76,7 +77,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     let config: ModelConfig = read_json(&src.config())?;
-    let cfg: TrainConfig = read_json(&src.train())?;
+    let cfg = read_train_config(&src.train())?;
     let state: RunState = read_json(&src.state())?;
     if *a.epochs.end() > state.epochs_done {
         bail!(

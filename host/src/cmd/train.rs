@@ -6,7 +6,8 @@ use crate::data::{Dataset, load_split};
 use crate::model::{Arch, ModelConfig, costs};
 use crate::teacher::{self, Distill};
 use crate::training::{
-    EpochMetrics, Observer, RunDir, RunOptions, TrainConfig, TrainSet, WarmStart, read_json, train,
+    EpochMetrics, Observer, RunDir, RunOptions, Schedule, TrainConfig, TrainSet, WarmStart,
+    read_train_config, train,
 };
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
@@ -71,6 +72,9 @@ pub struct Args {
     /// share drawn from Beta(ALPHA, ALPHA) (0: off; 0.2-0.4 is usual).
     #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
     mixup: f32,
+    /// Learning-rate schedule after the one-epoch warm-up (constant: for `emoedge average`).
+    #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
+    schedule: Schedule,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -146,8 +150,8 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     let cfg = if a.resume {
-        let mut cfg: TrainConfig =
-            read_json(&run.train()).context("--resume: no run to continue in --out")?;
+        let mut cfg =
+            read_train_config(&run.train()).context("--resume: no run to continue in --out")?;
         if let Some(e) = a.epochs {
             cfg.epochs = e;
         }
@@ -172,6 +176,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             )
             .with_init(a.init.as_deref().map(WarmStart::of).transpose()?)
             .with_mixup(a.mixup)
+            .with_schedule(a.schedule)
             .with_seed(a.seed)
     };
     if !(a.mixup.is_finite() && a.mixup >= 0.0) {
