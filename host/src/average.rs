@@ -115,16 +115,24 @@ pub fn average_checkpoints(
 /// fixed shuffle (epoch 0's, which no training epoch uses), so the result is repeatable.
 ///
 /// Returns the model with its BatchNorm momenta restored, and the number of batches used.
+///
+/// With `plain`, the images go in as they are (no augmentation, no mixup): the inputs
+/// inference sees, rather than the ones training saw.
 pub fn recalibrate_batchnorm(
     mut model: Model,
     cfg: &TrainConfig,
     images: crate::data::Dataset,
     batches: usize,
+    plain: bool,
 ) -> (Model, usize) {
     // The targets play no part here: no teachers or FER+ votes are needed.
     let mut cfg = cfg.clone();
     cfg.distill = None;
     cfg.ferplus = 0.0;
+    if plain {
+        cfg.augment = crate::augment::AugmentConfig::NONE;
+        cfg.mixup = 0.0;
+    }
     let set = Arc::new(TrainSet {
         data: images,
         soft: None,

@@ -294,7 +294,16 @@ fn average_writes_a_model_folder_that_eval_takes() {
             &[("--data", &data), ("--out", out)],
         )
     };
-    let out = average("2-3", &avg);
+    let out = emoedge(
+        &[
+            "average",
+            run.to_str().unwrap(),
+            "--epochs",
+            "2-3",
+            "--bn-plain",
+        ],
+        &[("--data", &data), ("--out", &avg)],
+    );
     let log = ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("average of epochs 2-3: test"), "{stdout}");
@@ -306,6 +315,7 @@ fn average_writes_a_model_folder_that_eval_takes() {
         serde_json::from_str(&std::fs::read_to_string(avg.join("average.json")).unwrap()).unwrap();
     assert_eq!(rec["checkpoints_sha256"].as_array().unwrap().len(), 2);
     assert_eq!(rec["bn_batches"], 9);
+    assert_eq!(rec["bn_plain"], true);
     for f in ["config.json", "train.json", "model.bpk", "metrics.csv"] {
         assert!(avg.join(f).exists(), "{f}");
     }

@@ -302,13 +302,14 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
 
     // BatchNorm statistics: the plain mean over two equal batches is the mean over all 56
     // images (training's momentum 0.1 would give 0.19·first + 0.1·second + 0.81·old).
-    let plain = TrainConfig {
-        augment: AugmentConfig::NONE,
+    // With `plain`, over the images as they are, though the run augments and mixes.
+    let augmented = TrainConfig {
         batch_size: 28,
+        mixup: 0.4,
         ..cfg.clone()
     };
     let before = bn_mean(&avg);
-    let (cal, used) = recalibrate_batchnorm(avg, &plain, tr.clone(), 5);
+    let (cal, used) = recalibrate_batchnorm(avg, &augmented, tr.clone(), 5, true);
     assert_eq!(used, 2, "56 images in batches of 28");
     let mut px = vec![0f32; tr.len() * 48 * 48];
     for (i, o) in px.chunks_exact_mut(48 * 48).enumerate() {
@@ -325,10 +326,20 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
             .mean_dim(0)
             .flatten(0, 3),
     );
+    let close = |got: &[f32]| {
+        got.iter()
+            .zip(&want)
+            .all(|(g, w)| (g - w).abs() <= 1e-4 * (1.0 + w.abs()))
+    };
     let got = bn_mean(&cal);
     assert_ne!(got, before);
-    for (g, w) in got.iter().zip(&want) {
-        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
-    }
+    assert!(close(&got), "{got:?} vs {want:?}");
     assert_eq!(cal.convs[0].bn.as_ref().unwrap().momentum, 0.1);
+    // Without `plain`, the run's augmentation and mixup shape the statistics.
+    let again = average_checkpoints(&dir, &cfg.model, 1..=2, &ad).unwrap();
+    let (aug, _) = recalibrate_batchnorm(again, &augmented, tr.clone(), 5, false);
+    assert!(
+        !close(&bn_mean(&aug)),
+        "augmented statistics equal the plain ones"
+    );
 }

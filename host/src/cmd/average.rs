@@ -30,6 +30,10 @@ pub struct Args {
     /// Training batches for the BatchNorm statistics [default: one pass over train/].
     #[arg(long)]
     bn_batches: Option<usize>,
+    /// Take the BatchNorm statistics on the training images as they are, without the run's
+    /// augmentation and mixup.
+    #[arg(long)]
+    bn_plain: bool,
     /// Dataset folder holding train/ and test/ [default: $EMOEDGE_DATA/fer2013]
     #[arg(long)]
     data: Option<PathBuf>,
@@ -61,6 +65,8 @@ struct Record {
     /// SHA-256 of each averaged checkpoint, in epoch order.
     checkpoints_sha256: Vec<String>,
     bn_batches: usize,
+    /// BatchNorm statistics taken without augmentation (`--bn-plain`).
+    bn_plain: bool,
     test_accuracy: f64,
     test_loss: f64,
     /// The run's own `test` accuracy after the last averaged epoch, for comparison.
@@ -115,12 +121,13 @@ pub fn run(a: Args) -> Result<Outcome> {
     let steps = train_set.len().div_ceil(cfg.batch_size);
     let want = a.bn_batches.unwrap_or(steps);
     eprintln!(
-        "averaged epochs {}-{} of {}; BatchNorm statistics from {want} training batches",
+        "averaged epochs {}-{} of {}; BatchNorm statistics from {want} training batches{}",
         a.epochs.start(),
         a.epochs.end(),
-        a.run.display()
+        a.run.display(),
+        if a.bn_plain { ", not augmented" } else { "" }
     );
-    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want);
+    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want, a.bn_plain);
     let model = model.valid();
     let (test_loss, test_acc) = evaluate_loss(&model, &test_set, &device);
     let last = state
@@ -147,6 +154,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             last_epoch: *a.epochs.end(),
             checkpoints_sha256: hashes,
             bn_batches: used,
+            bn_plain: a.bn_plain,
             test_accuracy: test_acc,
             test_loss,
             last_epoch_test_accuracy: last,
