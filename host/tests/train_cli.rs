@@ -307,6 +307,7 @@ fn average_writes_a_model_folder_that_eval_takes() {
     let log = ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("average of epochs 2-3: test"), "{stdout}");
+    assert!(stdout.contains("before: "), "{stdout}");
     assert!(
         log.contains("from 9 training batches"),
         "140 images / 16: {log}"
@@ -331,6 +332,23 @@ fn average_writes_a_model_folder_that_eval_takes() {
         rec["test_accuracy"].as_f64().unwrap()
     );
     assert!(report.contains(&want), "{want} not in {report}");
+
+    // Without --epochs: the folder's own weights, statistics redone (works on a model
+    // folder without ckpt/, such as the one just written).
+    let again = t.path().join("again");
+    let out = emoedge(
+        &["average", avg.to_str().unwrap()],
+        &[("--data", &data), ("--out", &again)],
+    );
+    ok(&out);
+    let rec2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("average.json")).unwrap())
+            .unwrap();
+    assert!(rec2["first_epoch"].is_null(), "{rec2}");
+    assert_eq!(
+        rec2["before_test_accuracy"], rec["test_accuracy"],
+        "the folder's weights scored before what average measured when writing them"
+    );
 
     // Refusals name what is wrong.
     assert!(failure(&average("2-3", &avg)).contains("already holds a model"));

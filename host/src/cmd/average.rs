@@ -7,8 +7,8 @@ use crate::average::{average_checkpoints, recalibrate_batchnorm};
 use crate::data::load_split;
 use crate::model::ModelConfig;
 use crate::training::{
-    RunDir, RunState, evaluate_loss, read_json, read_train_config, save_module, sha256_hex,
-    write_json,
+    RunDir, RunState, evaluate_loss, load_module, read_json, read_train_config, save_module,
+    sha256_hex, write_json,
 };
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -18,11 +18,13 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Run folder whose ckpt/ holds the epochs' weights.
+    /// Run folder (with --epochs: its ckpt/ holds the epochs' weights), or any model
+    /// folder (config.json, train.json, model.bpk) whose BatchNorm statistics to redo.
     run: PathBuf,
-    /// Epochs to average, FIRST-LAST (inclusive), e.g. 56-70.
+    /// Epochs to average, FIRST-LAST (inclusive), e.g. 56-70 [default: the folder's
+    /// model.bpk alone, only re-estimating its BatchNorm statistics]
     #[arg(long, value_parser = parse_epochs)]
-    epochs: RangeInclusive<usize>,
+    epochs: Option<RangeInclusive<usize>>,
     /// Model folder to write (config.json, train.json, model.bpk, average.json, and the
     /// run's metrics.csv and curves.png); it must not hold a model yet.
     #[arg(long)]
@@ -60,17 +62,19 @@ fn parse_epochs(s: &str) -> Result<RangeInclusive<usize>, String> {
 #[derive(Serialize)]
 struct Record {
     run: PathBuf,
-    first_epoch: usize,
-    last_epoch: usize,
-    /// SHA-256 of each averaged checkpoint, in epoch order.
+    /// The averaged epochs; absent when the folder's `model.bpk` was taken alone.
+    first_epoch: Option<usize>,
+    last_epoch: Option<usize>,
+    /// SHA-256 of each weights file taken, in epoch order.
     checkpoints_sha256: Vec<String>,
     bn_batches: usize,
     /// BatchNorm statistics taken without augmentation (`--bn-plain`).
     bn_plain: bool,
     test_accuracy: f64,
     test_loss: f64,
-    /// The run's own `test` accuracy after the last averaged epoch, for comparison.
-    last_epoch_test_accuracy: Option<f64>,
+    /// The same weights' `test` accuracy before: the run's own figure for the last
+    /// averaged epoch, or the folder's model.bpk with its training statistics.
+    before_test_accuracy: Option<f64>,
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
@@ -84,16 +88,22 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
     let config: ModelConfig = read_json(&src.config())?;
     let cfg = read_train_config(&src.train())?;
-    let state: RunState = read_json(&src.state())?;
-    if *a.epochs.end() > state.epochs_done {
-        bail!(
-            "{} has finished {} epochs; --epochs {}-{} reaches past them",
-            a.run.display(),
-            state.epochs_done,
-            a.epochs.start(),
-            a.epochs.end()
-        );
-    }
+    let state: Option<RunState> = match &a.epochs {
+        Some(epochs) => {
+            let state: RunState = read_json(&src.state())?;
+            if *epochs.end() > state.epochs_done {
+                bail!(
+                    "{} has finished {} epochs; --epochs {}-{} reaches past them",
+                    a.run.display(),
+                    state.epochs_done,
+                    epochs.start(),
+                    epochs.end()
+                );
+            }
+            Some(state)
+        }
+        None => None,
+    };
     let data = match a.data {
         Some(d) => d,
         None => emoedge_core::paths::data_subdir("fer2013")?,
@@ -104,10 +114,13 @@ pub fn run(a: Args) -> Result<Outcome> {
         load_split(&data.join("test"), &progress::bar("decode test", 0))?;
     skipped.extend(skipped_test);
 
+    let files: Vec<PathBuf> = match &a.epochs {
+        Some(epochs) => epochs.clone().map(|e| src.ckpt(e, "model")).collect(),
+        None => vec![src.weights()],
+    };
     let mut hashes = Vec::new();
-    for e in a.epochs.clone() {
-        let path = src.ckpt(e, "model");
-        let bytes = std::fs::read(&path).with_context(|| {
+    for path in &files {
+        let bytes = std::fs::read(path).with_context(|| {
             format!(
                 "reading {} (runs keep every epoch's weights since session 10; earlier ones only the latest)",
                 path.display()
@@ -117,24 +130,32 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
     let device = crate::backend::device();
     let ad = device.clone().autodiff();
-    let model = average_checkpoints(&a.run, &config, a.epochs.clone(), &ad)?;
+    let (model, what, before) = match (&a.epochs, &state) {
+        (Some(epochs), Some(state)) => (
+            average_checkpoints(&a.run, &config, epochs.clone(), &ad)?,
+            format!("average of epochs {}-{}", epochs.start(), epochs.end()),
+            state
+                .history
+                .iter()
+                .find(|m| m.epoch == *epochs.end())
+                .map(|m| m.test_acc),
+        ),
+        _ => {
+            let m = load_module(config.init(&ad), &src.weights())?;
+            let (_, acc) = evaluate_loss(&m.valid(), &test_set, &device);
+            (m, "model.bpk".to_string(), Some(acc))
+        }
+    };
     let steps = train_set.len().div_ceil(cfg.batch_size);
     let want = a.bn_batches.unwrap_or(steps);
     eprintln!(
-        "averaged epochs {}-{} of {}; BatchNorm statistics from {want} training batches{}",
-        a.epochs.start(),
-        a.epochs.end(),
+        "{what} of {}; BatchNorm statistics from {want} training batches{}",
         a.run.display(),
         if a.bn_plain { ", not augmented" } else { "" }
     );
     let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want, a.bn_plain);
     let model = model.valid();
     let (test_loss, test_acc) = evaluate_loss(&model, &test_set, &device);
-    let last = state
-        .history
-        .iter()
-        .find(|m| m.epoch == *a.epochs.end())
-        .map(|m| m.test_acc);
 
     write_json(&out.config(), &config)?;
     write_json(&out.train(), &cfg)?;
@@ -150,32 +171,26 @@ pub fn run(a: Args) -> Result<Outcome> {
         &a.out.join("average.json"),
         &Record {
             run: a.run.clone(),
-            first_epoch: *a.epochs.start(),
-            last_epoch: *a.epochs.end(),
+            first_epoch: a.epochs.as_ref().map(|e| *e.start()),
+            last_epoch: a.epochs.as_ref().map(|e| *e.end()),
             checkpoints_sha256: hashes,
             bn_batches: used,
             bn_plain: a.bn_plain,
             test_accuracy: test_acc,
             test_loss,
-            last_epoch_test_accuracy: last,
+            before_test_accuracy: before,
         },
     )?;
     // The weights last: a folder with model.bpk is complete.
     save_module(&model, &out.weights())?;
     println!(
-        "average of epochs {}-{}: test {:.2}% (loss {test_loss:.4}); epoch {} alone: {}; the run's best: {:.2}% (epoch {}); weights: {}",
-        a.epochs.start(),
-        a.epochs.end(),
+        "{what}: test {:.2}% (loss {test_loss:.4}), the same weights before: {}; weights: {}",
         test_acc * 100.0,
-        a.epochs.end(),
-        last.map_or("not in metrics".into(), |v| format!("{:.2}%", v * 100.0)),
-        state.best_acc * 100.0,
-        state.best_epoch,
+        before.map_or("not in metrics".into(), |v| format!("{:.2}%", v * 100.0)),
         out.weights().display()
     );
     Ok(super::report_skipped(&skipped))
 }
-
 #[cfg(test)]
 mod tests {
     use super::parse_epochs;
