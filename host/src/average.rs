@@ -138,6 +138,10 @@ pub fn recalibrate_batchnorm(
         soft: None,
         teacher: None,
     });
+    // No parameter takes part in a gradient: without this, every forward on the autodiff
+    // device would keep its graph (nothing calls backward) until memory runs out, as it
+    // did on a full pass over FER2013 with weights loaded for training.
+    model = model.no_grad();
     let momenta: Vec<Option<f64>> = model
         .convs
         .iter()

@@ -342,4 +342,10 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
         !close(&bn_mean(&aug)),
         "augmented statistics equal the plain ones"
     );
+    // Weights loaded for training track gradients; recalibration must not, or each
+    // forward keeps its autodiff graph (a full FER2013 pass ran out of memory that way).
+    let loaded = epoch(2);
+    assert!(loaded.convs[0].conv.weight.val().is_require_grad());
+    let (cal2, _) = recalibrate_batchnorm(loaded, &augmented, tr.clone(), 1, true);
+    assert!(!cal2.convs[0].conv.weight.val().is_require_grad());
 }
