@@ -59,6 +59,26 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     TRAINING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A whole run of `cfg` in `dir`, uninterrupted and quiet.
+fn train_through(
+    dir: &Path,
+    cfg: &TrainConfig,
+    tr: &Dataset,
+    te: &Dataset,
+    device: &Device,
+) -> emoedge::training::RunState {
+    train(
+        dir,
+        cfg,
+        tr.clone(),
+        te,
+        device,
+        RunOptions::default(),
+        &mut Quiet,
+    )
+    .unwrap()
+}
+
 #[test]
 fn trains_resumes_exactly_and_evaluates() {
     let _lock = one_at_a_time();
@@ -68,16 +88,7 @@ fn trains_resumes_exactly_and_evaluates() {
 
     // Uninterrupted reference run.
     let a = t.path().join("a");
-    let sa = train(
-        &a,
-        &cfg,
-        tr.clone(),
-        &te,
-        &device,
-        RunOptions::default(),
-        &mut Quiet,
-    )
-    .unwrap();
+    let sa = train_through(&a, &cfg, &tr, &te, &device);
     assert_eq!(sa.epochs_done, 3);
     let h = &sa.history;
     assert!(
@@ -257,16 +268,7 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     let ad = device.clone().autodiff();
     let cfg = config(2);
     let dir = t.path().join("run");
-    train(
-        &dir,
-        &cfg,
-        tr.clone(),
-        &te,
-        &device,
-        RunOptions::default(),
-        &mut Quiet,
-    )
-    .unwrap();
+    train_through(&dir, &cfg, &tr, &te, &device);
     let run = RunDir(dir.clone());
     let epoch = |e: usize| {
         emoedge::training::load_module(cfg.model.init(&ad), &run.ckpt(e, "model")).unwrap()
