@@ -12,12 +12,14 @@
 
 use crate::model::{Model, ModelConfig};
 use crate::training::{
-    Batch, RunDir, TrainConfig, TrainSet, batch_producer, images_tensor, load_module,
+    Batch, RunDir, TrainConfig, TrainSet, batch_producer, images_tensor, load_module_bytes,
+    sha256_hex,
 };
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Collects every float tensor of a module (parameters and running statistics) in visit
@@ -69,27 +71,36 @@ impl ModuleMapper for Replace<'_> {
 /// The element-wise mean of the weights of `epochs` in run `dir`, a model on `device`.
 /// Errors name the first missing or unreadable checkpoint.
 pub fn average_checkpoints(
-    dir: &std::path::Path,
+    dir: &Path,
     config: &ModelConfig,
     epochs: RangeInclusive<usize>,
     device: &Device,
 ) -> Result<Model> {
-    if epochs.is_empty() {
-        bail!("no epochs to average in {epochs:?}");
-    }
     let run = RunDir(dir.to_path_buf());
+    let files: Vec<PathBuf> = epochs.map(|e| run.ckpt(e, "model")).collect();
+    Ok(average_files(&files, config, device)?.0)
+}
+
+/// The element-wise mean of the weights in `files` (one file: its weights, with no
+/// gradient tracking), and each file's SHA-256, from the one read of its bytes.
+pub fn average_files(
+    files: &[PathBuf],
+    config: &ModelConfig,
+    device: &Device,
+) -> Result<(Model, Vec<String>)> {
     let mut sums = Vec::new();
+    let mut hashes = Vec::new();
     let mut last = None;
-    for e in epochs.clone() {
-        let path = run.ckpt(e, "model");
-        if !path.exists() {
-            bail!(
-                "{} is missing: averaging needs every epoch's weights, which runs keep in ckpt/ \
-                 since session 10 (earlier runs kept only the latest)",
+    for path in files {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "reading {} (averaging needs every epoch's weights; runs from before \
+                 `emoedge average` existed kept only the latest epoch's)",
                 path.display()
-            );
-        }
-        let m = load_module(config.init(device), &path)?;
+            )
+        })?;
+        hashes.push(sha256_hex(&bytes));
+        let m = load_module_bytes(config.init(device), bytes, path)?;
         m.visit(&mut Accumulate {
             sums: &mut sums,
             at: 0,
@@ -97,14 +108,14 @@ pub fn average_checkpoints(
         last = Some(m);
     }
     let Some(base) = last else {
-        bail!("no epochs to average in {epochs:?}");
+        bail!("no weights to average");
     };
-    let n = epochs.count() as f64;
-    Ok(base.map(&mut Replace {
+    let model = base.map(&mut Replace {
         sums: &sums,
-        n,
+        n: files.len() as f64,
         at: 0,
-    }))
+    });
+    Ok((model, hashes))
 }
 
 /// Re-estimates every BatchNorm's running mean and variance as the plain average of their

@@ -268,7 +268,7 @@ pub fn load_module(model: Model, path: &Path) -> Result<Model> {
 }
 
 /// [`load_module`] on bytes already read from `path` (named in errors).
-fn load_module_bytes(model: Model, bytes: Vec<u8>, path: &Path) -> Result<Model> {
+pub(crate) fn load_module_bytes(model: Model, bytes: Vec<u8>, path: &Path) -> Result<Model> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("{} is not a weights file", path.display()))?;

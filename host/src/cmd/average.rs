@@ -3,12 +3,11 @@
 //! `verify` and `train --teacher` take like any run.
 
 use super::{Outcome, progress};
-use crate::average::{average_checkpoints, recalibrate_batchnorm};
+use crate::average::{average_files, recalibrate_batchnorm};
 use crate::data::load_split;
 use crate::model::ModelConfig;
 use crate::training::{
-    RunDir, RunState, evaluate_loss, load_module, read_json, read_train_config, save_module,
-    sha256_hex, write_json,
+    RunDir, RunState, evaluate_loss, read_json, read_train_config, save_module, write_json,
 };
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -88,7 +87,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
     let config: ModelConfig = read_json(&src.config())?;
     let cfg = read_train_config(&src.train())?;
-    let state: Option<RunState> = match &a.epochs {
+    let (files, state): (Vec<PathBuf>, Option<RunState>) = match &a.epochs {
         Some(epochs) => {
             let state: RunState = read_json(&src.state())?;
             if *epochs.end() > state.epochs_done {
@@ -100,10 +99,15 @@ pub fn run(a: Args) -> Result<Outcome> {
                     epochs.end()
                 );
             }
-            Some(state)
+            let files = epochs.clone().map(|e| src.ckpt(e, "model")).collect();
+            (files, Some(state))
         }
-        None => None,
+        None => (vec![src.weights()], None),
     };
+    // Before the data: a missing checkpoint fails at once.
+    let device = crate::backend::device();
+    let ad = device.clone().autodiff();
+    let (model, hashes) = average_files(&files, &config, &ad)?;
     let data = match a.data {
         Some(d) => d,
         None => emoedge_core::paths::data_subdir("fer2013")?,
@@ -114,37 +118,20 @@ pub fn run(a: Args) -> Result<Outcome> {
         load_split(&data.join("test"), &progress::bar("decode test", 0))?;
     skipped.extend(skipped_test);
 
-    let files: Vec<PathBuf> = match &a.epochs {
-        Some(epochs) => epochs.clone().map(|e| src.ckpt(e, "model")).collect(),
-        None => vec![src.weights()],
-    };
-    let mut hashes = Vec::new();
-    for path in &files {
-        let bytes = std::fs::read(path).with_context(|| {
-            format!(
-                "reading {} (runs keep every epoch's weights since session 10; earlier ones only the latest)",
-                path.display()
+    // What the same weights scored before: the run's own figure for the last averaged
+    // epoch (its training statistics), or, for one folder's weights, measured here.
+    let (what, before) = match (&a.epochs, &state) {
+        (Some(epochs), Some(state)) => {
+            let acc = state.history.iter().find(|m| m.epoch == *epochs.end());
+            (
+                format!("average of epochs {}-{}", epochs.start(), epochs.end()),
+                acc.map(|m| m.test_acc),
             )
-        })?;
-        hashes.push(sha256_hex(&bytes));
-    }
-    let device = crate::backend::device();
-    let ad = device.clone().autodiff();
-    let (model, what, before) = match (&a.epochs, &state) {
-        (Some(epochs), Some(state)) => (
-            average_checkpoints(&a.run, &config, epochs.clone(), &ad)?,
-            format!("average of epochs {}-{}", epochs.start(), epochs.end()),
-            state
-                .history
-                .iter()
-                .find(|m| m.epoch == *epochs.end())
-                .map(|m| m.test_acc),
-        ),
-        _ => {
-            let m = load_module(config.init(&ad), &src.weights())?;
-            let (_, acc) = evaluate_loss(&m.valid(), &test_set, &device);
-            (m, "model.bpk".to_string(), Some(acc))
         }
+        _ => (
+            "model.bpk".to_string(),
+            Some(evaluate_loss(&model.valid(), &test_set, &device).1),
+        ),
     };
     let steps = train_set.len().div_ceil(cfg.batch_size);
     let want = a.bn_batches.unwrap_or(steps);
@@ -191,6 +178,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     );
     Ok(super::report_skipped(&skipped))
 }
+
 #[cfg(test)]
 mod tests {
     use super::parse_epochs;
