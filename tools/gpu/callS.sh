@@ -1,8 +1,9 @@
-# Call S [.gl, .gpuB, .gpuT], right after callP.sh on the same warm machine: several students at once on one GPU, all taught by the
-# model folders carried in .gpuT/ (their targets computed once, by s1, then reused).
-# Each run is `NAME TEACHER_WEIGHT SEED LR`; all are edge-wide, $EP epochs, batch $BATCH.
-# A second call on the still-warm machine resumes whatever the first left unfinished.
-# Everything comes back packed in $OUT (the tool returns at most 8 files).
+# Call S [.gl, .gpuB, .gpuT], right after callP.sh on the same warm machine: several
+# students at once on one GPU, all taught by the model folders carried in .gpuT/ (the first
+# run computes their targets, the others reuse them). Each run is `NAME TEACHER_WEIGHT SEED
+# LR`; all are edge-wide, $EP epochs, batch $BATCH. A second call on the still-warm machine
+# resumes whatever the first left unfinished. Everything comes back packed in $OUT (the tool
+# returns at most 8 files).
 T0=$(date +%s); source tools/gpu/setup.sh
 [ -x /tmp/emoedge ] || { echo "no binary in /tmp: run callP.sh first on this warm machine"; exit 3; }
 LIMIT=${LIMIT:-540}; EP=${EP:-70}; BATCH=${BATCH:-128}
@@ -32,13 +33,14 @@ for r in $names; do
 done
 wait
 for r in $names; do echo "== $r"; grep -a '^epoch' /tmp/runs/$r.log | tail -2; done | tee $OUT/summary.txt
-# Pack: each run's final files, its newest checkpoint pair and state (resume on any host).
+# Pack: each run's final files, state and newest optimizer state (resume on any host), and
+# its last ten epochs' weights (for `emoedge average --epochs`).
 files="teach/*.log teach/*/average.json"
 for r in $names; do
   s=/tmp/runs/$r/ckpt/state.json; [ -f $s ] || continue
   n=$(printf '%04d' $(grep -o '"epochs_done": *[0-9]*' $s | grep -o '[0-9]*$'))
   files="$files runs/$r.log runs/$r/ckpt/state.json runs/$r/ckpt/epoch-$n.optim.bpk"
-  for k in $(seq $(( 10#$n > 9 ? 10#$n - 9 : 1 )) $(( 10#$n ))); do  # the last ten epochs' weights
+  for k in $(seq $(( 10#$n > 9 ? 10#$n - 9 : 1 )) $(( 10#$n ))); do
     files="$files runs/$r/ckpt/epoch-$(printf '%04d' $k).model.bpk"; done
   for f in config.json train.json metrics.csv model.bpk teacher.bin; do
     [ -f /tmp/runs/$r/$f ] && files="$files runs/$r/$f"
