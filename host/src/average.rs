@@ -76,8 +76,7 @@ pub fn average_checkpoints(
     epochs: RangeInclusive<usize>,
     device: &Device,
 ) -> Result<Model> {
-    let run = RunDir(dir.to_path_buf());
-    let files: Vec<PathBuf> = epochs.map(|e| run.ckpt(e, "model")).collect();
+    let files = RunDir(dir.to_path_buf()).epoch_weights(epochs);
     Ok(average_files(&files, config, device)?.0)
 }
 

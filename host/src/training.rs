@@ -239,6 +239,10 @@ impl RunDir {
             .join("ckpt")
             .join(format!("epoch-{epoch:04}.{what}.bpk"))
     }
+    /// The weights files of `epochs`, in order: what `emoedge average --epochs` reads.
+    pub fn epoch_weights(&self, epochs: std::ops::RangeInclusive<usize>) -> Vec<PathBuf> {
+        epochs.map(|e| self.ckpt(e, "model")).collect()
+    }
     /// `curves.png`: loss and accuracy per epoch, redrawn after every epoch.
     pub fn curves(&self) -> PathBuf {
         self.0.join("curves.png")

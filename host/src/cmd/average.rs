@@ -99,8 +99,7 @@ pub fn run(a: Args) -> Result<Outcome> {
                     epochs.end()
                 );
             }
-            let files = epochs.clone().map(|e| src.ckpt(e, "model")).collect();
-            (files, Some(state))
+            (src.epoch_weights(epochs.clone()), Some(state))
         }
         None => (vec![src.weights()], None),
     };
