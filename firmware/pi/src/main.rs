@@ -167,9 +167,12 @@ fn run(args: Args) -> Result<bool> {
         for (s, v) in stage.iter_mut().zip([t.decode, t.detect, t.crop, t.infer]) {
             *s += v;
         }
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-        out.flush().context("writing to stdout")?;
+        // One write per line, so a closed stdout surfaces as the io::Error `main` looks for.
+        let mut line = serde_json::to_vec(&report)?;
+        line.push(b'\n');
+        out.write_all(&line)
+            .and_then(|()| out.flush())
+            .context("writing to stdout")?;
         if let Some(dir) = &args.annotate {
             emoedge_pi::annotate::save(dir, &frame, &report)?;
         }
@@ -187,10 +190,20 @@ fn run(args: Args) -> Result<bool> {
     Ok(errors == 0)
 }
 
+/// Whether `e` comes from writing to a pipe whose reader has closed it.
+fn reader_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> std::process::ExitCode {
     match run(Args::parse()) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::from(3),
+        // `emoedge-pi | head`: the reader has all it wanted, so this is an end, not a fault.
+        Err(e) if reader_gone(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
