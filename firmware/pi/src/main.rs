@@ -143,6 +143,7 @@ fn run(args: Args) -> Result<bool> {
         }
     };
     let mut out = std::io::stdout().lock();
+    let mut line = Vec::new(); // one JSON line, its buffer reused from frame to frame
     let (mut frames, mut faces, mut errors) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     let mut stage = [0f64; 4];
@@ -168,7 +169,8 @@ fn run(args: Args) -> Result<bool> {
             *s += v;
         }
         // One write per line, so a closed stdout surfaces as the io::Error `main` looks for.
-        let mut line = serde_json::to_vec(&report)?;
+        line.clear();
+        serde_json::to_writer(&mut line, &report)?;
         line.push(b'\n');
         out.write_all(&line)
             .and_then(|()| out.flush())
