@@ -10,6 +10,7 @@ pub mod data;
 pub mod export;
 pub mod ferplus;
 pub mod inference;
+pub mod malloc;
 pub mod metrics;
 pub mod model;
 pub mod plots;

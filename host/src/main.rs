@@ -5,6 +5,9 @@ use clap::Parser;
 use emoedge::cmd::{Cli, Outcome};
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts: training and evaluation free and re-allocate MB-sized
+    // tensors every step (see the module's docs). What it did is not worth a message.
+    let _ = emoedge::malloc::keep_freed_memory();
     let cli = Cli::parse();
     match cli.run() {
         Ok(Outcome::Ok) => std::process::ExitCode::SUCCESS,

@@ -126,13 +126,14 @@ fn bench_train(model_cfg: ModelConfig, batch: usize, steps: usize) -> Result<Out
     }
     let med = median(&mut times);
     println!(
-        "bench train: {arch:?} ({} params, {:.1} M MACs), batch {batch}, {} on {} threads: {:.1} images/s (median of {steps} steps, {:.1} ms/step)",
+        "bench train: {arch:?} ({} params, {:.1} M MACs), batch {batch}, {} on {} threads: {:.1} images/s (median of {steps} steps, {:.1} ms/step; {})",
         k.params,
         k.macs as f64 / 1e6,
         crate::backend::name(),
         rayon::current_num_threads(),
         batch as f64 / med,
-        med * 1e3
+        med * 1e3,
+        crate::malloc::tuning().map_or("allocator untouched".to_string(), |t| t.to_string())
     );
     Ok(Outcome::Ok)
 }
