@@ -6,7 +6,7 @@ use emoedge::cmd::{Cli, Outcome};
 
 fn main() -> std::process::ExitCode {
     // Before any thread starts: training and evaluation free and re-allocate MB-sized
-    // tensors every step (see the module's docs). What it did is not worth a message.
+    // tensors every step (see the module's docs). `bench train` prints what it did.
     let _ = emoedge::malloc::keep_freed_memory();
     let cli = Cli::parse();
     match cli.run() {
