@@ -12,6 +12,7 @@ use emoedge_pi::detect::{Cascade, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
 use emoedge_pi::source::{Files, FrameSource};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 fn data_dir() -> PathBuf {
     std::env::var_os("EMOEDGE_DATA")
@@ -19,11 +20,19 @@ fn data_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
 }
 
+/// Held while seeding and drawing the initial weights. Burn's Flex backend keeps one RNG for
+/// the process, and this file's tests run in parallel: without the lock one test's re-seed
+/// lands between another's draws, and the network each gets depends on the interleaving.
+static SEEDED_INIT: Mutex<()> = Mutex::new(());
+
 /// An edge network (seeded init) calibrated on real faces and exported to both forms.
 fn model_folder(dir: &Path) {
     let device = Device::flex();
-    device.seed(3);
-    let model = ModelConfig::for_arch(Arch::Edge).init(&device).valid();
+    let model = {
+        let _one_at_a_time = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(3);
+        ModelConfig::for_arch(Arch::Edge).init(&device).valid()
+    };
     let (test, _) = load_split(
         &data_dir().join("fer2013/test"),
         &indicatif::ProgressBar::hidden(),

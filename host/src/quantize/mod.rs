@@ -238,6 +238,7 @@ fn fold(conv: &crate::model::ConvBn) -> Result<Folded> {
 }
 
 /// Where a layer sits and what shape it has: everything of a [`QConv`] but its numbers.
+#[derive(Clone)]
 struct Geometry {
     kind: ConvKind,
     input: [usize; 3],
@@ -245,6 +246,34 @@ struct Geometry {
     kernel: [usize; 2],
     stride: usize,
     pad: usize,
+}
+
+/// The largest quantized bias a channel may have: `2^30` leaves the accumulator another
+/// `2^30` for the products, which need at most `taps · 2^15`. See [`weight_scale`].
+const BIAS_LIMIT: f64 = (1u32 << 30) as f64;
+
+/// The smallest requantization scale a channel may have: `2^-30`, above the `2^-32` that
+/// [`Requant`]'s largest shift can express, with room for `f32` rounding. See
+/// [`weight_scale`].
+const MIN_REQUANT: f64 = 1.0 / (1u32 << 30) as f64;
+
+/// The weight scale of one output channel: `max |w| / 127`, raised where that would put the
+/// bias beyond [`BIAS_LIMIT`] or the requantization scale below [`MIN_REQUANT`].
+///
+/// Why: a layer whose input calibration saw at or near zero everywhere (a dead ReLU layer,
+/// say) has an input scale near [`ActQuant::from_range`]'s floor, `1e-8 / 255`. Its bias at
+/// `in_scale · w_scale` can then exceed `i32`, and its requantization scale falls below what
+/// a shift can express; quantizing failed on such models (an untrained network in CI did it).
+/// The raised scale moves the output by at most `taps · 255 · 2^-31` of the bias, or
+/// `taps · 255 · 2^-31` of an output step, about 1e-4 for a 3x3x128 kernel: nothing that
+/// survives rounding. Trained models never come near either bound (their requantization
+/// scales are around `1e-4`), so their weights are unchanged.
+fn weight_scale(row: &[f32], bias: f32, in_scale: f32, out_scale: f32) -> f32 {
+    let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let from_weights = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+    let for_bias = bias.abs() as f64 / (in_scale as f64 * BIAS_LIMIT);
+    let for_requant = MIN_REQUANT * out_scale as f64 / in_scale as f64;
+    from_weights.max(for_bias.max(for_requant) as f32)
 }
 
 /// Quantizes folded float weights per output channel and the bias at `in_scale · w_scale`.
@@ -267,8 +296,11 @@ fn quantize_layer(
     let mut inexact_channels = 0;
     for o in 0..out_c {
         let row = &f.w[o * per..(o + 1) * per];
-        let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        ensure!(
+            f.b[o].is_finite() && row.iter().all(|v| v.is_finite()),
+            "channel {o} has a weight or bias that is not a finite number"
+        );
+        let scale = weight_scale(row, f.b[o], in_q.scale, out_q.scale);
         let scale = match scales {
             Scales::Exact => {
                 let (scale, exact) = tract_friendly_scale(scale, in_q.scale, out_q.scale, first);
@@ -284,7 +316,9 @@ fn quantize_layer(
         let bias = (f.b[o] as f64 / (in_q.scale as f64 * scale as f64)).round();
         ensure!(
             bias.abs() < i32::MAX as f64,
-            "bias of channel {o} overflows int32"
+            "bias of channel {o} ({}) overflows int32 at input scale {:e}",
+            f.b[o],
+            in_q.scale
         );
         bq.push(bias as i32);
         let r = Requant::from_f32((in_q.scale * scale) / out_q.scale)
@@ -468,7 +502,8 @@ pub fn quantize_with(model: &Model, calib: &Calibration, scales: Scales) -> Resu
                     pad,
                 };
                 let first = ops.is_empty();
-                let l = quantize_layer(&fold(cb)?, g, q, out_q, scales, first)?;
+                let l = quantize_layer(&fold(cb)?, g, q, out_q, scales, first)
+                    .with_context(|| format!("layer {} ({kind:?})", ops.len()))?;
                 h = l.output_hw()[0];
                 c = out_c;
                 q = out_q;
@@ -494,7 +529,9 @@ pub fn quantize_with(model: &Model, calib: &Calibration, scales: Scales) -> Resu
                     pad: 0,
                 };
                 let first = ops.is_empty();
-                ops.push(QOp::Conv(quantize_layer(&f, g, q, out_q, scales, first)?));
+                let l = quantize_layer(&f, g, q, out_q, scales, first)
+                    .with_context(|| format!("layer {} (global pool)", ops.len()))?;
+                ops.push(QOp::Conv(l));
                 h = 1;
                 q = out_q;
             }
@@ -530,14 +567,9 @@ pub fn quantize_with(model: &Model, calib: &Calibration, scales: Scales) -> Resu
                     pad: 0,
                 };
                 let first = ops.is_empty();
-                ops.push(QOp::Conv(quantize_layer(
-                    &Folded { w, b },
-                    g,
-                    q,
-                    out_q,
-                    scales,
-                    first,
-                )?));
+                let l = quantize_layer(&Folded { w, b }, g, q, out_q, scales, first)
+                    .with_context(|| format!("layer {} (dense)", ops.len()))?;
+                ops.push(QOp::Conv(l));
                 h = 1;
                 c = out;
                 q = out_q;
@@ -692,6 +724,53 @@ mod tests {
         for acc in -40_000..40_000 {
             assert_eq!(tract_requant(acc, r[2]), engine.apply(acc), "acc {acc}");
         }
+    }
+
+    /// A layer whose input calibration saw as zero everywhere: its input scale is
+    /// `from_range`'s floor, and a bias of 0.6 at `in_scale · max|w| / 127` would need
+    /// about 2e12 steps.
+    #[test]
+    fn a_bias_on_a_dead_input_still_fits() {
+        let dead = ActQuant::from_range(0.0, 0.0);
+        let out_q = ActQuant::from_range(0.0, 1.0);
+        let f = Folded {
+            w: vec![0.01, -0.02, 0.03, 0.0, 0.02, -0.01],
+            b: vec![0.6, 0.0],
+        };
+        let g = Geometry {
+            kind: ConvKind::Pointwise,
+            input: [1, 1, 3],
+            out_c: 2,
+            kernel: [1, 1],
+            stride: 1,
+            pad: 0,
+        };
+        for scales in [Scales::Exact, Scales::Plain] {
+            let l = quantize_layer(&f, g.clone(), dead, out_q, scales, false).unwrap();
+            assert!(l.bias[0].unsigned_abs() <= 1 << 30, "{}", l.bias[0]);
+            let back = l.bias[0] as f64 * dead.scale as f64 * l.w_scale[0] as f64;
+            assert!((back - 0.6).abs() < 1e-6, "bias reads back as {back}");
+            // Both channels' requantization scales are in range.
+            assert!(l.requant.iter().all(|&(m, s)| Requant::new(m, s).is_ok()));
+            // The output is the bias alone: 0.6 of the range, 153 steps above -128.
+            let r = Requant::new(l.requant[0].0, l.requant[0].1).unwrap();
+            assert_eq!(r.apply(l.bias[0]) + out_q.zero_point as i32, -128 + 153);
+        }
+        let nan = Folded {
+            w: vec![0.01; 6],
+            b: vec![f32::NAN, 0.0],
+        };
+        let e = quantize_layer(&nan, g.clone(), dead, out_q, Scales::Exact, false).unwrap_err();
+        assert!(e.to_string().contains("channel 0"), "{e}");
+    }
+
+    /// On a live input neither bound applies: the scale is `max |w| / 127`.
+    #[test]
+    fn a_live_layer_keeps_the_scale_its_weights_ask_for() {
+        let row = [0.01, -0.02, 0.03];
+        let w = weight_scale(&row, 0.6, 0.05, 0.1);
+        assert_eq!(w, 0.03 / 127.0);
+        assert_eq!(weight_scale(&[0.0; 3], 0.0, 0.05, 0.1), 1.0);
     }
 
     #[test]
