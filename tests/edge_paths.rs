@@ -25,14 +25,32 @@ fn data_dir() -> PathBuf {
 /// lands between another's draws, and the network each gets depends on the interleaving.
 static SEEDED_INIT: Mutex<()> = Mutex::new(());
 
+/// The edge network with its initial weights drawn from `seed`.
+fn seeded_edge(device: &Device, seed: u64) -> emoedge::model::Model {
+    let _one_at_a_time = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    ModelConfig::for_arch(Arch::Edge).init(device).valid()
+}
+
+/// Writes a quantized model's two deployed forms into `dir`.
+fn write_forms(q: &emoedge::quantize::QuantModel, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("model.int8.onnx"),
+        emoedge::export::onnx::to_onnx(q),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("model.blob"),
+        emoedge::export::blob::to_blob(q).unwrap(),
+    )
+    .unwrap();
+}
+
 /// An edge network (seeded init) calibrated on real faces and exported to both forms.
 fn model_folder(dir: &Path) {
     let device = Device::flex();
-    let model = {
-        let _one_at_a_time = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        device.seed(3);
-        ModelConfig::for_arch(Arch::Edge).init(&device).valid()
-    };
+    let model = seeded_edge(&device, 3);
     let (test, _) = load_split(
         &data_dir().join("fer2013/test"),
         &indicatif::ProgressBar::hidden(),
@@ -40,17 +58,66 @@ fn model_folder(dir: &Path) {
     .unwrap();
     let calib = calibrate(&model, &test.subsample(200), &device, Method::Minmax).unwrap();
     let q = quantize(&model, &calib).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("model.int8.onnx"),
-        emoedge::export::onnx::to_onnx(&q),
+    write_forms(&q, dir);
+}
+
+/// A layer whose output calibration sees as almost zero (its BatchNorm scaled by 1e-7): the
+/// next layer's input scale is then tiny, and its biases at `in_scale · w_scale` overflowed
+/// int32 ("bias of channel 4 overflows int32": CI met it on an untrained network). It must
+/// quantize, tract and the engine must agree, and the int8 logits must follow the float ones.
+#[test]
+fn a_nearly_dead_layer_quantizes_and_every_form_agrees() {
+    let device = Device::flex();
+    let mut model = seeded_edge(&device, 3);
+    let bn = model.convs[1].bn.take().unwrap();
+    let (gamma, beta) = (bn.gamma.val() * 1e-7, bn.beta.val() * 1e-7);
+    model.convs[1].bn = Some(burn::nn::BatchNorm {
+        gamma: burn::module::Param::from_tensor(gamma),
+        beta: burn::module::Param::from_tensor(beta),
+        ..bn
+    });
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("model.blob"),
-        emoedge::export::blob::to_blob(&q).unwrap(),
-    )
-    .unwrap();
+    let calib = calibrate(&model, &test.subsample(200), &device, Method::Minmax).unwrap();
+    let q = quantize(&model, &calib).unwrap();
+    let tiny = q
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            emoedge::quantize::QOp::Conv(c) => Some(c.in_q.scale),
+            _ => None,
+        })
+        .fold(f32::INFINITY, f32::min);
+    assert!(tiny < 1e-7, "no layer has a nearly dead input ({tiny})");
+    let t = tempfile::tempdir().unwrap();
+    write_forms(&q, t.path());
+
+    let faces = test.subsample(40);
+    let float = emoedge::training::predict(&model, &faces, &device, &|_| {});
+    let mut tract = Classifier::load(t.path(), EngineKind::Tract).unwrap();
+    let mut core = Classifier::load(t.path(), EngineKind::Core).unwrap();
+    let (scale, zp) = (q.output.scale, q.output.zero_point as f32);
+    let mut worst_lsb = 0i32;
+    let mut worst_steps = 0f32;
+    for (i, f) in float.iter().enumerate() {
+        let (a, b) = (
+            tract.logits(faces.image(i)).unwrap(),
+            core.logits(faces.image(i)).unwrap(),
+        );
+        for k in 0..a.len() {
+            worst_lsb = worst_lsb.max((a[k] as i32 - b[k] as i32).abs());
+            worst_steps = worst_steps.max(((b[k] as f32 - zp) * scale - f[k]).abs() / scale);
+        }
+    }
+    eprintln!("tract vs engine: {worst_lsb} LSB; engine vs float: {worst_steps:.2} steps");
+    assert!(
+        worst_lsb <= 1,
+        "tract and the engine part by {worst_lsb} LSB"
+    );
+    assert!(worst_steps <= 4.0, "int8 is {worst_steps} steps from float");
 }
 
 /// A model folder ([`model_folder`]) in a temporary folder, and the FER2013 `test` split.
