@@ -260,14 +260,14 @@ const MIN_REQUANT: f64 = 1.0 / (1u32 << 30) as f64;
 /// The weight scale of one output channel: `max |w| / 127`, raised where that would put the
 /// bias beyond [`BIAS_LIMIT`] or the requantization scale below [`MIN_REQUANT`].
 ///
-/// Why: a layer whose input calibration saw at or near zero everywhere (a dead ReLU layer,
-/// say) has an input scale near [`ActQuant::from_range`]'s floor, `1e-8 / 255`. Its bias at
-/// `in_scale · w_scale` can then exceed `i32`, and its requantization scale falls below what
-/// a shift can express; quantizing failed on such models (an untrained network in CI did it).
-/// The raised scale moves the output by at most `taps · 255 · 2^-31` of the bias, or
-/// `taps · 255 · 2^-31` of an output step, about 1e-4 for a 3x3x128 kernel: nothing that
-/// survives rounding. Trained models never come near either bound (their requantization
-/// scales are around `1e-4`), so their weights are unchanged.
+/// Why: a layer whose input calibration saw at or near zero everywhere (after a dead ReLU
+/// layer, say) has a tiny input scale, down to [`ActQuant::from_range`]'s floor of
+/// `1e-8 / 255`. Its bias at `in_scale · w_scale` can then exceed `i32`, and its
+/// requantization scale fall below what a shift can express; quantizing failed on such
+/// models (an untrained network in CI did it). The raised scale moves the output by at most
+/// `taps · 255 · 2^-31` of the bias, or `taps · 255 · 2^-31` of an output step, about 1e-4
+/// for a 3x3x128 kernel: nothing that survives rounding. The shipped model is far from both
+/// bounds: it re-quantizes to the same blob and ONNX bytes as before.
 fn weight_scale(row: &[f32], bias: f32, in_scale: f32, out_scale: f32) -> f32 {
     let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
     let from_weights = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
