@@ -728,7 +728,7 @@ mod tests {
 
     /// A layer whose input calibration saw as zero everywhere: its input scale is
     /// `from_range`'s floor, and a bias of 0.6 at `in_scale · max|w| / 127` would need
-    /// about 2e12 steps.
+    /// about 6.5e13 steps.
     #[test]
     fn a_bias_on_a_dead_input_still_fits() {
         let dead = ActQuant::from_range(0.0, 0.0);
