@@ -85,6 +85,41 @@ fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     Ok(())
 }
 
+/// A warning naming the layers whose outputs barely varied over the calibration images
+/// ([`crate::quantize::Calibration::narrow`]), as quantize's errors name layers; `None` when
+/// there are none.
+fn narrow_warning(q: &crate::quantize::QuantModel) -> Option<String> {
+    let narrow = q.calibration.narrow();
+    if narrow.is_empty() {
+        return None;
+    }
+    // Quantization points are the convolution-like layers' outputs, in order.
+    let layers: Vec<(usize, ConvKind)> = q
+        .ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            QOp::Conv(c) => Some((i, c.kind)),
+            QOp::MaxPool { .. } => None,
+        })
+        .collect();
+    let named: Vec<String> = narrow
+        .iter()
+        .map(|n| match layers.get(n.point) {
+            Some((i, kind)) => format!("layer {i} ({kind:?}) {:.2e}", n.span),
+            None => format!("quantization point {} {:.2e}", n.point, n.span),
+        })
+        .collect();
+    Some(format!(
+        "warning: {} layer output(s) barely vary over {} calibration images, under {} of the widest ({:.3}): {}. Such a layer is (nearly) dead, or the calibration images are too few or unlike the data; a dead layer silences the layers after it. Check the deployed forms with `emoedge verify`.",
+        narrow.len(),
+        q.calibration.images,
+        crate::quantize::NARROW_FRACTION,
+        q.calibration.widest(),
+        named.join(", ")
+    ))
+}
+
 pub fn run(a: Args) -> Result<Outcome> {
     let data = match a.data {
         Some(d) => d,
@@ -97,6 +132,9 @@ pub fn run(a: Args) -> Result<Outcome> {
     pb.finish_and_clear();
     let calib = calibrate(&model, &calib_set, &device, a.calibration)?;
     let q = quantize_with(&model, &calib, a.scales)?;
+    if let Some(w) = narrow_warning(&q) {
+        eprintln!("{w}");
+    }
     let onnx = to_onnx(&q);
     let blob = to_blob(&q)?;
     let run = RunDir(a.model.clone());
@@ -151,4 +189,43 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Arch, Block, ModelConfig};
+    use crate::quantize::{Calibration, quantize};
+
+    /// An untrained edge net quantized with `spans(i)` as point `i`'s range.
+    fn quantized_with(spans: impl Fn(usize) -> f32) -> crate::quantize::QuantModel {
+        let device = crate::backend::device();
+        let model = ModelConfig::for_arch(Arch::Edge).init(&device);
+        // One quantization point per layer that computes (all but pools, dropout, flatten).
+        let points = model
+            .blocks
+            .iter()
+            .filter(|b| !matches!(b, Block::MaxPool | Block::Dropout { .. } | Block::Flatten))
+            .count();
+        let calib = Calibration {
+            method: "test",
+            images: 9,
+            ranges: (0..points).map(|i| (0.0, spans(i))).collect(),
+        };
+        quantize(&model, &calib).unwrap()
+    }
+
+    #[test]
+    fn a_collapsed_layer_is_named_as_errors_name_it() {
+        assert_eq!(narrow_warning(&quantized_with(|_| 4.0)), None);
+        // Point 4 is the edge net's first depthwise layer: op 5, after the max pool, which
+        // has no point of its own.
+        let w = narrow_warning(&quantized_with(|i| if i == 4 { 4e-6 } else { 4.0 })).unwrap();
+        assert!(
+            w.starts_with(
+                "warning: 1 layer output(s) barely vary over 9 calibration images, under 0.001 of the widest (4.000): layer 5 (Depthwise) 4.00e-6."
+            ),
+            "{w}"
+        );
+    }
 }

@@ -22,6 +22,49 @@ pub struct Calibration {
     pub ranges: Vec<(f32, f32)>,
 }
 
+/// A quantization point whose calibrated range is suspiciously narrow ([`Calibration::narrow`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Narrow {
+    /// Index of the point, in network order (one per convolution, pool or dense layer).
+    pub point: usize,
+    /// Its range's width, `max - min`.
+    pub span: f32,
+}
+
+/// A point narrower than this fraction of the widest is reported by [`Calibration::narrow`].
+/// The shipped model's 18 points span 1.1 to 14.9; in `edge_paths`' dead-layer test, where
+/// one BatchNorm is scaled by 1e-7, that layer and every one after it up to the logits span
+/// 1e-7 to 1e-11 against the first layer's 1.4.
+pub const NARROW_FRACTION: f32 = 1e-3;
+
+impl Calibration {
+    /// The widest point's span, `max - min`.
+    pub fn widest(&self) -> f32 {
+        self.ranges
+            .iter()
+            .map(|&(lo, hi)| hi - lo)
+            .fold(0.0, f32::max)
+    }
+
+    /// Points whose range is below [`NARROW_FRACTION`] of the widest. Why: such a layer
+    /// outputs (nearly) the same value for every calibration image. It is dead, or the
+    /// calibration set is too small or unlike the data. It still quantizes (its scales are
+    /// raised to fit, see `weight_scale`), but the user should hear of it. The widest point
+    /// is the yardstick, not the median: a dead layer without biases after it silences
+    /// every later layer, which then make up most of the network.
+    pub fn narrow(&self) -> Vec<Narrow> {
+        let widest = self.widest();
+        self.ranges
+            .iter()
+            .map(|&(lo, hi)| hi - lo)
+            .enumerate()
+            // A NaN span (a non-finite range) is reported too.
+            .filter(|&(_, span)| span.is_nan() || span < NARROW_FRACTION * widest)
+            .map(|(point, span)| Narrow { point, span })
+            .collect()
+    }
+}
+
 /// How activation ranges are taken from the calibration images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -203,6 +246,43 @@ mod tests {
         // The error-minimising clip cuts somewhere.
         let mse = by(Method::Mse);
         assert!(mse.ranges.iter().zip(&full.ranges).any(|(r, f)| r.1 < f.1));
+    }
+
+    fn with_spans(spans: &[f32]) -> Calibration {
+        Calibration {
+            method: "test",
+            images: 1,
+            ranges: spans.iter().map(|&s| (0.0, s)).collect(),
+        }
+    }
+
+    /// The shipped model's spans (models/edge/quant.json, rounded) raise nothing; a
+    /// collapsed point among them is named, and so is each point after it that collapsed too.
+    #[test]
+    fn only_a_collapsed_point_is_narrow() {
+        let shipped = [
+            9.872, 7.835, 7.462, 6.69, 8.704, 6.868, 9.362, 8.051, 8.178, 6.682, 8.511, 7.089,
+            11.666, 7.2, 14.892, 3.748, 1.097, 7.004,
+        ];
+        assert_eq!(with_spans(&shipped).narrow(), vec![]);
+        let mut dead = shipped;
+        dead[4] = 1e-6;
+        let n = with_spans(&dead).narrow();
+        assert_eq!(
+            n,
+            vec![Narrow {
+                point: 4,
+                span: 1e-6
+            }]
+        );
+        dead[5..17].fill(1e-9);
+        let points: Vec<usize> = with_spans(&dead).narrow().iter().map(|n| n.point).collect();
+        assert_eq!(points, (4..17).collect::<Vec<_>>());
+        // Just above the fraction of the widest is not narrow.
+        assert_eq!(with_spans(&[1.0, 1.1e-3]).narrow(), vec![]);
+        assert_eq!(with_spans(&[]).narrow(), vec![]);
+        // A NaN range is reported, not passed over.
+        assert_eq!(with_spans(&[1.0, f32::NAN, 1.0]).narrow()[0].point, 1);
     }
 
     #[test]

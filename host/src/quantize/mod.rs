@@ -17,7 +17,7 @@
 mod calibrate;
 mod histogram;
 
-pub use calibrate::{Calibration, Method, calibrate};
+pub use calibrate::{Calibration, Method, NARROW_FRACTION, Narrow, calibrate};
 
 use crate::model::{Block, Model};
 use anyhow::{Context, Result, bail, ensure};
