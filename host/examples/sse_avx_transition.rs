@@ -16,51 +16,38 @@ mod x86 {
     use std::arch::asm;
     use std::time::Instant;
 
-    /// `n` iterations of tract's load-and-widen step with the legacy `movq` load.
-    #[target_feature(enable = "avx2")]
-    unsafe fn legacy(src: &[i8; 8], n: u64) {
-        // SAFETY: reads 8 bytes from `src`; touches only the registers it names.
-        unsafe {
-            asm!(
-                "vpxor ymm0, ymm0, ymm0",
-                "2:",
-                "movq xmm8, qword ptr [{p}]",
-                "vpmovsxbw ymm8, xmm8",
-                "vpaddw ymm0, ymm0, ymm8",
-                "dec {n}",
-                "jnz 2b",
-                "vzeroupper",
-                p = in(reg) src.as_ptr(),
-                n = inout(reg) n => _,
-                out("ymm0") _,
-                out("ymm8") _,
-                options(nostack, readonly),
-            );
-        }
+    /// Defines `$name(src, n)`: `n` iterations of tract's load-and-widen step, loading with
+    /// the instruction `$load` (one string, so the two loops differ in nothing else).
+    macro_rules! widen_loop {
+        ($name:ident, $load:literal) => {
+            #[target_feature(enable = "avx2")]
+            unsafe fn $name(src: &[i8; 8], n: u64) {
+                // SAFETY: reads 8 bytes from `src`; touches only the registers it names.
+                unsafe {
+                    asm!(
+                        "vpxor ymm0, ymm0, ymm0",
+                        "2:",
+                        $load,
+                        "vpmovsxbw ymm8, xmm8",
+                        "vpaddw ymm0, ymm0, ymm8",
+                        "dec {n}",
+                        "jnz 2b",
+                        "vzeroupper",
+                        p = in(reg) src.as_ptr(),
+                        n = inout(reg) n => _,
+                        out("ymm0") _,
+                        out("ymm8") _,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+        };
     }
 
-    /// The same loop with the VEX load `vmovq`.
-    #[target_feature(enable = "avx2")]
-    unsafe fn vex(src: &[i8; 8], n: u64) {
-        // SAFETY: as `legacy`.
-        unsafe {
-            asm!(
-                "vpxor ymm0, ymm0, ymm0",
-                "2:",
-                "vmovq xmm8, qword ptr [{p}]",
-                "vpmovsxbw ymm8, xmm8",
-                "vpaddw ymm0, ymm0, ymm8",
-                "dec {n}",
-                "jnz 2b",
-                "vzeroupper",
-                p = in(reg) src.as_ptr(),
-                n = inout(reg) n => _,
-                out("ymm0") _,
-                out("ymm8") _,
-                options(nostack, readonly),
-            );
-        }
-    }
+    // tract's load: the legacy SSE encoding.
+    widen_loop!(legacy, "movq xmm8, qword ptr [{p}]");
+    // The same load in its VEX encoding.
+    widen_loop!(vex, "vmovq xmm8, qword ptr [{p}]");
 
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
