@@ -254,7 +254,8 @@ impl RunDir {
     }
 }
 
-pub(crate) fn save_module(model: &Model, path: &Path) -> Result<()> {
+/// Writes `model`'s weights to `path` (atomically), as `train` writes `model.bpk`.
+pub fn save_module(model: &Model, path: &Path) -> Result<()> {
     let bytes = model
         .clone()
         .into_record()

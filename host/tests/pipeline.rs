@@ -379,3 +379,54 @@ fn number_before(log: &str, marker: &str) -> usize {
         .map_or(0, |i| i + 1);
     log[start..end].parse().unwrap()
 }
+
+/// `emoedge quantize` on a run whose second layer is (nearly) dead still writes the model,
+/// and warns, naming that layer first.
+#[test]
+fn quantize_warns_of_a_dead_layer() {
+    use burn::module::Param;
+    use burn::prelude::*;
+    use emoedge::model::{Arch, ModelConfig};
+    let fer = data_dir().join("fer2013");
+    assert!(fer.is_dir(), "FER2013 not found at {}", fer.display());
+    let device = Device::flex();
+    let config = ModelConfig::for_arch(Arch::Edge);
+    let mut model = config.init(&device);
+    // Untrained BatchNorm is the identity and no layer has a bias yet, so scaling layer 1's
+    // kernel scales its output, and every later layer's, by 1e-7.
+    let w = model.convs[1].conv.weight.val() * 1e-7;
+    model.convs[1].conv.weight = Param::from_tensor(w);
+    let t = tempfile::tempdir().unwrap();
+    let (run, out) = (t.path().join("run"), t.path().join("q"));
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    emoedge::training::save_module(&model, &run.join("model.bpk")).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (ok, log) = emoedge(&[
+        "quantize",
+        "--model",
+        &s(&run),
+        "--out",
+        &s(&out),
+        "--data",
+        &s(&fer),
+        "--calib",
+        "20",
+    ]);
+    assert!(ok, "quantize failed:\n{log}");
+    assert!(out.join("model.blob").is_file(), "{log}");
+    let warning = log
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    eprintln!("{warning}");
+    assert!(
+        warning.contains("over 20 calibration images, under 0.001 of the widest")
+            && warning.contains("): layer 1 (Dense) "),
+        "{warning}"
+    );
+}
