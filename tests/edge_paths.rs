@@ -95,7 +95,8 @@ fn a_nearly_dead_layer_quantizes_and_every_form_agrees() {
         .fold(f32::INFINITY, f32::min);
     assert!(tiny < 1e-7, "no layer has a nearly dead input ({tiny})");
     // `emoedge quantize` warns of it, starting at the scaled layer's output (point 1); the
-    // layers after it, which have no biases yet, are silenced with it.
+    // convolutions after it, without biases and with BatchNorm shifts still zero, are
+    // silenced with it.
     let narrow = q.calibration.narrow();
     eprintln!("narrow points: {narrow:?}");
     assert_eq!(narrow.first().map(|n| n.point), Some(1), "{narrow:?}");

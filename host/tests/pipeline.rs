@@ -392,8 +392,9 @@ fn quantize_warns_of_a_dead_layer() {
     let device = Device::flex();
     let config = ModelConfig::for_arch(Arch::Edge);
     let mut model = config.init(&device);
-    // Untrained BatchNorm is the identity and no layer has a bias yet, so scaling layer 1's
-    // kernel scales its output, and every later layer's, by 1e-7.
+    // Untrained BatchNorm is the identity and the convolutions have no bias (BatchNorm takes
+    // its place), so scaling layer 1's kernel scales its output, and every later
+    // convolution's, by 1e-7.
     let w = model.convs[1].conv.weight.val() * 1e-7;
     model.convs[1].conv.weight = Param::from_tensor(w);
     let t = tempfile::tempdir().unwrap();

@@ -194,19 +194,14 @@ pub fn run(a: Args) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Arch, Block, ModelConfig};
+    use crate::model::{Arch, ModelConfig};
     use crate::quantize::{Calibration, quantize};
 
     /// An untrained edge net quantized with `spans(i)` as point `i`'s range.
     fn quantized_with(spans: impl Fn(usize) -> f32) -> crate::quantize::QuantModel {
         let device = crate::backend::device();
         let model = ModelConfig::for_arch(Arch::Edge).init(&device);
-        // One quantization point per layer that computes (all but pools, dropout, flatten).
-        let points = model
-            .blocks
-            .iter()
-            .filter(|b| !matches!(b, Block::MaxPool | Block::Dropout { .. } | Block::Flatten))
-            .count();
+        let points = model.convs.len() + 2; // convs, global pool, dense
         let calib = Calibration {
             method: "test",
             images: 9,

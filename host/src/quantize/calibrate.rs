@@ -38,12 +38,14 @@ pub struct Narrow {
 pub const NARROW_FRACTION: f32 = 1e-3;
 
 impl Calibration {
-    /// The widest point's span, `max - min`.
+    /// Each point's span, `max - min`, in network order.
+    fn spans(&self) -> impl Iterator<Item = f32> + '_ {
+        self.ranges.iter().map(|&(lo, hi)| hi - lo)
+    }
+
+    /// The widest point's span.
     pub fn widest(&self) -> f32 {
-        self.ranges
-            .iter()
-            .map(|&(lo, hi)| hi - lo)
-            .fold(0.0, f32::max)
+        self.spans().fold(0.0, f32::max)
     }
 
     /// Points whose range is below [`NARROW_FRACTION`] of the widest. Why: such a layer
@@ -54,9 +56,7 @@ impl Calibration {
     /// every later layer, which then make up most of the network.
     pub fn narrow(&self) -> Vec<Narrow> {
         let widest = self.widest();
-        self.ranges
-            .iter()
-            .map(|&(lo, hi)| hi - lo)
+        self.spans()
             .enumerate()
             // A NaN span (a non-finite range) is reported too.
             .filter(|&(_, span)| span.is_nan() || span < NARROW_FRACTION * widest)
