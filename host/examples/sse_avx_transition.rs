@@ -2,8 +2,8 @@
 //!
 //! `cargo run --release -p emoedge --example sse_avx_transition`
 //!
-//! Why: since session 9 tract has run our int8 model about 10x slower than the engine on
-//! the 2-core "AMD EPYC" KVM hosts, where earlier hosts had it 1.7x faster (BENCHMARKS.md).
+//! Why: tract runs our int8 model about 10x slower than the engine on the 2-core
+//! "AMD EPYC" KVM hosts, where other x86 hosts run it 1.7x faster than the engine (BENCHMARKS.md).
 //! `perf annotate` puts 91% of tract's int8 matrix kernel (`avx2_mmm_i32_8x8`, 68% of the
 //! run) on the two instructions after its inner loop's first load, `movq xmm8, [rax]`: a
 //! legacy (non-VEX) SSE encoding among VEX-256 instructions. Where a CPU saves and restores

@@ -3,7 +3,7 @@
 //! Why: the weights of the last epochs of one run lie in the same basin, and their mean
 //! usually generalizes better than any one of them, at no cost at inference: the averaged
 //! network has the same blocks, MACs and int8 size. An ensemble of separate runs helped
-//! the edge nets by 0.5-1 pp (`models/MODEL.md`) but costs its size in MACs; averaging is
+//! the edge nets by 0.5-1 pp (`docs/experiments.md`) but costs its size in MACs; averaging is
 //! the free part of that gain, if there is one. The runs keep every epoch's weights in
 //! `ckpt/` for this.
 //!

@@ -59,7 +59,7 @@ impl Distill {
 /// then the CRC-32 of everything before it: a flipped bit in a probability would otherwise
 /// pass the range check and quietly change the targets of a resumed run.
 const MAGIC: &[u8; 8] = b"EMOTEAC2";
-/// The first format (session 6), without the CRC: still read, so that runs cached then
+/// The first format, without the CRC: still read, so that runs cached then
 /// resume.
 const MAGIC_V1: &[u8; 8] = b"EMOTEACH";
 

@@ -557,7 +557,7 @@ pub struct RunOptions {
     /// Continue from the last checkpoint in the run folder.
     pub resume: bool,
     /// Stop after this epoch (the schedule still spans `epochs`), to split a long run
-    /// across sessions; `--resume` continues it.
+    /// into parts; `--resume` continues it.
     pub stop_after: Option<usize>,
 }
 

@@ -75,7 +75,7 @@ fn train_quantize_verify_and_catch_damage() {
     assert!(ok, "train failed:\n{log}");
     let planned = number_before(&log, " int8 weight bytes");
     // minmax: this 2-epoch model's logits are nearly tied on many images, so with the plain
-    // scales tract's and the engine's 1-LSB requantization differences (issue 5) flipped a
+    // scales tract's and the engine's 1-LSB requantization differences flipped a
     // few labels (99.86-99.89% agreement with mean-minmax, measured).
     let quantize_to = |out: &Path, scales: &str| {
         emoedge(&[

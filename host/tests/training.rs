@@ -138,7 +138,7 @@ fn trains_resumes_exactly_and_evaluates() {
     assert_eq!(sb.epochs_done, 3);
     // Everything but the wall-clock fields must agree: epochs, accuracies and learning
     // rates exactly, losses to within float rounding. Burn Flex's kernels are not bit-
-    // reproducible on every host: on session 9's, two uninterrupted first epochs of the
+    // reproducible on every host: on one of ours, two uninterrupted first epochs of the
     // same seed (run a's and run b's) differed in their losses' last bit, also in a
     // one-thread rayon pool. A broken resume (fresh optimizer state, another data order
     // or learning rate) moves the later epochs' losses by far more than 1e-9.

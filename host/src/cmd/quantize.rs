@@ -23,12 +23,12 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     calib: usize,
     /// How activation ranges are taken from the calibration images (mse: the best mean and
-    /// worst case over 1,000-8,000 images on two models: models/MODEL.md).
+    /// worst case over 1,000-8,000 images on two models: docs/experiments.md).
     #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
     /// How weight scales are chosen: exact makes tract's requantization exact, so that tract
-    /// and the engine agree bit for bit (plain: as before session 8, 1-3 LSB apart on some
-    /// outputs).
+    /// and the engine agree bit for bit (plain: `max |w| / 127`, the older rule, 1-3 LSB apart
+    /// on some outputs).
     #[arg(long, value_enum, default_value_t = Scales::Exact)]
     scales: Scales,
 }

@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.999)]
     min_agree: f64,
     /// Largest allowed logit difference between tract and the engine, in LSB: 1, the
-    /// design's bar. Models quantized with `--scales exact` (the default since session 8)
+    /// design's bar. Models quantized with `--scales exact` (the default)
     /// measure 0; the older plain scales reached 2-3 LSB, because tract rounds the
     /// requantization product in f32 (BENCHMARKS.md).
     #[arg(long, default_value_t = 1)]

@@ -199,7 +199,7 @@ pub enum Scales {
     /// no exact scale is in reach, a rare near-tie can still part them by 1 LSB).
     #[default]
     Exact,
-    /// `max |w| / 127` as it is: how models were quantized before session 8. tract and the
+    /// `max |w| / 127` as it is: the older rule. tract and the
     /// engine then differ by 1-3 LSB on some outputs (kept to reproduce those artifacts and
     /// to test `verify`'s bounds).
     Plain,
@@ -393,7 +393,7 @@ fn tract_scales(in_scale: f32, w: f32, out_scale: f32, first: bool) -> [f32; 4] 
 /// ([`tract_scales`]). The engine gets that value exactly ([`Requant::from_f32`]). Before
 /// this, the formulas differed by one `f32` step on about a third of the channels, and tract
 /// and the engine parted by 1-3 LSB on some logits; with only the first two formulas
-/// matched (session 8), a first-layer accumulator whose exact product was a tie (`22.5`)
+/// matched, a first-layer accumulator whose exact product was a tie (`22.5`)
 /// still rounded one way in the engine and the other in tract, one `f32` step above.
 ///
 /// The weights are then quantized with the larger scale: coarser by a median 0.4% of a step
@@ -702,8 +702,8 @@ mod tests {
 
     #[test]
     fn the_first_layers_folded_scales_agree_too() {
-        // The CI pipeline test's 2-epoch model, first layer, channel 12, as session 8
-        // quantized it: a multiple of 2^-16 (120 · 2^-16) under the ONNX formula and its
+        // The CI pipeline test's 2-epoch model, first layer, channel 12, as the first
+        // two matched formulas quantized it: a multiple of 2^-16 (120 · 2^-16) under the ONNX formula and its
         // reciprocal rewrite, but one f32 step above under `w · (x / y)`, which tract ran
         // there; the accumulator 12288 then gave the tie 22.5 in the engine (rounded to 22)
         // and 22.500002 in tract (23): 1 LSB on one test image.
