@@ -11,7 +11,7 @@ fn bench(c: &mut Criterion) {
     let dir = std::env::var_os("EMOEDGE_BENCH_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/edge")));
-    let Ok(bytes) = std::fs::read(dir.join("model.blob")) else {
+    let Ok(bytes) = std::fs::read(dir.join(emoedge_core::model_files::BLOB)) else {
         eprintln!(
             "no model at {}: set EMOEDGE_BENCH_MODEL to a model folder",
             dir.display()
@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
     };
     let model = emoedge_core::Model::parse(&bytes).expect("blob parses");
     let tract = TractModel::load(
-        &dir.join("model.int8.onnx"),
+        &dir.join(emoedge_core::model_files::ONNX),
         model.body().output_scale,
         model.output_zero_point(),
     )

@@ -14,6 +14,7 @@
 
 use anyhow::{Context, Result, bail};
 use emoedge_core::engine::run_step;
+use emoedge_core::model_files;
 use emoedge_core::preprocess::INPUT_LEN;
 use std::path::PathBuf;
 use tract_onnx::prelude::*;
@@ -25,11 +26,11 @@ fn main() -> Result<()> {
     };
     let images: usize = args.get(3).map_or(Ok(200), |s| s.parse())?;
     let model_dir = PathBuf::from(model_dir);
-    let blob = std::fs::read(model_dir.join("model.blob")).context("reading model.blob")?;
-    let model = emoedge::inference::parse_blob(&blob, &model_dir.join("model.blob"))?;
+    let blob = std::fs::read(model_dir.join(model_files::BLOB)).context("reading model.blob")?;
+    let model = emoedge::inference::parse_blob(&blob, &model_dir.join(model_files::BLOB))?;
     let steps = model.steps();
     let names: Vec<String> = (0..=steps.len()).map(|i| format!("x{i}")).collect();
-    let mut graph = tract_onnx::onnx().model_for_path(model_dir.join("model.int8.onnx"))?;
+    let mut graph = tract_onnx::onnx().model_for_path(model_dir.join(model_files::ONNX))?;
     graph.select_outputs_by_name(&names)?;
     let plan = graph.into_optimized()?.into_runnable()?;
     if let Some(path) = std::env::var_os("LAYER_DIFF_SCALES") {

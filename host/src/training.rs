@@ -22,6 +22,7 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, TensorData};
 use emoedge_core::NUM_CLASSES;
+use emoedge_core::model_files;
 use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -218,7 +219,7 @@ pub struct RunDir(pub PathBuf);
 impl RunDir {
     /// `config.json`.
     pub fn config(&self) -> PathBuf {
-        self.0.join("config.json")
+        self.0.join(model_files::CONFIG)
     }
     /// `train.json`.
     pub fn train(&self) -> PathBuf {
@@ -226,7 +227,7 @@ impl RunDir {
     }
     /// `model.bpk` (best weights).
     pub fn weights(&self) -> PathBuf {
-        self.0.join("model.bpk")
+        self.0.join(model_files::WEIGHTS)
     }
     /// `state.json`.
     pub fn state(&self) -> PathBuf {

@@ -2,11 +2,11 @@
 //! they carry, and the same ones? Each artifact records a SHA-256 of its weights at export;
 //! here both are recomputed from the weights actually inside each file.
 
-use crate::cmd::quantize::{BLOB_FILE, ONNX_FILE};
 use crate::export::onnx::HASH_KEY;
 use crate::quantize::{hex_string, weights_hash};
 use anyhow::{Context, Result};
 use emoedge_core::model::{HEADER_LEN, Step};
+use emoedge_core::model_files;
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,17 +31,21 @@ impl Hashes {
         let mut f = Vec::new();
         if self.onnx_recorded.as_deref() != Some(self.onnx_actual.as_str()) {
             f.push(format!(
-                "{ONNX_FILE}: its weights do not match the hash recorded at export"
+                "{}: its weights do not match the hash recorded at export",
+                model_files::ONNX
             ));
         }
         if self.blob_recorded != self.blob_actual {
             f.push(format!(
-                "{BLOB_FILE}: its weights do not match the hash recorded at export"
+                "{}: its weights do not match the hash recorded at export",
+                model_files::BLOB
             ));
         }
         if self.onnx_actual != self.blob_actual {
             f.push(format!(
-                "{ONNX_FILE} and {BLOB_FILE} were not made from the same weights"
+                "{} and {} were not made from the same weights",
+                model_files::ONNX,
+                model_files::BLOB
             ));
         }
         f
@@ -173,12 +177,12 @@ fn hash_of(layers: &[LayerWeights]) -> String {
 
 /// Recorded and recomputed hashes of the ONNX model and the blob in `dir`.
 pub fn artifact_hashes(dir: &Path) -> Result<Hashes> {
-    let onnx_path = dir.join(ONNX_FILE);
+    let onnx_path = dir.join(model_files::ONNX);
     let onnx =
         std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let (onnx_recorded, ol) = onnx_weights(&onnx)
         .with_context(|| format!("reading weights of {}", onnx_path.display()))?;
-    let blob_path = dir.join(BLOB_FILE);
+    let blob_path = dir.join(model_files::BLOB);
     let blob =
         std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
     let model = crate::inference::parse_blob(&blob, &blob_path)?;

@@ -14,6 +14,7 @@ pub mod emotion;
 pub mod engine;
 pub mod kernels;
 pub mod model;
+pub mod model_files;
 #[cfg(feature = "std")]
 pub mod paths;
 pub mod preprocess;

@@ -2,6 +2,7 @@
 //! Both are loaded once; a face costs one run and no model rebuilding.
 
 use anyhow::{Context, Result};
+use emoedge_core::model_files;
 use emoedge_core::preprocess::{INPUT_LEN, mirror};
 use emoedge_core::{Engine, Model, NUM_CLASSES};
 use std::path::Path;
@@ -41,7 +42,7 @@ impl Classifier {
     /// Loads `dir/model.blob` (always: it carries the logits' quantization) and, for tract,
     /// `dir/model.int8.onnx`.
     pub fn load(dir: &Path, kind: EngineKind) -> Result<Self> {
-        let blob_path = dir.join("model.blob");
+        let blob_path = dir.join(model_files::BLOB);
         let bytes = std::fs::read(&blob_path)
             .with_context(|| format!("reading {}", blob_path.display()))?;
         // Loaded once per process and used until exit.
@@ -51,7 +52,7 @@ impl Classifier {
         let tract = match kind {
             EngineKind::Core => None,
             EngineKind::Tract => {
-                let onnx = dir.join("model.int8.onnx");
+                let onnx = dir.join(model_files::ONNX);
                 let m = tract_onnx::onnx()
                     .model_for_path(&onnx)
                     .and_then(|m| m.into_optimized())

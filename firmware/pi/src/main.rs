@@ -84,7 +84,7 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<bool> {
-    let onnx = args.model.join("model.int8.onnx");
+    let onnx = args.model.join(emoedge_core::model_files::ONNX);
     if !onnx.is_file() {
         bail!(
             "no model at {}: none is shipped yet. Make one with\n  \

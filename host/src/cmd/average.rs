@@ -11,6 +11,7 @@ use crate::training::{
 };
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use emoedge_core::model_files;
 use serde::Serialize;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -128,7 +129,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             )
         }
         _ => (
-            "model.bpk".to_string(),
+            model_files::WEIGHTS.to_string(),
             Some(evaluate_loss(&model.valid(), &test_set, &device).1),
         ),
     };

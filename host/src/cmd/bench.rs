@@ -1,7 +1,6 @@
 //! `emoedge bench`: throughput and latency figures, medians over repeated measurements.
 
 use super::Outcome;
-use super::quantize::{BLOB_FILE, ONNX_FILE};
 use crate::data::load_split;
 use crate::inference::{TractModel, engine_logits, parse_blob};
 use crate::model::{Arch, ModelConfig, costs};
@@ -10,6 +9,7 @@ use anyhow::{Context, Result};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use emoedge_core::model_files;
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -231,12 +231,12 @@ fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Outcome>
 }
 
 fn bench_infer(dir: PathBuf, images: usize, reps: usize) -> Result<Outcome> {
-    let blob_path = dir.join(BLOB_FILE);
+    let blob_path = dir.join(model_files::BLOB);
     let bytes =
         std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
     let model = parse_blob(&bytes, &blob_path)?;
     let tract = TractModel::load(
-        &dir.join(ONNX_FILE),
+        &dir.join(model_files::ONNX),
         model.body().output_scale,
         model.output_zero_point(),
     )?;

@@ -1,6 +1,5 @@
 //! `emoedge eval`: accuracy, per-class figures and the confusion matrix of a model.
 
-use super::quantize::{BLOB_FILE, ONNX_FILE};
 use super::{Outcome, progress};
 use crate::data::Dataset;
 use crate::data::load_split;
@@ -9,6 +8,7 @@ use crate::metrics::{ClassMetrics, Confusion};
 use crate::training::{load_run, predict};
 use anyhow::{Context, Result};
 use emoedge_core::NUM_CLASSES;
+use emoedge_core::model_files;
 use emoedge_core::preprocess::{INPUT_LEN, mirror, sum_logits};
 use serde::Serialize;
 use std::path::Path;
@@ -78,7 +78,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(d) => d,
         None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
     };
-    let is_model_folder = a.model.join(ONNX_FILE).exists();
+    let is_model_folder = a.model.join(model_files::ONNX).exists();
     let form = a.form.unwrap_or(if is_model_folder {
         Form::Tract
     } else {
@@ -154,13 +154,13 @@ pub fn predict_form(
                 .collect())
         }
         Form::Engine | Form::Tract => {
-            let blob_path = dir.join(BLOB_FILE);
+            let blob_path = dir.join(model_files::BLOB);
             let bytes = std::fs::read(&blob_path)
                 .with_context(|| format!("reading {}", blob_path.display()))?;
             let model = parse_blob(&bytes, &blob_path)?;
             let tract = match form {
                 Form::Tract => Some(TractModel::load(
-                    &dir.join(ONNX_FILE),
+                    &dir.join(model_files::ONNX),
                     model.body().output_scale,
                     model.output_zero_point(),
                 )?),

@@ -6,11 +6,11 @@
 //! (Cortex-M4F) and checks every label and logit against the engine on the host.
 
 use super::Outcome;
-use super::quantize::BLOB_FILE;
 use crate::data::load_split;
 use crate::inference::{engine_logits, parse_blob};
 use anyhow::{Context, Result, bail};
 use emoedge_core::NUM_CLASSES;
+use emoedge_core::model_files;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -109,7 +109,7 @@ pub fn intel_hex(data: &[u8], addr: u32) -> String {
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
-    let blob_path = a.model.join(BLOB_FILE);
+    let blob_path = a.model.join(model_files::BLOB);
     let blob =
         std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
     let model = parse_blob(&blob, &blob_path)?;

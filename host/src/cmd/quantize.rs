@@ -6,6 +6,7 @@ use crate::export::{blob::to_blob, onnx::to_onnx};
 use crate::quantize::{ConvKind, Method, QOp, Scales, calibrate, hex_string, quantize_with};
 use crate::training::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
+use emoedge_core::model_files;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -32,13 +33,6 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Scales::Exact)]
     scales: Scales,
 }
-
-/// Names of the files in a model folder.
-pub const ONNX_FILE: &str = "model.int8.onnx";
-/// The MCU blob.
-pub const BLOB_FILE: &str = "model.blob";
-/// Quantization parameters.
-pub const QUANT_FILE: &str = "quant.json";
 
 fn calibration_set(train_dir: &Path, n: usize) -> Result<Dataset> {
     let files = list_split(train_dir)?;
@@ -141,11 +135,11 @@ pub fn run(a: Args) -> Result<Outcome> {
     let weights = std::fs::read(run.weights())
         .with_context(|| format!("reading {}", run.weights().display()))?;
     let files = [
-        (ONNX_FILE, onnx),
-        (BLOB_FILE, blob.clone()),
-        (QUANT_FILE, serde_json::to_vec_pretty(&q)?),
-        ("config.json", serde_json::to_vec_pretty(&config)?),
-        ("model.bpk", weights),
+        (model_files::ONNX, onnx),
+        (model_files::BLOB, blob.clone()),
+        (model_files::QUANT, serde_json::to_vec_pretty(&q)?),
+        (model_files::CONFIG, serde_json::to_vec_pretty(&config)?),
+        (model_files::WEIGHTS, weights),
     ];
     write_folder(&a.out, &files)?;
     let parsed = emoedge_core::Model::parse(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -2,7 +2,6 @@
 //! as the trained one, and that the artifacts are the ones that were made together.
 
 use super::eval::Form;
-use super::quantize::{BLOB_FILE, ONNX_FILE};
 use super::{Outcome, progress};
 use crate::data::load_split;
 use crate::inference::{TractModel, engine_logits, parse_blob};
@@ -10,6 +9,7 @@ use crate::metrics::Confusion;
 use crate::training::{load_run, predict};
 use crate::verify::{artifact_hashes, compare_blobs};
 use anyhow::{Context, Result, bail};
+use emoedge_core::model_files;
 use emoedge_core::{Emotion, NUM_CLASSES};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -97,7 +97,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let mut failures = Vec::new();
 
     // 1. The artifacts themselves.
-    let blob_path = a.model.join(BLOB_FILE);
+    let blob_path = a.model.join(model_files::BLOB);
     let blob =
         std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
     let hashes = artifact_hashes(&a.model)?;
@@ -125,7 +125,8 @@ pub fn run(a: Args) -> Result<Outcome> {
     if ds.is_empty() {
         bail!("{} holds no readable images", data.display());
     }
-    let has_float = a.model.join("model.bpk").exists() && a.model.join("config.json").exists();
+    let has_float =
+        a.model.join(model_files::WEIGHTS).exists() && a.model.join(model_files::CONFIG).exists();
     let float_pred: Option<Vec<u8>> = if has_float {
         let device = crate::backend::device();
         let (_, fm) = load_run(&a.model, &device)?;
@@ -145,7 +146,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         None
     };
     let tract = TractModel::load(
-        &a.model.join(ONNX_FILE),
+        &a.model.join(model_files::ONNX),
         model.body().output_scale,
         model.output_zero_point(),
     )?;
