@@ -29,11 +29,11 @@ run() {  # name, then emoedge-pi flags
   echo "   faces vs tutorial: $("$py" bench/compare_boxes.py "$out/tutorial.jsonl" "$out/$name.jsonl")"
   echo "   emoedge-pi/tutorial fps = $("$py" -c "print(round($fps / $py_fps, 2))")"
 }
-run core-every1 --engine core
-run tract-every1 --engine tract
-run core-every3-blind --engine core --detect-every 3 --redetect-change 0
-run core-every5-blind --engine core --detect-every 5 --redetect-change 0
-run core-every5 --engine core --detect-every 5
-run tract-every5 --engine tract --detect-every 5
-run core-every10 --engine core --detect-every 10
-run core-w320 --engine core --detect-width 320
+run core-every1 --runtime engine
+run tract-every1 --runtime tract
+run core-every3-blind --runtime engine --detect-every 3 --redetect-change 0
+run core-every5-blind --runtime engine --detect-every 5 --redetect-change 0
+run core-every5 --runtime engine --detect-every 5
+run tract-every5 --runtime tract --detect-every 5
+run core-every10 --runtime engine --detect-every 10
+run core-w320 --runtime engine --detect-width 320

@@ -7,7 +7,7 @@ use emoedge::data::{Dataset, load_split};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
 use emoedge_core::preprocess::{mirror, sum_logits};
-use emoedge_pi::classify::{Classifier, EngineKind};
+use emoedge_pi::classify::{Classifier, Runtime};
 use emoedge_pi::detect::{Cascade, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
 use emoedge_pi::source::{Files, FrameSource};
@@ -105,8 +105,8 @@ fn a_nearly_dead_layer_quantizes_and_every_form_agrees() {
 
     let faces = test.subsample(40);
     let float = emoedge::training::predict(&model, &faces, &device, &|_| {});
-    let mut tract = Classifier::load(t.path(), EngineKind::Tract).unwrap();
-    let mut core = Classifier::load(t.path(), EngineKind::Core).unwrap();
+    let mut tract = Classifier::load(t.path(), Runtime::Tract).unwrap();
+    let mut core = Classifier::load(t.path(), Runtime::Engine).unwrap();
     let (scale, zp) = (q.output.scale, q.output.zero_point as f32);
     let mut worst_lsb = 0i32;
     let mut worst_steps = 0f32;
@@ -144,7 +144,7 @@ fn model_and_test_split() -> (tempfile::TempDir, Dataset) {
 type Faces = Vec<(String, Vec<([i32; 4], &'static str)>)>;
 
 /// A pipeline on the shipped cascade with these tracking settings (1, 0: detect every frame).
-fn pipeline(model: &Path, kind: EngineKind, detect_every: u32, redetect_change: u8) -> Pipeline {
+fn pipeline(model: &Path, kind: Runtime, detect_every: u32, redetect_change: u8) -> Pipeline {
     let cascade = Cascade::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
     )
@@ -163,7 +163,7 @@ fn pipeline(model: &Path, kind: EngineKind, detect_every: u32, redetect_change: 
     )
 }
 
-fn run(model: &Path, kind: EngineKind) -> Faces {
+fn run(model: &Path, kind: Runtime) -> Faces {
     let data = data_dir();
     let mut p = pipeline(model, kind, 1, 0);
     let mut src = Files::new(&[data.join("faces")], false).unwrap();
@@ -183,8 +183,8 @@ fn run(model: &Path, kind: EngineKind) -> Faces {
 fn pi_runtime_agrees_across_engines() {
     let t = tempfile::tempdir().unwrap();
     model_folder(t.path());
-    let tract = run(t.path(), EngineKind::Tract);
-    let core = run(t.path(), EngineKind::Core);
+    let tract = run(t.path(), Runtime::Tract);
+    let core = run(t.path(), Runtime::Engine);
     let faces: usize = tract.iter().map(|(_, f)| f.len()).sum();
     assert!(faces >= 25, "{faces} faces");
     let same = tract
@@ -209,7 +209,7 @@ fn pi_runtime_agrees_across_engines() {
 fn faces_classified_together_equal_one_by_one() {
     let (t, test) = model_and_test_split();
     let faces: Vec<[u8; 2304]> = (0..9).map(|i| *test.image(i * 397)).collect();
-    for kind in [EngineKind::Tract, EngineKind::Core] {
+    for kind in [Runtime::Tract, Runtime::Engine] {
         let mut c = Classifier::load(t.path(), kind).unwrap();
         let one: Vec<_> = faces.iter().map(|f| c.logits(f).unwrap()).collect();
         let mut many = Vec::new();
@@ -225,7 +225,7 @@ fn faces_classified_together_equal_one_by_one() {
 fn flip_scores_sum_each_face_and_its_mirror() {
     let (t, test) = model_and_test_split();
     let faces: Vec<[u8; 2304]> = (0..5).map(|i| *test.image(i * 701)).collect();
-    for kind in [EngineKind::Tract, EngineKind::Core] {
+    for kind in [Runtime::Tract, Runtime::Engine] {
         let mut one = Classifier::load(t.path(), kind).unwrap();
         let expect: Vec<[i16; 7]> = faces
             .iter()
@@ -272,8 +272,8 @@ fn pi_flip_labels_equal_host_eval_flip() {
     let ds = test.subsample(60);
     let faces: Vec<[u8; 2304]> = (0..ds.len()).map(|i| *ds.image(i)).collect();
     for (kind, form) in [
-        (EngineKind::Tract, Form::Tract),
-        (EngineKind::Core, Form::Engine),
+        (Runtime::Tract, Form::Tract),
+        (Runtime::Engine, Form::Engine),
     ] {
         let host = predict_form(t.path(), form, true, &ds, &|_| {}).unwrap();
         let mut c = Classifier::load(t.path(), kind).unwrap().with_flip(true);
@@ -295,7 +295,7 @@ fn stream_boxes(
     every: u32,
     change: u8,
 ) -> Vec<Vec<[i32; 4]>> {
-    let mut p = pipeline(model, EngineKind::Core, every, change);
+    let mut p = pipeline(model, Runtime::Engine, every, change);
     let mut src = emoedge_pi::source::RawGray::new(stream, w, h);
     let mut out = Vec::new();
     while let Some(f) = src.next_frame() {

@@ -8,13 +8,14 @@ use emoedge_core::{Engine, Model, NUM_CLASSES};
 use std::path::Path;
 use tract_onnx::prelude::*;
 
-/// Which runtime classifies faces.
+/// Which int8 runtime classifies faces: named as `emoedge eval --form` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum EngineKind {
+pub enum Runtime {
     /// tract on `model.int8.onnx` (integer kernels).
     Tract,
     /// The `emoedge-core` engine on `model.blob`.
-    Core,
+    #[value(alias = "core")]
+    Engine,
 }
 
 /// A loaded classifier.
@@ -41,7 +42,7 @@ pub type Score = [i16; NUM_CLASSES];
 impl Classifier {
     /// Loads `dir/model.blob` (always: it carries the logits' quantization) and, for tract,
     /// `dir/model.int8.onnx`.
-    pub fn load(dir: &Path, kind: EngineKind) -> Result<Self> {
+    pub fn load(dir: &Path, kind: Runtime) -> Result<Self> {
         let blob_path = dir.join(model_files::BLOB);
         let bytes = std::fs::read(&blob_path)
             .with_context(|| format!("reading {}", blob_path.display()))?;
@@ -50,8 +51,8 @@ impl Classifier {
         let model =
             Model::parse(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", blob_path.display()))?;
         let tract = match kind {
-            EngineKind::Core => None,
-            EngineKind::Tract => {
+            Runtime::Engine => None,
+            Runtime::Tract => {
                 let onnx = dir.join(model_files::ONNX);
                 let m = tract_onnx::onnx()
                     .model_for_path(&onnx)

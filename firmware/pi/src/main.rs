@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use emoedge_pi::camera::{Backoff, Camera, open_v4l2};
-use emoedge_pi::classify::{Classifier, EngineKind};
+use emoedge_pi::classify::{Classifier, Runtime};
 use emoedge_pi::detect::{Cascade, DetectParams, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
 use emoedge_pi::source::{Files, FrameSource, RawGray, Y4m, parse_size};
@@ -46,8 +46,8 @@ struct Args {
     model: PathBuf,
     /// Runtime for the emotion model: the `shared/` engine (default: the faster whole
     /// pipeline on our x86 host, same labels; BENCHMARKS.md) or tract on the int8 ONNX.
-    #[arg(long, value_enum, default_value_t = EngineKind::Core)]
-    engine: EngineKind,
+    #[arg(long, alias = "engine", value_enum, default_value_t = Runtime::Engine)]
+    runtime: Runtime,
     /// OpenCV Haar cascade XML.
     #[arg(long, default_value = DEFAULT_CASCADE)]
     cascade: PathBuf,
@@ -99,7 +99,7 @@ fn run(args: Args) -> Result<bool> {
         bail!("--scale-factor must be above 1");
     }
     let cascade = Cascade::load(&args.cascade)?;
-    let classifier = Classifier::load(&args.model, args.engine)?.with_flip(args.flip);
+    let classifier = Classifier::load(&args.model, args.runtime)?.with_flip(args.flip);
     let opts = Options {
         detect: DetectParams {
             scale_factor: args.scale_factor,
