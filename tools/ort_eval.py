@@ -18,14 +18,14 @@ CLASSES = ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprise
 
 def main():
     model_dir, split = sys.argv[1], sys.argv[2]
-    session = ort.InferenceSession(os.path.join(model_dir, "model.int8.onnx"))
-    inp = session.get_inputs()[0]
+    ort_model = ort.InferenceSession(os.path.join(model_dir, "model.int8.onnx"))
+    inp = ort_model.get_inputs()[0]
     confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
     for truth, name in enumerate(CLASSES):
         folder = os.path.join(split, name)
         for f in sorted(os.listdir(folder)):
             img = png_gray(os.path.join(folder, f)).astype(np.float32) / 255.0
-            logits = session.run(None, {inp.name: img.reshape(1, 1, 48, 48)})[0].ravel()
+            logits = ort_model.run(None, {inp.name: img.reshape(1, 1, 48, 48)})[0].ravel()
             confusion[truth, int(logits.argmax())] += 1
     n = int(confusion.sum())
     print(f"onnxruntime {ort.__version__}: accuracy {np.trace(confusion) / n:.4f} ({n} images)")

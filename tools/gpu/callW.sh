@@ -1,4 +1,4 @@
-# Call W [.gl, .gpuA, .gpuT]: the lean first call of a one-lease run (session 16). Unpacks
+# Call W [.gl, .gpuA, .gpuT]: the first of two calls that train one run. Unpacks
 # the binary and the test split into /tmp (they stay while the machine is warm; callS.sh
 # follows at once with the train split), then compiles and tunes every kernel shape the
 # real run will meet, so that callS.sh spends its time on epochs:
@@ -7,7 +7,7 @@
 # - one distilled epoch on it (teachers' inference at 256 and 37, training steps at 128 and
 #   37, the test evaluation's last batch of 5);
 # - `average --bn-plain` on one teacher without statistics (its forward passes).
-# Brings back CubeCL's autotune database (target/environment), which a later lease could
+# Brings back CubeCL's autotune database (target/environment), which a later machine could
 # carry to skip the tuning.
 T0=$(date +%s); source tools/gpu/setup.sh; nvidia-smi -L
 mkdir -p /tmp/pd/train && ln -sfn $D/test /tmp/pd/test
