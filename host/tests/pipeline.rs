@@ -123,21 +123,11 @@ fn train_quantize_verify_and_catch_damage() {
     }
     // The positive check runs over a sixth of the FER2013 test split (engine vs tract
     // parity on every image); the whole split is `whole_test_split_verifies_the_shipped_model`.
-    let report = t.path().join("verify.json");
     let (model_s, test) = (s(&model), s(&data.join("test")));
-    let (ok, log) = emoedge(&[
-        "verify",
-        "--model",
-        &model_s,
-        "--data",
-        &test,
-        "--json",
-        &s(&report),
-    ]);
+    let (ok, log, r) = verify_with_report(&model, &data.join("test"), t.path());
     eprintln!("{log}");
     assert!(ok, "verify failed on a fresh model:\n{log}");
     assert!(log.contains("verify passed"));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert!(
         r["agreement_tract_engine"].as_f64().unwrap() >= 0.999,
         "{r}"
@@ -255,6 +245,27 @@ fn train_quantize_verify_and_catch_damage() {
     assert!(log.contains("not made from the same weights"), "{log}");
 }
 
+/// `emoedge verify --model model --data data --json dir/verify.json`: whether it passed, its
+/// output, and the report it wrote.
+fn verify_with_report(model: &Path, data: &Path, dir: &Path) -> (bool, String, serde_json::Value) {
+    let report = dir.join("verify.json");
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let (ok, log) = emoedge(&[
+        "verify",
+        "--model",
+        &arg(model),
+        "--data",
+        &arg(data),
+        "--json",
+        &arg(&report),
+    ]);
+    let r = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("verify wrote no report:\n{log}"));
+    (ok, log, r)
+}
+
 /// Images in a FER-style folder (`<class>/<file>`).
 fn count_images(split: &Path) -> u64 {
     std::fs::read_dir(split)
@@ -278,20 +289,9 @@ fn whole_test_split_verifies_the_shipped_model() {
     );
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge");
     let t = tempfile::tempdir().unwrap();
-    let report = t.path().join("verify.json");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (ok, log) = emoedge(&[
-        "verify",
-        "--model",
-        &s(&model),
-        "--data",
-        &s(&fer_test),
-        "--json",
-        &s(&report),
-    ]);
+    let (ok, log, r) = verify_with_report(&model, &fer_test, t.path());
     eprintln!("{log}");
     assert!(ok && log.contains("verify passed"), "{log}");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(
         r["images"].as_u64().unwrap(),
         count_images(&fer_test),
