@@ -2,22 +2,25 @@
 //! tract and through the `shared/` engine, on real photos, with the same faces and labels.
 
 use burn::prelude::*;
-use emoedge::cmd::eval::{Form, predict_form};
 use emoedge::data::{Dataset, load_split};
+use emoedge::eval::{Form, predict_form};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
 use emoedge_core::preprocess::{mirror, sum_logits};
-use emoedge_pi::classify::{Classifier, Runtime};
 use emoedge_pi::detect::{Cascade, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
 use emoedge_pi::source::{Files, FrameSource};
-use std::path::{Path, PathBuf};
+use emoedge_runtime::{Classifier, ModelDir, Runtime};
+use emoedge_test_support::data_dir;
+use std::path::Path;
 use std::sync::Mutex;
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("EMOEDGE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+/// A classifier of the model folder `dir`. The blob is leaked: each test loads a few, and
+/// pipelines built by helpers outlive the helper.
+fn classifier(dir: &Path, runtime: Runtime) -> Result<Classifier<'static>, emoedge_runtime::Error> {
+    let dir = ModelDir::new(dir);
+    let blob: &'static emoedge_runtime::ModelBlob = Box::leak(Box::new(dir.read_blob()?));
+    Classifier::new(&dir, blob.model()?, runtime)
 }
 
 /// Held while seeding and drawing the initial weights. Burn's Flex backend keeps one RNG for
@@ -104,9 +107,9 @@ fn a_nearly_dead_layer_quantizes_and_every_form_agrees() {
     write_forms(&q, t.path());
 
     let faces = test.subsample(40);
-    let float = emoedge::training::predict(&model, &faces, &device, &|_| {});
-    let mut tract = Classifier::load(t.path(), Runtime::Tract).unwrap();
-    let mut core = Classifier::load(t.path(), Runtime::Engine).unwrap();
+    let float = emoedge::train::predict::predict(&model, &faces, &device, &|_| {});
+    let mut tract = classifier(t.path(), Runtime::Tract).unwrap();
+    let mut core = classifier(t.path(), Runtime::Engine).unwrap();
     let (scale, zp) = (q.output.scale, q.output.zero_point as f32);
     let mut worst_lsb = 0i32;
     let mut worst_steps = 0f32;
@@ -144,7 +147,12 @@ fn model_and_test_split() -> (tempfile::TempDir, Dataset) {
 type Faces = Vec<(String, Vec<([i32; 4], &'static str)>)>;
 
 /// A pipeline on the shipped cascade with these tracking settings (1, 0: detect every frame).
-fn pipeline(model: &Path, kind: Runtime, detect_every: u32, redetect_change: u8) -> Pipeline {
+fn pipeline(
+    model: &Path,
+    kind: Runtime,
+    detect_every: u32,
+    redetect_change: u8,
+) -> Pipeline<'static> {
     let cascade = Cascade::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
     )
@@ -158,7 +166,7 @@ fn pipeline(model: &Path, kind: Runtime, detect_every: u32, redetect_change: u8)
     };
     Pipeline::new(
         Detector::new(cascade),
-        Classifier::load(model, kind).unwrap(),
+        classifier(model, kind).unwrap(),
         opts,
     )
 }
@@ -210,7 +218,7 @@ fn faces_classified_together_equal_one_by_one() {
     let (t, test) = model_and_test_split();
     let faces: Vec<[u8; 2304]> = (0..9).map(|i| *test.image(i * 397)).collect();
     for kind in [Runtime::Tract, Runtime::Engine] {
-        let mut c = Classifier::load(t.path(), kind).unwrap();
+        let mut c = classifier(t.path(), kind).unwrap();
         let one: Vec<_> = faces.iter().map(|f| c.logits(f).unwrap()).collect();
         let mut many = Vec::new();
         c.logits_many(&faces, &mut many).unwrap();
@@ -226,7 +234,7 @@ fn flip_scores_sum_each_face_and_its_mirror() {
     let (t, test) = model_and_test_split();
     let faces: Vec<[u8; 2304]> = (0..5).map(|i| *test.image(i * 701)).collect();
     for kind in [Runtime::Tract, Runtime::Engine] {
-        let mut one = Classifier::load(t.path(), kind).unwrap();
+        let mut one = classifier(t.path(), kind).unwrap();
         let expect: Vec<[i16; 7]> = faces
             .iter()
             .map(|f| {
@@ -244,15 +252,15 @@ fn flip_scores_sum_each_face_and_its_mirror() {
             "{kind:?}: the mirror must change some logits"
         );
         let mut scores = Vec::new();
-        one.scores_many(&faces, &mut scores).unwrap();
+        one.scores(&faces, &mut scores).unwrap();
         assert_eq!(
             scores, plain,
             "{kind:?}: without flip, a score is the logits"
         );
-        let mut flip = Classifier::load(t.path(), kind).unwrap().with_flip(true);
-        flip.scores_many(&faces, &mut scores).unwrap();
+        let mut flip = classifier(t.path(), kind).unwrap().with_flip(true);
+        flip.scores(&faces, &mut scores).unwrap();
         assert_eq!(scores, expect, "{kind:?}");
-        flip.scores_many(&faces[1..2], &mut scores).unwrap();
+        flip.scores(&faces[1..2], &mut scores).unwrap();
         assert_eq!(scores[..], expect[1..2], "{kind:?}: buffers reused");
         // the probabilities are those of the mean of the two views' logits
         let p = flip.probabilities(&expect[0]);
@@ -276,9 +284,9 @@ fn pi_flip_labels_equal_host_eval_flip() {
         (Runtime::Engine, Form::Engine),
     ] {
         let host = predict_form(t.path(), form, true, &ds, &|_| {}).unwrap();
-        let mut c = Classifier::load(t.path(), kind).unwrap().with_flip(true);
+        let mut c = classifier(t.path(), kind).unwrap().with_flip(true);
         let mut scores = Vec::new();
-        c.scores_many(&faces, &mut scores).unwrap();
+        c.scores(&faces, &mut scores).unwrap();
         let pi: Vec<u8> = scores
             .iter()
             .map(|s| emoedge_core::emotion::argmax(s).unwrap() as u8)

@@ -4,14 +4,14 @@
 //! measures nothing.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use emoedge::inference::{TractModel, engine_logits};
+use emoedge_runtime::{TractModel, engine_logits};
 use std::path::PathBuf;
 
 fn bench(c: &mut Criterion) {
     let dir = std::env::var_os("EMOEDGE_BENCH_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/edge")));
-    let Ok(bytes) = std::fs::read(dir.join(emoedge_core::model_files::BLOB)) else {
+    let Ok(bytes) = std::fs::read(dir.join(emoedge_runtime::model_dir::BLOB)) else {
         eprintln!(
             "no model at {}: set EMOEDGE_BENCH_MODEL to a model folder",
             dir.display()
@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
     };
     let model = emoedge_core::Model::parse(&bytes).expect("blob parses");
     let tract = TractModel::load(
-        &dir.join(emoedge_core::model_files::ONNX),
+        &dir.join(emoedge_runtime::model_dir::ONNX),
         model.body().output_scale,
         model.output_zero_point(),
     )

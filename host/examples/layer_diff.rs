@@ -14,8 +14,8 @@
 
 use anyhow::{Context, Result, bail};
 use emoedge_core::engine::run_step;
-use emoedge_core::model_files;
 use emoedge_core::preprocess::INPUT_LEN;
+use emoedge_runtime::model_dir;
 use std::path::PathBuf;
 use tract_onnx::prelude::*;
 
@@ -26,11 +26,11 @@ fn main() -> Result<()> {
     };
     let images: usize = args.get(3).map_or(Ok(200), |s| s.parse())?;
     let model_dir = PathBuf::from(model_dir);
-    let blob = std::fs::read(model_dir.join(model_files::BLOB)).context("reading model.blob")?;
-    let model = emoedge::inference::parse_blob(&blob, &model_dir.join(model_files::BLOB))?;
+    let blob = emoedge_runtime::ModelDir::new(&model_dir).read_blob()?;
+    let model = blob.model()?;
     let steps = model.steps();
     let names: Vec<String> = (0..=steps.len()).map(|i| format!("x{i}")).collect();
-    let mut graph = tract_onnx::onnx().model_for_path(model_dir.join(model_files::ONNX))?;
+    let mut graph = tract_onnx::onnx().model_for_path(model_dir.join(model_dir::ONNX))?;
     graph.select_outputs_by_name(&names)?;
     let plan = graph.into_optimized()?.into_runnable()?;
     if let Some(path) = std::env::var_os("LAYER_DIFF_SCALES") {

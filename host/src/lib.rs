@@ -1,20 +1,27 @@
-//! The emoedge host: data loading, training, evaluation, quantization and export of the
-//! facial-emotion models, as a library under the `emoedge` CLI.
+//! The emoedge host: data loading, training, evaluation, quantization, export and the
+//! deployment checks of the facial-emotion models, as a library under the `emoedge` CLI.
+//!
+//! - [`data`]: FER-style folders and the FER+ crowd labels;
+//! - [`model`]: the networks; [`train`]: the training loop, its run folder, distillation
+//!   and weight averaging;
+//! - [`quantize`]: float to int8; [`export`]: the int8 ONNX and the MCU blob;
+//! - [`eval`]: every form of a model on a dataset; [`verify`]: the check that the deployed
+//!   forms are as accurate as the trained one; [`mcu`]: flash images and the firmware in
+//!   QEMU; [`report`]: figures and pictures;
+//! - [`cmd`]: the CLI, one thin module per subcommand.
 
 pub mod atomic;
-pub mod augment;
-pub mod average;
 pub mod backend;
 pub mod cmd;
 pub mod data;
+pub mod eval;
 pub mod export;
-pub mod ferplus;
-pub mod inference;
+pub mod hash;
+pub mod json;
 pub mod malloc;
-pub mod metrics;
+pub mod mcu;
 pub mod model;
-pub mod plots;
 pub mod quantize;
-pub mod teacher;
-pub mod training;
+pub mod report;
+pub mod train;
 pub mod verify;

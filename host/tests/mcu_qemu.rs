@@ -6,17 +6,12 @@
 //! Without them the test says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set (CI).
 
 use burn::prelude::*;
-use emoedge::cmd::flash::run_qemu;
+use emoedge::mcu::run_qemu;
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
+use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("EMOEDGE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
-}
 
 fn firmware() -> Option<PathBuf> {
     let fw = Path::new(env!("CARGO_MANIFEST_DIR"))

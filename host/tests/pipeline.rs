@@ -2,14 +2,9 @@
 //! verify passes; a damaged blob, an ONNX with changed weights or a different device blob
 //! make verify fail with the right reason; tract runs the convolutions as integer ops.
 
-use std::path::{Path, PathBuf};
+use emoedge_test_support::data_dir;
+use std::path::Path;
 use std::process::Command;
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("EMOEDGE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
-}
 
 fn emoedge(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
@@ -337,7 +332,7 @@ fn tract_runs_the_export_with_integer_convolutions() {
     let path = t.path().join("m.onnx");
     std::fs::write(&path, emoedge::export::onnx::to_onnx(&q)).unwrap();
     let tract =
-        emoedge::inference::TractModel::load(&path, q.output.scale, q.output.zero_point).unwrap();
+        emoedge_runtime::TractModel::load(&path, q.output.scale, q.output.zero_point).unwrap();
     let ops = tract.op_names();
     // One quantize at the input, one dequantize of the logits, no float convolution between.
     assert_eq!(
@@ -382,7 +377,7 @@ fn onnx_parity(model: &Path, test: &Path, tmp: &Path) {
         eprintln!("SKIPPED onnx parity: set EMOEDGE_PYTHON to a python with onnx and onnxruntime");
         return;
     };
-    use emoedge::inference::{TractModel, engine_logits};
+    use emoedge_runtime::{TractModel, engine_logits};
     let blob = std::fs::read(model.join("model.blob")).unwrap();
     let m = emoedge_core::Model::parse(&blob).unwrap();
     let tract = TractModel::load(
@@ -465,7 +460,7 @@ fn quantize_warns_of_a_dead_layer() {
         serde_json::to_vec(&config).unwrap(),
     )
     .unwrap();
-    emoedge::training::save_module(&model, &run.join("model.bpk")).unwrap();
+    emoedge::train::run_dir::save_module(&model, &run.join("model.bpk")).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (ok, log) = emoedge(&[
         "quantize",

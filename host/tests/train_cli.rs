@@ -2,23 +2,10 @@
 //! exactly where an uninterrupted run ends (same per-epoch losses and accuracies); distilling
 //! from a teacher, it resumes from its cached targets even when the teacher is gone.
 
+use emoedge_test_support::write_split;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn write_split(dir: &Path, per_class: usize, seed: u32) {
-    for (k, e) in emoedge_core::Emotion::ALL.iter().enumerate() {
-        let cdir = dir.join(e.name());
-        std::fs::create_dir_all(&cdir).unwrap();
-        for i in 0..per_class {
-            let img = image::GrayImage::from_fn(48, 48, |x, y| {
-                let band = ((x as usize * 7) / 48 == k) as u8;
-                image::Luma([band * 180 + ((x * 3 + y + i as u32 * 7 + seed) % 50) as u8])
-            });
-            img.save(cdir.join(format!("{i:06}.png"))).unwrap();
-        }
-    }
-}
 
 /// A temporary folder holding `data/train` (`per_class` images a class) and `data/test`.
 fn dataset(per_class: usize) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -220,14 +207,14 @@ fn warm_start_and_reused_teacher_targets() {
     let device = burn::prelude::Device::flex();
     let hidden = indicatif::ProgressBar::hidden();
     let (test, _) = emoedge::data::load_split(&data.join("test"), &hidden).unwrap();
-    let (cfg, a_model) = emoedge::training::load_run(&dir("a"), &device).unwrap();
-    let start = emoedge::training::load_module(
+    let (cfg, a_model) = emoedge::train::run_dir::load_run(&dir("a"), &device).unwrap();
+    let start = emoedge::train::run_dir::load_module(
         cfg.init(&device),
         &dir("b").join("ckpt/epoch-0000.model.bpk"),
     )
     .unwrap();
     let fresh = cfg.init(&device);
-    let score = |m| emoedge::training::evaluate_loss(m, &test, &device);
+    let score = |m| emoedge::train::predict::evaluate_loss(m, &test, &device);
     assert_eq!(score(&start), score(&a_model));
     assert_ne!(
         score(&fresh),

@@ -1,30 +1,16 @@
 //! Training on a tiny generated dataset: loss falls, checkpoints resume exactly, eval reports.
 
 use burn::prelude::*;
-use emoedge::augment::AugmentConfig;
 use emoedge::data::{Dataset, load_split};
 use emoedge::model::{Arch, ModelConfig};
-use emoedge::training::{
-    Quiet, RunDir, RunOptions, TrainConfig, WarmStart, evaluate_loss, load_run, train,
-};
-use emoedge_core::Emotion;
+use emoedge::train::augment::AugmentConfig;
+use emoedge::train::config::{TrainConfig, WarmStart};
+use emoedge::train::predict::evaluate_loss;
+use emoedge::train::run_dir::{RunDir, load_run};
+use emoedge::train::{Quiet, RunOptions, train};
+use emoedge_test_support::write_split;
 use indicatif::ProgressBar;
 use std::path::Path;
-
-/// A learnable toy split: class `k` has a bright vertical band in the k-th seventh.
-fn write_split(dir: &Path, per_class: usize, seed: u32) {
-    for e in Emotion::ALL {
-        let cdir = dir.join(e.name());
-        std::fs::create_dir_all(&cdir).unwrap();
-        for i in 0..per_class {
-            let img = image::GrayImage::from_fn(48, 48, |x, y| {
-                let band = ((x as usize * 7) / 48 == e.index()) as u8;
-                image::Luma([band * 180 + ((x * 3 + y + i as u32 * 7 + seed) % 50) as u8])
-            });
-            img.save(cdir.join(format!("{i:06}.png"))).unwrap();
-        }
-    }
-}
 
 fn tiny() -> (tempfile::TempDir, Dataset, Dataset) {
     let t = tempfile::tempdir().unwrap();
@@ -66,7 +52,7 @@ fn train_through(
     tr: &Dataset,
     te: &Dataset,
     device: &Device,
-) -> emoedge::training::RunState {
+) -> emoedge::train::run_dir::RunState {
     train(
         dir,
         cfg,
@@ -160,12 +146,12 @@ fn trains_resumes_exactly_and_evaluates() {
     }
     // Weight files carry random parameter ids, so compare what the weights compute.
     let net = |dir: &Path| {
-        let m = emoedge::training::load_module(
+        let m = emoedge::train::run_dir::load_module(
             cfg.model.init(&device),
             &dir.join("ckpt/epoch-0003.model.bpk"),
         )
         .unwrap();
-        emoedge::training::predict(&m.valid(), &te, &device, &|_| {})
+        emoedge::train::predict::predict(&m.valid(), &te, &device, &|_| {})
     };
     let (za, zb) = (net(&a), net(&b));
     let worst = za
@@ -261,7 +247,7 @@ fn warm_start_refuses_weights_other_than_recorded() {
 
 #[test]
 fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
-    use emoedge::average::{average_checkpoints, recalibrate_batchnorm};
+    use emoedge::train::average::{average_checkpoints, recalibrate_batchnorm};
     let _lock = one_at_a_time();
     let (t, tr, te) = tiny();
     let device = Device::flex();
@@ -271,7 +257,7 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     train_through(&dir, &cfg, &tr, &te, &device);
     let run = RunDir(dir.clone());
     let epoch = |e: usize| {
-        emoedge::training::load_module(cfg.model.init(&ad), &run.ckpt(e, "model")).unwrap()
+        emoedge::train::run_dir::load_module(cfg.model.init(&ad), &run.ckpt(e, "model")).unwrap()
     };
     let floats = |t: Tensor<1>| {
         t.into_data()
@@ -315,7 +301,7 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     assert_eq!(used, 2, "56 images in batches of 28");
     let mut px = vec![0f32; tr.len() * 48 * 48];
     for (i, o) in px.chunks_exact_mut(48 * 48).enumerate() {
-        emoedge::augment::to_float(tr.image(i), o);
+        emoedge_core::preprocess::float_input(tr.image(i), o);
     }
     let x = Tensor::<4>::from_data(TensorData::new(px, [tr.len(), 1, 48, 48]), &ad);
     // The first BatchNorm's input is a plain convolution of the pixels, the same in any batch.

@@ -14,12 +14,12 @@ pub mod emotion;
 pub mod engine;
 pub mod kernels;
 pub mod model;
-pub mod model_files;
 #[cfg(feature = "std")]
 pub mod paths;
 pub mod preprocess;
 pub mod quant;
 pub mod shape;
+pub mod test_frames;
 
 pub use emotion::{Emotion, NUM_CLASSES};
 pub use engine::{Engine, EngineError};

@@ -8,8 +8,10 @@
 pub const INPUT_SIDE: usize = 48;
 /// Pixels of one model input.
 pub const INPUT_LEN: usize = INPUT_SIDE * INPUT_SIDE;
-/// Zero point of the model input (scale `1/255`).
+/// Zero point of the model input (scale [`INPUT_SCALE`]).
 pub const INPUT_ZERO_POINT: i8 = -128;
+/// Scale of the model input: gray `p` is the float `p · INPUT_SCALE`, that is `p / 255`.
+pub const INPUT_SCALE: f32 = 1.0 / 255.0;
 
 /// Pixel layout of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +181,16 @@ pub fn quantize_input(gray: &[u8; INPUT_LEN], out: &mut [i8; INPUT_LEN]) {
     }
 }
 
+/// Maps gray pixels to the float input the trainer and the float runtimes see: `p / 255`.
+///
+/// Quantized with [`INPUT_SCALE`] and [`INPUT_ZERO_POINT`], `p / 255` is [`quantize_input`]'s
+/// `p - 128` exactly, for every pixel: the float and int8 forms see the same face.
+pub fn float_input(gray: &[u8], out: &mut [f32]) {
+    for (x, &p) in out.iter_mut().zip(gray) {
+        *x = p as f32 / 255.0;
+    }
+}
+
 /// Mirrors a 48x48 face left to right, in place. For test-time flip averaging: the model
 /// was trained on randomly mirrored faces, so a face and its mirror are two views of one
 /// expression, and summing their logits ([`sum_logits`]) evens out some of either's errors.
@@ -197,6 +209,19 @@ pub fn sum_logits<const N: usize>(a: &[i8; N], b: &[i8; N]) -> [i16; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_input_quantizes_to_the_int8_input() {
+        let gray: [u8; INPUT_LEN] = core::array::from_fn(|i| (i % 256) as u8);
+        let (mut f, mut q) = ([0f32; INPUT_LEN], [0i8; INPUT_LEN]);
+        float_input(&gray, &mut f);
+        quantize_input(&gray, &mut q);
+        for (x, z) in f.iter().zip(q) {
+            let back = (x / INPUT_SCALE).round() as i32 + INPUT_ZERO_POINT as i32;
+            assert_eq!(back, z as i32);
+        }
+        assert_eq!(f[255], 1.0);
+    }
 
     #[test]
     fn mirror_reverses_rows_and_twice_is_identity() {

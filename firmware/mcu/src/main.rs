@@ -3,8 +3,7 @@
 //! Results and per-layer costs go out over semihosting.
 //!
 //! Flash layout (memory.x): firmware at 0x0, model blob at 0x00080000, frames at 0x00180000.
-//! Frames region: `EMOF`, count (u32 LE), then per frame one label byte (255 = unknown) and
-//! 2304 gray pixels.
+//! Frames region: the test-frames format of `emoedge_core::test_frames`.
 //!
 //! Timing: QEMU has no cycle model; run with `-icount shift=0` and SysTick (core clock,
 //! 25 MHz on MPS2) advances once per 40 retired instructions, so the counts printed here
@@ -16,7 +15,8 @@ use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use emoedge_core::emotion::argmax;
-use emoedge_core::model::{HEADER_LEN, Header, Step};
+use emoedge_core::model::{HEADER_LEN, Header};
+use emoedge_core::test_frames::TestFrames;
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_camera::{FrameInfo, FrameSource};
 use emoedge_core::{Emotion, Engine, Model};
@@ -96,8 +96,10 @@ fn main() -> ! {
         model.arena_len()
     );
 
-    let mut frames = FlashFrames::new(region(&raw const _frames, FRAMES_REGION))
-        .unwrap_or_else(|e| fail(format_args!("{}", e)));
+    let frames_start = &raw const _frames;
+    let frames = TestFrames::parse(region(frames_start, FRAMES_REGION))
+        .unwrap_or_else(|e| fail(format_args!("at {:p}: {}", frames_start, e)));
+    let mut frames = FlashFrames { frames, next: 0 };
     // SAFETY: the only reference to ARENA, taken once, here.
     let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
     let engine = Engine::new(&model);
@@ -106,10 +108,7 @@ fn main() -> ! {
     let mut total_ticks = 0u64;
     let mut gray = [0u8; INPUT_LEN];
     let mut count = 0;
-    while let Some(info) = frames
-        .next_frame(&mut gray)
-        .unwrap_or_else(|e| fail(format_args!("{}", e)))
-    {
+    while let Ok(Some(info)) = frames.next_frame(&mut gray) {
         let i = count;
         count += 1;
         let mut x = [0i8; INPUT_LEN];
@@ -140,7 +139,7 @@ fn main() -> ! {
         hprintln!(
             "layer {} {} macs {} instructions {} ({}.{:02} MAC/instr)",
             i,
-            op_name(&s.step),
+            s.step.op_name(),
             s.macs,
             instr,
             s.macs / instr.max(1),
@@ -160,79 +159,27 @@ fn main() -> ! {
     }
 }
 
-/// Test frames flashed into their own region: `EMOF`, count (u32 LE), then per frame one
-/// label byte (255 = unknown) and 2304 gray pixels. The camera driver of `emoedge-camera`
-/// implements the same [`FrameSource`], so a board with a camera runs the same loop.
+/// Test frames flashed into their own region ([`emoedge_core::test_frames`]). The camera
+/// driver of `emoedge-camera` implements the same [`FrameSource`], so a board with a camera
+/// runs the same loop.
 struct FlashFrames {
-    region: &'static [u8],
-    count: usize,
+    frames: TestFrames<'static>,
     next: usize,
 }
 
-/// Why the frames region cannot be read.
-enum FramesError {
-    NoMagic(*const u8),
-    TooMany(usize),
-}
-
-impl core::fmt::Display for FramesError {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        match self {
-            FramesError::NoMagic(at) => write!(f, "no frames at {:p} (expected EMOF)", at),
-            FramesError::TooMany(n) => write!(f, "{} frames do not fit the frames region", n),
-        }
-    }
-}
-
-impl core::fmt::Debug for FramesError {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        core::fmt::Display::fmt(self, f)
-    }
-}
-
-impl FlashFrames {
-    const RECORD: usize = INPUT_LEN + 1;
-
-    fn new(region: &'static [u8]) -> Result<Self, FramesError> {
-        if region[..4] != *b"EMOF" {
-            return Err(FramesError::NoMagic(region.as_ptr()));
-        }
-        let count = u32::from_le_bytes([region[4], region[5], region[6], region[7]]) as usize;
-        if count > (region.len() - 8) / Self::RECORD {
-            return Err(FramesError::TooMany(count));
-        }
-        Ok(FlashFrames {
-            region,
-            count,
-            next: 0,
-        })
-    }
-}
-
 impl FrameSource for FlashFrames {
-    type Error = FramesError;
+    type Error = core::convert::Infallible;
 
-    fn next_frame(&mut self, out: &mut [u8; INPUT_LEN]) -> Result<Option<FrameInfo>, FramesError> {
-        if self.next == self.count {
+    fn next_frame(
+        &mut self,
+        out: &mut [u8; INPUT_LEN],
+    ) -> Result<Option<FrameInfo>, core::convert::Infallible> {
+        let Some((label, pixels)) = self.frames.get(self.next) else {
             return Ok(None);
-        }
-        let rec = &self.region[8 + self.next * Self::RECORD..][..Self::RECORD];
+        };
         self.next += 1;
-        out.copy_from_slice(&rec[1..]);
-        Ok(Some(FrameInfo {
-            label: (rec[0] != 255).then_some(rec[0]),
-        }))
-    }
-}
-
-fn op_name(s: &Step) -> &'static str {
-    match s {
-        Step::Conv2d(_) => "conv2d",
-        Step::Depthwise(_) => "depthwise",
-        Step::Pointwise(_) => "pointwise",
-        Step::MaxPool(_) => "maxpool",
-        Step::AvgPool(_) => "avgpool",
-        Step::Dense(_) => "dense",
+        out.copy_from_slice(pixels);
+        Ok(Some(FrameInfo { label }))
     }
 }
 

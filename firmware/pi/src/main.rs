@@ -4,10 +4,10 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use emoedge_pi::camera::{Backoff, Camera, open_v4l2};
-use emoedge_pi::classify::{Classifier, Runtime};
 use emoedge_pi::detect::{Cascade, DetectParams, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
 use emoedge_pi::source::{Files, FrameSource, RawGray, Y4m, parse_size};
+use emoedge_runtime::{Classifier, ModelDir, Runtime};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -84,7 +84,8 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<bool> {
-    let onnx = args.model.join(emoedge_core::model_files::ONNX);
+    let dir = ModelDir::new(&args.model);
+    let onnx = dir.onnx();
     if !onnx.is_file() {
         bail!(
             "no model at {}: none is shipped yet. Make one with\n  \
@@ -99,7 +100,8 @@ fn run(args: Args) -> Result<bool> {
         bail!("--scale-factor must be above 1");
     }
     let cascade = Cascade::load(&args.cascade)?;
-    let classifier = Classifier::load(&args.model, args.runtime)?.with_flip(args.flip);
+    let blob = dir.read_blob()?;
+    let classifier = Classifier::new(&dir, blob.model()?, args.runtime)?.with_flip(args.flip);
     let opts = Options {
         detect: DetectParams {
             scale_factor: args.scale_factor,

@@ -1,13 +1,13 @@
 //! Per frame: detect faces, crop each with a margin to 48x48 gray, classify, smooth over
 //! time per tracked face (video), and report with per-stage timings.
 
-use crate::classify::{Classifier, Score};
 use crate::detect::{DetectParams, Detector, Rect, Resizer};
 use crate::source::Frame;
 use anyhow::Result;
 use emoedge_core::Emotion;
 use emoedge_core::emotion::{Smoother, argmax};
 use emoedge_core::preprocess::{FaceBox, INPUT_LEN, PixelFormat, crop_to_input};
+use emoedge_runtime::{Classifier, Score};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -87,9 +87,9 @@ struct Track {
 }
 
 /// The loaded pipeline; buffers are reused from frame to frame.
-pub struct Pipeline {
+pub struct Pipeline<'m> {
     detector: Detector,
-    classifier: Classifier,
+    classifier: Classifier<'m>,
     opts: Options,
     small: Vec<u8>,
     tracks: Vec<Track>,
@@ -110,9 +110,9 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-impl Pipeline {
+impl<'m> Pipeline<'m> {
     /// A pipeline from its parts.
-    pub fn new(detector: Detector, classifier: Classifier, opts: Options) -> Self {
+    pub fn new(detector: Detector, classifier: Classifier<'m>, opts: Options) -> Self {
         Self {
             detector,
             classifier,
@@ -219,7 +219,7 @@ impl Pipeline {
         }
         t.crop = ms(t1);
         let t2 = Instant::now();
-        self.classifier.scores_many(&self.crops, &mut self.scores)?;
+        self.classifier.scores(&self.crops, &mut self.scores)?;
         t.infer = ms(t2);
         let mut faces = Vec::with_capacity(boxes.len());
         let mut seen = Vec::new();

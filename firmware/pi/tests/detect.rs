@@ -1,14 +1,8 @@
 //! The Haar detector against the reference boxes of `../shared/data/faces`.
 
 use emoedge_pi::detect::{Cascade, DetectParams, Detector, Rect};
+use emoedge_test_support::data_dir;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("EMOEDGE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
 
 #[test]
 fn finds_the_reference_faces() {

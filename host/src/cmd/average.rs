@@ -3,15 +3,16 @@
 //! `verify` and `train --teacher` take like any run.
 
 use super::{Outcome, progress};
-use crate::average::{average_files, recalibrate_batchnorm};
 use crate::data::load_split;
+use crate::json::{read_json, write_json};
 use crate::model::ModelConfig;
-use crate::training::{
-    RunDir, RunState, evaluate_loss, read_json, read_train_config, save_module, write_json,
-};
+use crate::train::average::{average_files, recalibrate_batchnorm};
+use crate::train::config::read_train_config;
+use crate::train::predict::evaluate_loss;
+use crate::train::run_dir::{RunDir, RunState, save_module};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use emoedge_core::model_files;
+use emoedge_runtime::model_dir;
 use serde::Serialize;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -129,7 +130,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             )
         }
         _ => (
-            model_files::WEIGHTS.to_string(),
+            model_dir::WEIGHTS.to_string(),
             Some(evaluate_loss(&model.valid(), &test_set, &device).1),
         ),
     };

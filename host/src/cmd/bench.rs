@@ -2,14 +2,13 @@
 
 use super::Outcome;
 use crate::data::load_split;
-use crate::inference::{TractModel, engine_logits, parse_blob};
 use crate::model::{Arch, ModelConfig, costs};
-use crate::training::TrainConfig;
-use anyhow::{Context, Result};
+use crate::train::config::TrainConfig;
+use anyhow::Result;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use emoedge_core::model_files;
+use emoedge_runtime::{ModelDir, TractModel, engine_logits};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -75,7 +74,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             profile,
         } => {
             let cfg = match config {
-                Some(path) => crate::training::read_json::<ModelConfig>(&path)?,
+                Some(path) => crate::json::read_json::<ModelConfig>(&path)?,
                 None => ModelConfig::for_arch(arch),
             };
             if let Some(path) = save_config {
@@ -231,12 +230,11 @@ fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Outcome>
 }
 
 fn bench_infer(dir: PathBuf, images: usize, reps: usize) -> Result<Outcome> {
-    let blob_path = dir.join(model_files::BLOB);
-    let bytes =
-        std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
-    let model = parse_blob(&bytes, &blob_path)?;
+    let dir = ModelDir::new(dir);
+    let blob = dir.read_blob()?;
+    let model = blob.model()?;
     let tract = TractModel::load(
-        &dir.join(model_files::ONNX),
+        &dir.onnx(),
         model.body().output_scale,
         model.output_zero_point(),
     )?;
@@ -260,7 +258,7 @@ fn bench_infer(dir: PathBuf, images: usize, reps: usize) -> Result<Outcome> {
     let (e, t) = (median(&mut te), median(&mut tt));
     println!(
         "bench infer: {} ({:.2} M MACs), {} images x {reps}: engine {:.3} ms, tract int8 {:.3} ms (medians, 1 thread each); engine/tract time = {:.2}",
-        dir.display(),
+        dir.path().display(),
         model.macs() as f64 / 1e6,
         ds.len(),
         e * 1e3,

@@ -3,10 +3,10 @@
 mod average;
 mod bench;
 mod curves;
-pub mod eval;
-pub mod flash;
+mod eval;
+mod flash;
 mod progress;
-pub mod quantize;
+mod quantize;
 mod train;
 mod verify;
 

@@ -3,10 +3,11 @@
 use super::{Outcome, progress};
 use crate::data::{Dataset, decode_face, list_split};
 use crate::export::{blob::to_blob, onnx::to_onnx};
-use crate::quantize::{ConvKind, Method, QOp, Scales, calibrate, hex_string, quantize_with};
-use crate::training::{RunDir, load_run};
+use crate::hash::hex_string;
+use crate::quantize::{ConvKind, Method, QOp, Scales, calibrate, quantize_with};
+use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
-use emoedge_core::model_files;
+use emoedge_runtime::model_dir;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -135,11 +136,11 @@ pub fn run(a: Args) -> Result<Outcome> {
     let weights = std::fs::read(run.weights())
         .with_context(|| format!("reading {}", run.weights().display()))?;
     let files = [
-        (model_files::ONNX, onnx),
-        (model_files::BLOB, blob.clone()),
-        (model_files::QUANT, serde_json::to_vec_pretty(&q)?),
-        (model_files::CONFIG, serde_json::to_vec_pretty(&config)?),
-        (model_files::WEIGHTS, weights),
+        (model_dir::ONNX, onnx),
+        (model_dir::BLOB, blob.clone()),
+        (model_dir::QUANT, serde_json::to_vec_pretty(&q)?),
+        (model_dir::CONFIG, serde_json::to_vec_pretty(&config)?),
+        (model_dir::WEIGHTS, weights),
     ];
     write_folder(&a.out, &files)?;
     let parsed = emoedge_core::Model::parse(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,14 +1,16 @@
 //! `emoedge train`: train (or resume) a model on a FER-style dataset.
 
 use super::{Outcome, progress};
-use crate::augment::AugmentConfig;
 use crate::data::{Dataset, load_split};
 use crate::model::{Arch, ModelConfig, costs};
-use crate::teacher::{self, Distill};
-use crate::training::{
-    EpochMetrics, Observer, RunDir, RunOptions, Schedule, TrainConfig, TrainSet, WarmStart,
-    read_train_config, train,
-};
+use crate::report::history::EpochMetrics;
+use crate::train::augment::AugmentConfig;
+use crate::train::batch::TrainSet;
+use crate::train::config::Distill;
+use crate::train::config::{Schedule, TrainConfig, WarmStart, read_train_config};
+use crate::train::distill;
+use crate::train::run_dir::RunDir;
+use crate::train::{Observer, RunOptions, train};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
@@ -211,8 +213,8 @@ pub fn run(a: Args) -> Result<Outcome> {
             Some(p) => p,
             None => emoedge_core::paths::data_subdir("ferplus")?.join("fer2013new.csv"),
         };
-        let rows = crate::ferplus::load(&csv)?;
-        let (kept, soft, dropped) = crate::ferplus::join(train_set, &rows)?;
+        let rows = crate::data::ferplus::load(&csv)?;
+        let (kept, soft, dropped) = crate::data::ferplus::join(train_set, &rows)?;
         eprintln!(
             "FER+ targets (weight {}) from {}: {dropped} not-a-face images dropped",
             cfg.ferplus,
@@ -281,23 +283,23 @@ fn teacher_targets(
     test_set: &Dataset,
     device: &burn::prelude::Device,
 ) -> Result<Vec<[f32; emoedge_core::NUM_CLASSES]>> {
-    let cache = teacher::cache_path(run);
+    let cache = distill::cache_path(run);
     if resume && cache.exists() {
-        let probs = teacher::load(&cache, train_set.len())?;
+        let probs = distill::load(&cache, train_set.len())?;
         eprintln!("teacher targets from {}", cache.display());
         return Ok(probs);
     }
     let mut ensemble = vec![[0f32; emoedge_core::NUM_CLASSES]; test_set.len()];
     for dir in &d.teachers {
         let pb = progress::bar("teacher on test", 2 * test_set.len() as u64);
-        let p = teacher::probabilities(std::slice::from_ref(dir), test_set, device, &|n| {
+        let p = distill::probabilities(std::slice::from_ref(dir), test_set, device, &|n| {
             pb.inc(n as u64)
         })?;
         pb.finish_and_clear();
         eprintln!(
             "teacher {}: test accuracy {:.2}% (flip-averaged float)",
             dir.display(),
-            teacher::accuracy(&p, test_set) * 100.0
+            distill::accuracy(&p, test_set) * 100.0
         );
         for (e, q) in ensemble.iter_mut().zip(&p) {
             e.iter_mut().zip(q).for_each(|(a, b)| *a += b);
@@ -305,7 +307,7 @@ fn teacher_targets(
     }
     let probs = match reuse {
         Some(file) => {
-            let probs = teacher::load_reused(file, d, train_set.len())?;
+            let probs = distill::load_reused(file, d, train_set.len())?;
             eprintln!(
                 "teacher targets on train from {} (same teachers)",
                 file.display()
@@ -318,18 +320,18 @@ fn teacher_targets(
                 (2 * d.teachers.len() * train_set.len()) as u64,
             );
             let probs =
-                teacher::probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
+                distill::probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
             pb.finish_and_clear();
             probs
         }
     };
     eprintln!(
         "teachers together: test {:.2}%, train {:.2}% (weight {} of each target)",
-        teacher::accuracy(&ensemble, test_set) * 100.0,
-        teacher::accuracy(&probs, train_set) * 100.0,
+        distill::accuracy(&ensemble, test_set) * 100.0,
+        distill::accuracy(&probs, train_set) * 100.0,
         d.weight
     );
     std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
-    teacher::save(&cache, &probs)?;
+    distill::save(&cache, &probs)?;
     Ok(probs)
 }

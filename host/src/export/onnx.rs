@@ -4,7 +4,8 @@
 //! and one whose kernel covers its whole input), so the graph needs no `QLinearAdd`,
 //! `QLinearGlobalAveragePool`, `QGemm` or `QLinearMatMul` bias workaround.
 
-use crate::quantize::{QOp, QuantModel, hex_string};
+use crate::hash::hex_string;
+use crate::quantize::{QOp, QuantModel};
 use prost::Message;
 use tract_onnx::pb;
 

@@ -1,11 +1,11 @@
 //! Activation ranges from real images.
 
-use crate::augment::to_float;
 use crate::data::Dataset;
 use crate::model::Model;
 use anyhow::{Result, anyhow, ensure};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use emoedge_core::preprocess::float_input;
 use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
 use serde::Serialize;
 
@@ -113,7 +113,7 @@ fn observe(
         let n = BATCH.min(data.len() - start);
         let mut px = vec![0f32; n * INPUT_LEN];
         for (k, o) in px.chunks_exact_mut(INPUT_LEN).enumerate() {
-            to_float(data.image(start + k), o);
+            float_input(data.image(start + k), o);
         }
         let x = Tensor::from_data(TensorData::new(px, [n, 1, INPUT_SIDE, INPUT_SIDE]), device);
         let mut i = 0;

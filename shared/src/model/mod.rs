@@ -250,6 +250,20 @@ pub enum Step<'a> {
     Dense(crate::kernels::dense::DenseParams<'a>),
 }
 
+impl Step<'_> {
+    /// Short op name for reports: the name [`Layer::op_name`] gives the layer it runs.
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Step::Conv2d(_) => "conv2d",
+            Step::Depthwise(_) => "depthwise",
+            Step::Pointwise(_) => "pointwise",
+            Step::MaxPool(_) => "maxpool",
+            Step::AvgPool(_) => "gavgpool",
+            Step::Dense(_) => "dense",
+        }
+    }
+}
+
 /// Per-layer facts of a parsed model.
 #[derive(Clone, Copy, Debug)]
 pub struct StepInfo<'a> {

@@ -167,12 +167,8 @@ impl Detector {
     }
 }
 
-/// Bilinear resize (pixel centres aligned, as OpenCV's `INTER_LINEAR`), fixed point.
-pub fn resize_bilinear(src: &[u8], w: u32, h: u32, dw: u32, dh: u32, dst: &mut Vec<u8>) {
-    Resizer::default().resize(src, w, h, dw, dh, dst);
-}
-
-/// A bilinear resizer that keeps its column taps between calls for the same sizes, so
+/// A bilinear resizer (pixel centres aligned, as OpenCV's `INTER_LINEAR`; fixed point) that
+/// keeps its column taps between calls for the same sizes, so
 /// resizing video frames allocates nothing once warm.
 #[derive(Default)]
 pub struct Resizer {

@@ -1,5 +1,7 @@
 //! FER-style folders (`<split>/<class>/*.png`), decoded once, in parallel, into memory.
 
+pub mod ferplus;
+
 use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
 use emoedge_core::{Emotion, NUM_CLASSES};
 use indicatif::ProgressBar;
@@ -217,29 +219,13 @@ pub fn load_split(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Writes a tiny FER-style split: `per_class` images per class whose brightness pattern
-    /// depends on the class, so a network can learn it.
-    pub fn write_tiny_split(dir: &Path, per_class: usize, seed: u8) {
-        for e in Emotion::ALL {
-            let cdir = dir.join(e.name());
-            std::fs::create_dir_all(&cdir).unwrap();
-            for i in 0..per_class {
-                let img = image::GrayImage::from_fn(48, 48, |x, y| {
-                    let band = ((x as usize * NUM_CLASSES) / 48 == e.index()) as u8;
-                    image::Luma([band * 200 + ((x + y + i as u32 + seed as u32) % 40) as u8])
-                });
-                img.save(cdir.join(format!("{:06}.png", i))).unwrap();
-            }
-        }
-    }
 
     #[test]
     fn loads_and_skips_bad_files() {
         let t = tempfile::tempdir().unwrap();
-        write_tiny_split(t.path(), 2, 0);
+        emoedge_test_support::write_split(t.path(), 2, 0);
         std::fs::write(t.path().join("happy/corrupt.png"), b"not a png").unwrap();
         image::GrayImage::new(40, 48)
             .save(t.path().join("sad/small.png"))

@@ -3,10 +3,11 @@
 //! here both are recomputed from the weights actually inside each file.
 
 use crate::export::onnx::HASH_KEY;
-use crate::quantize::{hex_string, weights_hash};
+use crate::hash::hex_string;
+use crate::quantize::weights_hash;
 use anyhow::{Context, Result};
 use emoedge_core::model::{HEADER_LEN, Step};
-use emoedge_core::model_files;
+use emoedge_runtime::model_dir;
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,20 +33,20 @@ impl Hashes {
         if self.onnx_recorded.as_deref() != Some(self.onnx_actual.as_str()) {
             f.push(format!(
                 "{}: its weights do not match the hash recorded at export",
-                model_files::ONNX
+                model_dir::ONNX
             ));
         }
         if self.blob_recorded != self.blob_actual {
             f.push(format!(
                 "{}: its weights do not match the hash recorded at export",
-                model_files::BLOB
+                model_dir::BLOB
             ));
         }
         if self.onnx_actual != self.blob_actual {
             f.push(format!(
                 "{} and {} were not made from the same weights",
-                model_files::ONNX,
-                model_files::BLOB
+                model_dir::ONNX,
+                model_dir::BLOB
             ));
         }
         f
@@ -177,15 +178,13 @@ fn hash_of(layers: &[LayerWeights]) -> String {
 
 /// Recorded and recomputed hashes of the ONNX model and the blob in `dir`.
 pub fn artifact_hashes(dir: &Path) -> Result<Hashes> {
-    let onnx_path = dir.join(model_files::ONNX);
+    let onnx_path = dir.join(model_dir::ONNX);
     let onnx =
         std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let (onnx_recorded, ol) = onnx_weights(&onnx)
         .with_context(|| format!("reading weights of {}", onnx_path.display()))?;
-    let blob_path = dir.join(model_files::BLOB);
-    let blob =
-        std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
-    let model = crate::inference::parse_blob(&blob, &blob_path)?;
+    let blob = emoedge_runtime::ModelDir::new(dir).read_blob()?;
+    let model = blob.model()?;
     Ok(Hashes {
         onnx_recorded,
         onnx_actual: hash_of(&ol),

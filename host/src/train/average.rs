@@ -10,11 +10,11 @@
 //! BatchNorm's running statistics are not averaged usefully (they belong to each epoch's
 //! weights), so [`recalibrate_batchnorm`] re-estimates them on training batches.
 
+use crate::hash::sha256_hex;
 use crate::model::{Model, ModelConfig};
-use crate::training::{
-    Batch, RunDir, TrainConfig, TrainSet, batch_producer, images_tensor, load_module_bytes,
-    sha256_hex,
-};
+use crate::train::batch::{Batch, TrainSet, batch_producer, images_tensor};
+use crate::train::config::TrainConfig;
+use crate::train::run_dir::{RunDir, load_module_bytes};
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -140,7 +140,7 @@ pub fn recalibrate_batchnorm(
     cfg.distill = None;
     cfg.ferplus = 0.0;
     if plain {
-        cfg.augment = crate::augment::AugmentConfig::NONE;
+        cfg.augment = crate::train::augment::AugmentConfig::NONE;
         cfg.mixup = 0.0;
     }
     let set = Arc::new(TrainSet {

@@ -4,8 +4,8 @@
 //! The font comes from a crate (`epaint_default_fonts`, Ubuntu Light) rather than the
 //! system, so a headless machine without fontconfig draws the same picture.
 
-use crate::metrics::Confusion;
-use crate::training::EpochMetrics;
+use crate::report::history::EpochMetrics;
+use crate::report::metrics::Confusion;
 use anyhow::{Result, anyhow};
 use emoedge_core::{Emotion, NUM_CLASSES};
 use plotters::prelude::*;

@@ -10,58 +10,19 @@
 //! needs the teacher folders nor can drift if they change.
 
 use crate::data::Dataset;
-use crate::training::{RunDir, load_run, predict};
+use crate::train::config::{Distill, read_train_config};
+use crate::train::predict::predict;
+use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use emoedge_core::NUM_CLASSES;
 use emoedge_core::emotion::softmax;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// Which models teach, and how much of the target is theirs (saved in `train.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Distill {
-    /// Model folders (`config.json` + `model.bpk`: a run folder or a shipped model).
-    pub teachers: Vec<PathBuf>,
-    /// Share of the target given to the teachers' probabilities (0 to 1).
-    pub weight: f32,
-    /// Lower-case hex SHA-256 of each teacher's `model.bpk` when the run began, in the order
-    /// of `teachers`; empty in runs made before it was recorded.
-    ///
-    /// Why: `--teacher-cache` reuses another run's targets when it had the same teachers;
-    /// folder names alone would accept a teacher retrained in place, and with it targets that
-    /// no longer match its weights.
-    #[serde(default)]
-    pub teacher_sha256: Vec<String>,
-}
-
-impl Distill {
-    /// Teachers `teachers` at share `weight`, recording the weights each folder holds now.
-    pub fn of(teachers: &[PathBuf], weight: f32) -> Result<Self> {
-        let teacher_sha256 = teachers
-            .iter()
-            .map(|dir| {
-                let path = RunDir(dir.clone()).weights();
-                std::fs::read(&path)
-                    .map(|b| crate::training::sha256_hex(&b))
-                    .with_context(|| format!("reading teacher weights {}", path.display()))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Self {
-            teachers: teachers.to_vec(),
-            weight,
-            teacher_sha256,
-        })
-    }
-}
 
 /// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`,
 /// then the CRC-32 of everything before it: a flipped bit in a probability would otherwise
 /// pass the range check and quietly change the targets of a resumed run.
 const MAGIC: &[u8; 8] = b"EMOTEAC2";
-/// The first format, without the CRC: still read, so that runs cached then
-/// resume.
-const MAGIC_V1: &[u8; 8] = b"EMOTEACH";
 
 /// Each image's class probabilities, averaged over `teachers` and over the image and its
 /// mirror. `tick` is told how many images each forward pass finished.
@@ -128,24 +89,27 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     let Some((head, body)) = bytes.split_at_checked(12) else {
         bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
     };
-    let body = if &head[..8] == MAGIC {
-        let Some((body, crc)) = body.split_last_chunk::<4>() else {
-            bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
-        };
-        let stored = u32::from_le_bytes(*crc);
-        let actual = emoedge_core::model::header::body_crc(&bytes[..bytes.len() - 4]);
-        if stored != actual {
-            bail!(
-                "{}: damaged (CRC-32 {actual:08x}, the file says {stored:08x})",
-                path.display()
-            );
-        }
-        body
-    } else if &head[..8] == MAGIC_V1 {
-        body
-    } else {
+    if &head[..8] == b"EMOTEACH" {
+        bail!(
+            "{}: a teacher cache of an older format, without a checksum; delete it and give \
+             the teacher folders (--teacher) to rebuild it",
+            path.display()
+        );
+    }
+    if &head[..8] != MAGIC {
         bail!("{}: not a teacher-probabilities file", path.display());
+    }
+    let Some((body, crc)) = body.split_last_chunk::<4>() else {
+        bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
     };
+    let stored = u32::from_le_bytes(*crc);
+    let actual = emoedge_core::model::header::body_crc(&bytes[..bytes.len() - 4]);
+    if stored != actual {
+        bail!(
+            "{}: damaged (CRC-32 {actual:08x}, the file says {stored:08x})",
+            path.display()
+        );
+    }
     let n = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
     if n != expect {
         bail!(
@@ -188,7 +152,7 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
 /// could not be checked. `load` then checks that it covers `expect` images.
 pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    let cfg = crate::training::read_train_config(&dir.join("train.json"))
+    let cfg = read_train_config(&dir.join("train.json"))
         .with_context(|| format!("{} is not in a run folder", file.display()))?;
     let Some(theirs) = cfg.distill else {
         bail!("{} was made by a run without teachers", file.display());
@@ -261,15 +225,10 @@ mod tests {
         bad[12..16].copy_from_slice(&0.5f32.to_le_bytes());
         std::fs::write(&path, &bad).unwrap();
         assert!(load(&path, 2).unwrap_err().to_string().contains("damaged"));
-        // The first format (no CRC) still loads, and is still range-checked.
-        let mut v1 = bytes[..bytes.len() - 4].to_vec();
-        v1[..8].copy_from_slice(MAGIC_V1);
-        std::fs::write(&path, &v1).unwrap();
-        assert_eq!(load(&path, 2).unwrap(), probs);
-        std::fs::write(&path, &v1[..v1.len() - 1]).unwrap();
-        assert!(load(&path, 2).unwrap_err().to_string().contains("bytes"));
-        v1[12..16].copy_from_slice(&2.0f32.to_le_bytes());
-        std::fs::write(&path, &v1).unwrap();
+        // A well-formed file with a probability out of range is refused by the range check.
+        let mut out_of_range = probs.clone();
+        out_of_range[0][0] = 2.0;
+        save(&path, &out_of_range).unwrap();
         assert!(load(&path, 2).unwrap_err().to_string().contains("image 0"));
         std::fs::write(&path, b"short").unwrap();
         assert!(
@@ -278,15 +237,19 @@ mod tests {
                 .to_string()
                 .contains("truncated")
         );
+        let mut old = bytes.clone();
+        old[..8].copy_from_slice(b"EMOTEACH");
+        std::fs::write(&path, &old).unwrap();
+        assert!(load(&path, 2).unwrap_err().to_string().contains("older format"));
     }
 
     /// A run folder in `dir` whose `train.json` names `d` and whose `teacher.bin` holds
     /// `probs`; returns the cache file.
     fn cached_run(dir: &Path, d: Distill, probs: &[[f32; NUM_CLASSES]]) -> PathBuf {
-        use crate::augment::AugmentConfig;
         use crate::model::{Arch, ModelConfig};
+        use crate::train::augment::AugmentConfig;
         std::fs::create_dir_all(dir).unwrap();
-        let cfg = crate::training::TrainConfig::new(
+        let cfg = crate::train::config::TrainConfig::new(
             ModelConfig::for_arch(Arch::Edge),
             AugmentConfig::NONE,
         )
@@ -334,9 +297,9 @@ mod tests {
         // A run without teachers has no targets to lend.
         let none = t.path().join("c");
         std::fs::create_dir_all(&none).unwrap();
-        let cfg = crate::training::TrainConfig::new(
+        let cfg = crate::train::config::TrainConfig::new(
             crate::model::ModelConfig::for_arch(crate::model::Arch::Edge),
-            crate::augment::AugmentConfig::NONE,
+            crate::train::augment::AugmentConfig::NONE,
         );
         std::fs::write(none.join("train.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
         save(&none.join("teacher.bin"), &probs).unwrap();

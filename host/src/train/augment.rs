@@ -98,13 +98,6 @@ fn bilinear(src: &[u8; INPUT_LEN], x: f32, y: f32) -> f32 {
     top * (1.0 - fy) + bot * fy
 }
 
-/// The plain (unaugmented) float input of an image: `p / 255`.
-pub fn to_float(src: &[u8; INPUT_LEN], out: &mut [f32]) {
-    for (o, &p) in out.iter_mut().zip(src) {
-        *o = p as f32 / 255.0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +109,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let (mut a, mut b) = (vec![0.0; INPUT_LEN], vec![0.0; INPUT_LEN]);
         augment(&src, &AugmentConfig::NONE, &mut rng, &mut a);
-        to_float(&src, &mut b);
+        emoedge_core::preprocess::float_input(&src, &mut b);
         assert!(
             a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6),
             "NONE changed the image"
