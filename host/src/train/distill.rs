@@ -240,7 +240,12 @@ mod tests {
         let mut old = bytes.clone();
         old[..8].copy_from_slice(b"EMOTEACH");
         std::fs::write(&path, &old).unwrap();
-        assert!(load(&path, 2).unwrap_err().to_string().contains("older format"));
+        assert!(
+            load(&path, 2)
+                .unwrap_err()
+                .to_string()
+                .contains("older format")
+        );
     }
 
     /// A run folder in `dir` whose `train.json` names `d` and whose `teacher.bin` holds
