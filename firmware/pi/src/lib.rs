@@ -7,4 +7,5 @@ pub mod annotate;
 pub mod camera;
 pub mod detect;
 pub mod pipeline;
+pub mod serve;
 pub mod source;

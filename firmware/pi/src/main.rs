@@ -6,6 +6,7 @@ use clap::Parser;
 use emoedge_pi::camera::{Backoff, Camera, open_v4l2};
 use emoedge_pi::detect::{Cascade, DetectParams, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
+use emoedge_pi::serve::{self, Hub, ModelInfo};
 use emoedge_pi::source::{Files, FrameSource, RawGray, Y4m, parse_size};
 use emoedge_runtime::{Classifier, ModelDir, Runtime};
 use std::io::Write;
@@ -81,6 +82,21 @@ struct Args {
     /// Write each frame with boxes and labels drawn, as PNG, into this folder.
     #[arg(long)]
     annotate: Option<PathBuf>,
+    /// Serve a live view while running: the page at /, the annotated stream at
+    /// /stream.mjpg, each frame's JSON as Server-Sent Events at /events, and /api/status.
+    /// Image files and folders are shown round and round. Binds to this machine only
+    /// unless given another address, which needs --token.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = serve::DEFAULT_ADDR)]
+    serve: Option<std::net::SocketAddr>,
+    /// With --serve: every request must carry this token (`Authorization: Bearer TOKEN`
+    /// or `?token=TOKEN`); required to serve on an address other than loopback.
+    #[arg(
+        long,
+        requires = "serve",
+        env = "EMOEDGE_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
 }
 
 fn run(args: Args) -> Result<bool> {
@@ -141,9 +157,41 @@ fn run(args: Args) -> Result<bool> {
             } else {
                 args.inputs.clone()
             };
-            Box::new(Files::new(&inputs, args.annotate.is_some())?)
+            let files = Files::new(&inputs, args.annotate.is_some() || args.serve.is_some())?;
+            if args.serve.is_some() {
+                Box::new(files.looped())
+            } else {
+                Box::new(files)
+            }
         }
     };
+    let source_name = match (&args.camera, &args.stdin, args.y4m) {
+        (Some(d), _, _) => d.display().to_string(),
+        (None, Some(size), _) => format!("stdin ({size} gray)"),
+        (None, None, true) => "stdin (y4m)".into(),
+        (None, None, false) if args.inputs.is_empty() => "faces (looped)".into(),
+        (None, None, false) => format!("{} (looped)", args.inputs[0].display()),
+    };
+    let hub = match args.serve {
+        Some(addr) => {
+            let model = ModelInfo::new(
+                &dir,
+                &blob.model()?.body().weights_hash,
+                args.runtime.name(),
+            );
+            let hub = Hub::start(serve::Config {
+                addr,
+                token: args.token.clone(),
+                model,
+                source: source_name,
+            })?;
+            eprintln!("serving on http://{}/", hub.addr());
+            Some(hub)
+        }
+        None => None,
+    };
+    let mut fps = 0.0f64;
+    let mut last_frame: Option<Instant> = None;
     let mut out = std::io::stdout().lock();
     let mut line = Vec::new(); // one JSON line, its buffer reused from frame to frame
     let (mut frames, mut faces, mut errors) = (0u64, 0u64, 0u64);
@@ -179,6 +227,19 @@ fn run(args: Args) -> Result<bool> {
             .context("writing to stdout")?;
         if let Some(dir) = &args.annotate {
             emoedge_pi::annotate::save(dir, &frame, &report)?;
+        }
+        if let Some(hub) = &hub {
+            // Frames/s over about the last second: an exponential average of frame gaps.
+            let now = Instant::now();
+            if let Some(last) = last_frame.replace(now) {
+                let inst = 1.0 / (now - last).as_secs_f64().max(1e-6);
+                fps = if fps == 0.0 {
+                    inst
+                } else {
+                    fps + 0.1 * (inst - fps)
+                };
+            }
+            hub.publish(&line[..line.len() - 1], &frame, &report, fps);
         }
     }
     let secs = started.elapsed().as_secs_f64();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// One frame: gray pixels for detection and inference, the colour image when there is one
 /// (for annotation), and where it came from.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Frame {
     /// File path or stream name.
     pub source: String,
@@ -47,9 +47,15 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Result<Frame>>;
 }
 
-/// Image files, and every image file in the given folders (sorted).
+/// Image files, and every image file in the given folders (sorted); once, or round and
+/// round (a live view of a folder).
 pub struct Files {
-    paths: std::vec::IntoIter<PathBuf>,
+    paths: Vec<PathBuf>,
+    next: usize,
+    /// Passes over the list finished; a looped file's frame index, so that each pass's
+    /// reports differ.
+    pass: u64,
+    looped: bool,
     keep_rgb: bool,
 }
 
@@ -81,9 +87,18 @@ impl Files {
             }
         }
         Ok(Self {
-            paths: paths.into_iter(),
+            paths,
+            next: 0,
+            pass: 0,
+            looped: false,
             keep_rgb,
         })
+    }
+
+    /// Starts over at the first file after the last, forever.
+    pub fn looped(mut self) -> Self {
+        self.looped = true;
+        self
     }
 }
 
@@ -95,7 +110,13 @@ fn is_image(p: &Path) -> bool {
 
 impl FrameSource for Files {
     fn next_frame(&mut self) -> Option<Result<Frame>> {
-        let path = self.paths.next()?;
+        if self.next == self.paths.len() && self.looped {
+            self.next = 0;
+            self.pass += 1;
+        }
+        let path = self.paths.get(self.next)?.clone();
+        self.next += 1;
+        let index = self.pass;
         Some((|| {
             let img = image::open(&path)
                 .with_context(|| format!("{}: not a readable image", path.display()))?;
@@ -103,7 +124,7 @@ impl FrameSource for Files {
             let gray = img.into_luma8();
             Ok(Frame {
                 source: path.display().to_string(),
-                index: 0,
+                index,
                 width: gray.width(),
                 height: gray.height(),
                 gray: gray.into_raw(),
