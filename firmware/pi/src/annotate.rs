@@ -53,38 +53,44 @@ fn text(img: &mut RgbImage, x0: i64, y0: i64, s: &str, scale: i64, c: Rgb<u8>) {
     }
 }
 
-/// The frame in colour with the report's faces drawn on it: each box in its label's colour,
-/// the label and its probability above it, and the track id where there is one.
-pub fn draw(frame: &Frame, report: &FrameReport) -> RgbImage {
-    let mut img = match &frame.rgb {
-        Some(rgb) => rgb.clone(),
+/// The frame in colour with the report's faces drawn on it ([`draw_faces`]), taking the
+/// frame's colour copy where it has one.
+pub fn draw(frame: Frame, report: &FrameReport) -> RgbImage {
+    let mut img = match frame.rgb {
+        Some(rgb) => rgb,
         None => RgbImage::from_fn(frame.width, frame.height, |x, y| {
             let g = frame.gray[(y * frame.width + x) as usize];
             Rgb([g, g, g])
         }),
     };
+    draw_faces(&mut img, report);
+    img
+}
+
+/// Draws each face of the report: its box in its label's colour, the label and its
+/// probability above it, and the track id where there is one.
+pub fn draw_faces(img: &mut RgbImage, report: &FrameReport) {
     let t = ((img.width().max(img.height()) / 400) as i64).max(2);
     for f in &report.faces {
         let [x, y, w, h] = f.bbox.map(|v| v as i64);
         let c = colour(f.label);
-        fill(&mut img, x, y, w, t, c);
-        fill(&mut img, x, y + h - t, w, t, c);
-        fill(&mut img, x, y, t, h, c);
-        fill(&mut img, x + w - t, y, t, h, c);
+        fill(img, x, y, w, t, c);
+        fill(img, x, y + h - t, w, t, c);
+        fill(img, x, y, t, h, c);
+        fill(img, x + w - t, y, t, h, c);
         let p = f.probs.get(f.label).copied().unwrap_or(0.0);
         let label = match f.track {
             Some(id) => format!("#{id} {} {:.0}%", f.label, p * 100.0),
             None => format!("{} {:.0}%", f.label, p * 100.0),
         };
         let scale = (w / 100).clamp(1, 4);
-        text(&mut img, x, (y - 10 * scale).max(0), &label, scale, c);
+        text(img, x, (y - 10 * scale).max(0), &label, scale, c);
     }
-    img
 }
 
 /// Draws the report's faces on the frame ([`draw`]) and saves it as PNG into `dir`.
 pub fn save(dir: &Path, frame: &Frame, report: &FrameReport) -> Result<()> {
-    let img = draw(frame, report);
+    let img = draw(frame.clone(), report);
     let stem = Path::new(&frame.source)
         .file_stem()
         .and_then(|s| s.to_str())

@@ -239,7 +239,7 @@ fn run(args: Args) -> Result<bool> {
                     fps + 0.1 * (inst - fps)
                 };
             }
-            hub.publish(&line[..line.len() - 1], &frame, &report, fps);
+            hub.publish(&line[..line.len() - 1], frame, &report, fps);
         }
     }
     let secs = started.elapsed().as_secs_f64();

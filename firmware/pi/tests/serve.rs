@@ -44,8 +44,12 @@ fn runnable() -> bool {
 }
 
 fn command(extra: &[&str]) -> Command {
+    command_on(&data_dir().join("faces"), extra)
+}
+
+fn command_on(input: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_emoedge-pi"));
-    c.arg(data_dir().join("faces"))
+    c.arg(input)
         .arg("--model")
         .arg(project("models/edge"))
         .arg("--cascade")
@@ -58,7 +62,11 @@ fn command(extra: &[&str]) -> Command {
 }
 
 fn start(extra: &[&str]) -> Server {
-    let mut child = command(extra).spawn().unwrap();
+    start_on(&data_dir().join("faces"), extra)
+}
+
+fn start_on(input: &Path, extra: &[&str]) -> Server {
+    let mut child = command_on(input, extra).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -236,6 +244,92 @@ fn another_address_needs_a_token_and_every_request_carries_it() {
     );
     // A request line far over any sane size is refused, and the server keeps serving.
     let long = format!("/api/status?token=s3cret&x={}", "a".repeat(1 << 20));
-    assert!(matches!(agent.get(&url(&long)).call(), Err(_)));
+    assert!(agent.get(&url(&long)).call().is_err());
     assert_eq!(status_of(agent.get(&url("/?token=s3cret"))), 200);
+}
+
+/// Headless Chromium (`chromium`, or `$EMOEDGE_CHROMIUM`), run by `f` with its flags;
+/// `None` when there is none, unless `$EMOEDGE_REQUIRE_BROWSER` is set (CI).
+fn chromium() -> Option<Command> {
+    let bin = std::env::var_os("EMOEDGE_CHROMIUM").unwrap_or_else(|| "chromium".into());
+    let found = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("EMOEDGE_REQUIRE_BROWSER").is_none(),
+            "no chromium to test the page with"
+        );
+        eprintln!("skipped: no chromium (install Debian's `chromium`)");
+        return None;
+    }
+    let mut c = Command::new(bin);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        "--timeout=8000",
+    ]);
+    Some(c)
+}
+
+/// The page as a browser renders it: the stream shows, each face gets a card with its
+/// label and bars, and the timeline fills with labelled spans.
+#[test]
+fn the_page_renders_faces_and_the_timeline_in_chromium() {
+    if !runnable() {
+        return;
+    }
+    let Some(mut browser) = chromium() else {
+        return;
+    };
+    // Portraits only, so that whichever frame the page shows has a face.
+    let faces = tempfile::tempdir().unwrap();
+    for name in ["grace_hopper.jpg", "biden_portrait.jpg"] {
+        std::fs::copy(data_dir().join("faces").join(name), faces.path().join(name)).unwrap();
+    }
+    let server = start_on(faces.path(), &["--serve", "127.0.0.1:0"]);
+    let profile = tempfile::tempdir().unwrap();
+    let out = browser
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("{}/", server.base))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{dom}");
+    // Bars and labels: at least one face card, labelled with one of the seven emotions.
+    let labels = [
+        "angry",
+        "disgusted",
+        "fearful",
+        "happy",
+        "neutral",
+        "sad",
+        "surprised",
+    ];
+    assert!(
+        labels
+            .iter()
+            .any(|l| dom.contains(&format!("class=\"face\" data-label=\"{l}\""))),
+        "no face card in {dom}"
+    );
+    assert!(dom.contains("class=\"bar\""), "no probability bars");
+    // The timeline: spans drawn for the faces seen so far.
+    assert!(dom.contains("class=\"span\""), "no timeline spans in {dom}");
+    // The stream element points at the MJPEG endpoint; status filled the header.
+    assert!(dom.contains("src=\"stream.mjpg\""));
+    assert!(dom.contains("frames/s"));
+    assert!(
+        !dom.contains("<b id=\"model\">…</b>"),
+        "status never arrived"
+    );
 }

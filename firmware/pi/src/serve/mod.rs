@@ -9,7 +9,7 @@
 //! The pipeline is never slowed by viewers: it hands each frame to a [`Hub`] and goes on.
 //! The hub keeps only the newest frame ([`tokio::sync::watch`]), so a client that falls
 //! behind skips frames instead of queueing them, and a stalled or vanished client holds at
-//! most one frame. Each frame is annotated and encoded to JPEG once, by one encoder task,
+//! most one frame. Each frame is annotated and encoded to JPEG once, by one encoder thread,
 //! however many clients watch, and only while at least one watches the stream.
 //!
 //! The server is axum on a one-thread tokio runtime beside the pipeline: a kept HTTP stack
@@ -57,8 +57,9 @@ const JPEG_QUALITY: u8 = 80;
 struct Published {
     /// The stdout line, without its newline.
     json: Arc<str>,
-    /// The frame and its report, kept only while someone watches the stream.
-    picture: Option<(Frame, FrameReport)>,
+    /// The frame and its report, kept only while someone watches the stream; taken by
+    /// the encoder.
+    picture: std::sync::Mutex<Option<(Frame, FrameReport)>>,
 }
 
 /// What the server needs to start.
@@ -82,6 +83,8 @@ pub struct Hub {
 /// State shared by the pipeline, the encoder and the request handlers.
 struct Shared {
     frames: watch::Sender<Option<Arc<Published>>>,
+    /// The newest annotated frame as one MJPEG part (headers, JPEG, CRLF), made once and
+    /// shared by every stream client.
     jpeg: watch::Sender<Option<Bytes>>,
     started: Instant,
     stream_clients: AtomicUsize,
@@ -129,11 +132,14 @@ impl Hub {
             source: config.source,
         });
         let app = router(shared.clone());
-        let encoder = shared.clone();
+        let (encoder, handle) = (shared.clone(), runtime.handle().clone());
+        std::thread::Builder::new()
+            .name("encode".into())
+            .spawn(move || encode_frames(encoder, handle))
+            .context("starting the encoder thread")?;
         std::thread::Builder::new()
             .name("serve".into())
             .spawn(move || {
-                runtime.spawn(encode_frames(encoder));
                 if let Err(e) = runtime.block_on(async { axum::serve(listener, app).await }) {
                     eprintln!("error: the server stopped: {e}");
                 }
@@ -148,11 +154,11 @@ impl Hub {
     }
 
     /// Hands over one frame: its stdout line (`json`, no newline) and, only if someone
-    /// watches the stream, a copy of the frame to annotate. Never waits for a client.
-    pub fn publish(&self, json: &[u8], frame: &Frame, report: &FrameReport, fps: f64) {
+    /// watches the stream, the frame to annotate. Never waits for a client.
+    pub fn publish(&self, json: &[u8], frame: Frame, report: &FrameReport, fps: f64) {
         let json: Arc<str> = String::from_utf8_lossy(json).into();
-        let picture =
-            (self.shared.jpeg.receiver_count() > 0).then(|| (frame.clone(), report.clone()));
+        let picture = (self.shared.jpeg.receiver_count() > 0).then(|| (frame, report.clone()));
+        let picture = std::sync::Mutex::new(picture);
         self.shared.fps.store(fps.to_bits(), Ordering::Relaxed);
         self.shared
             .frames
@@ -161,40 +167,46 @@ impl Hub {
 }
 
 /// Annotates and encodes each frame once, while the stream has clients; frames that arrive
-/// during an encoding are skipped.
-async fn encode_frames(shared: Arc<Shared>) {
+/// during an encoding are skipped. Runs on a thread of its own, so that one thread (and one
+/// allocator arena) holds the frame copies and their JPEGs, however long the server runs.
+fn encode_frames(shared: Arc<Shared>, runtime: tokio::runtime::Handle) {
     let mut frames = shared.frames.subscribe();
-    while frames.changed().await.is_ok() {
+    while runtime.block_on(frames.changed()).is_ok() {
         let Some(p) = frames.borrow_and_update().clone() else {
+            continue;
+        };
+        let picture = p.picture.lock().map(|mut p| p.take()).unwrap_or(None);
+        let Some((frame, report)) = picture else {
             continue;
         };
         if shared.jpeg.receiver_count() == 0 {
             continue;
         }
-        let Some(_) = &p.picture else { continue };
-        let encoded = tokio::task::spawn_blocking(move || {
-            let (frame, report) = p.picture.as_ref().expect("checked above");
-            encode_jpeg(frame, report)
-        })
-        .await;
-        match encoded {
-            Ok(Ok(jpeg)) => {
-                shared.jpeg.send_replace(Some(jpeg));
+        match encode_jpeg(frame, &report) {
+            Ok(jpeg) => {
+                let head = format!(
+                    "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    jpeg.len()
+                );
+                let mut part = Vec::with_capacity(head.len() + jpeg.len() + 2);
+                part.extend_from_slice(head.as_bytes());
+                part.extend_from_slice(&jpeg);
+                part.extend_from_slice(b"\r\n");
+                shared.jpeg.send_replace(Some(part.into()));
             }
-            Ok(Err(e)) => eprintln!("error: encoding a frame as JPEG: {e:#}"),
-            Err(e) => eprintln!("error: the JPEG encoder failed: {e}"),
+            Err(e) => eprintln!("error: encoding a frame as JPEG: {e:#}"),
         }
     }
 }
 
 /// The annotated frame as JPEG.
-pub fn encode_jpeg(frame: &Frame, report: &FrameReport) -> Result<Bytes> {
+pub fn encode_jpeg(frame: Frame, report: &FrameReport) -> Result<Vec<u8>> {
     let img = annotate::draw(frame, report);
     let mut out = Vec::with_capacity(img.as_raw().len() / 8);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
         .encode_image(&img)
         .context("encoding JPEG")?;
-    Ok(out.into())
+    Ok(out)
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -235,16 +247,8 @@ async fn mjpeg(State(shared): State<Arc<Shared>>) -> Response {
     let rx = shared.jpeg.subscribe();
     let parts = stream::unfold((rx, guard), |(mut rx, guard)| async move {
         rx.changed().await.ok()?;
-        let jpeg = rx.borrow_and_update().clone()?;
-        let head = format!(
-            "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-            jpeg.len()
-        );
-        let mut part = Vec::with_capacity(head.len() + jpeg.len() + 2);
-        part.extend_from_slice(head.as_bytes());
-        part.extend_from_slice(&jpeg);
-        part.extend_from_slice(b"\r\n");
-        Some((Ok::<_, Infallible>(Bytes::from(part)), (rx, guard)))
+        let part = rx.borrow_and_update().clone()?;
+        Some((Ok::<_, Infallible>(part), (rx, guard)))
     });
     (
         [
