@@ -117,7 +117,9 @@ fn run(args: Args) -> Result<bool> {
     }
     let cascade = Cascade::load(&args.cascade)?;
     let blob = dir.read_blob()?;
-    let classifier = Classifier::new(&dir, blob.model()?, args.runtime)?.with_flip(args.flip);
+    let model = blob.model()?;
+    let weights_hash = model.body().weights_hash;
+    let classifier = Classifier::new(&dir, model, args.runtime)?.with_flip(args.flip);
     let opts = Options {
         detect: DetectParams {
             scale_factor: args.scale_factor,
@@ -174,11 +176,7 @@ fn run(args: Args) -> Result<bool> {
     };
     let hub = match args.serve {
         Some(addr) => {
-            let model = ModelInfo::new(
-                &dir,
-                &blob.model()?.body().weights_hash,
-                args.runtime.name(),
-            );
+            let model = ModelInfo::new(&dir, &weights_hash, args.runtime.name());
             let hub = Hub::start(serve::Config {
                 addr,
                 token: args.token.clone(),

@@ -1,6 +1,7 @@
 //! `emoedge-pi --serve` as a browser, VLC or curl meets it: the real binary serving the
 //! reference photos (`$EMOEDGE_DATA/faces`, looped), each endpoint read over loopback.
 
+use emoedge_core::Emotion;
 use emoedge_test_support::data_dir;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -307,19 +308,10 @@ fn the_page_renders_faces_and_the_timeline_in_chromium() {
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{dom}");
     // Bars and labels: at least one face card, labelled with one of the seven emotions.
-    let labels = [
-        "angry",
-        "disgusted",
-        "fearful",
-        "happy",
-        "neutral",
-        "sad",
-        "surprised",
-    ];
     assert!(
-        labels
+        Emotion::ALL
             .iter()
-            .any(|l| dom.contains(&format!("class=\"face\" data-label=\"{l}\""))),
+            .any(|e| dom.contains(&format!("class=\"face\" data-label=\"{}\"", e.name()))),
         "no face card in {dom}"
     );
     assert!(dom.contains("class=\"bar\""), "no probability bars");
