@@ -67,6 +67,7 @@ fn main() -> Result<()> {
     }
     // Per layer: elements compared, elements differing, largest difference.
     let mut stats = vec![(0usize, 0usize, 0i32); steps.len()];
+    let mut scratch = vec![0i8; model.scratch_len()];
     for i in (0..data.len()).step_by((data.len() / n).max(1)).take(n) {
         let gray: &[u8; INPUT_LEN] = data.pixels[i * INPUT_LEN..(i + 1) * INPUT_LEN].try_into()?;
         let mut x = vec![0i8; INPUT_LEN];
@@ -75,7 +76,7 @@ fn main() -> Result<()> {
         let mut outs: Vec<Vec<i8>> = Vec::new();
         for info in steps {
             let mut y = vec![0i8; info.output.len()];
-            run_step(&info.step, outs.last().unwrap_or(&x), &mut y)
+            run_step(&info.step, outs.last().unwrap_or(&x), &mut y, &mut scratch)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             outs.push(y);
         }

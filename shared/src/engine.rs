@@ -1,8 +1,11 @@
 //! Runs a parsed [`Model`] over a caller-provided arena: no heap, integer math only.
 //!
-//! Arena layout: layer 0 reads the caller's input and writes at the arena's start; each
-//! later layer reads the previous output at one end and writes at the other, so the arena
-//! needs `max(out_0, max_i(in_i + out_i))` bytes ([`Model::arena_len`]).
+//! Arena layout: activations first, then the kernels' scratch. Layer 0 reads the caller's
+//! input and writes at the arena's start; each later layer reads the previous output at one
+//! end of the activations and writes at the other, so they need
+//! `max(out_0, max_i(in_i + out_i))` bytes ([`Model::activations_len`]); the scratch is the
+//! most any one layer asks for ([`Model::scratch_len`], two im2col columns of the widest
+//! convolution). [`Model::arena_len`] is the sum.
 
 use crate::NUM_CLASSES;
 use crate::kernels::{self, KernelError};
@@ -111,18 +114,19 @@ impl<'m, 'a> Engine<'m, 'a> {
                 got: input.len(),
             });
         }
-        let arena = &mut arena[..needed];
+        let (arena, scratch) = arena[..needed].split_at_mut(self.model.activations_len());
+        let acts_len = arena.len();
         let mut at_start = true; // where the previous output lies
         for (index, info) in self.model.steps().iter().enumerate() {
             let (ilen, olen) = (info.input.len(), info.output.len());
             let result = if index == 0 {
-                run_step(&info.step, input, &mut arena[..olen])
+                run_step(&info.step, input, &mut arena[..olen], scratch)
             } else if at_start {
-                let (lo, hi) = arena.split_at_mut(needed - olen);
-                run_step(&info.step, &lo[..ilen], hi)
+                let (lo, hi) = arena.split_at_mut(acts_len - olen);
+                run_step(&info.step, &lo[..ilen], hi, scratch)
             } else {
                 let (lo, hi) = arena.split_at_mut(olen);
-                run_step(&info.step, &hi[hi.len() - ilen..], lo)
+                run_step(&info.step, &hi[hi.len() - ilen..], lo, scratch)
             };
             result.map_err(|error| EngineError::Kernel { index, error })?;
             at_start = index == 0 || !at_start;
@@ -131,7 +135,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         let out = if at_start {
             &arena[..NUM_CLASSES]
         } else {
-            &arena[needed - NUM_CLASSES..]
+            &arena[acts_len - NUM_CLASSES..]
         };
         // Parsing guarantees the last layer outputs NUM_CLASSES values.
         out.try_into().map_err(|_| EngineError::Kernel {
@@ -144,12 +148,17 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 }
 
-/// Dispatches one step to its kernel.
-pub fn run_step(step: &Step, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+/// Dispatches one step to its kernel; `scratch` needs [`Step::scratch_len`] bytes.
+pub fn run_step(
+    step: &Step,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> Result<(), KernelError> {
     match step {
-        Step::Conv2d(p) => kernels::conv2d::conv2d(p, input, output),
+        Step::Conv2d(p) => kernels::conv2d::conv2d(p, input, output, scratch),
         Step::Depthwise(p) => kernels::depthwise::depthwise(p, input, output),
-        Step::Pointwise(p) => kernels::pointwise::pointwise(p, input, output),
+        Step::Pointwise(p) => kernels::pointwise::pointwise(p, input, output, scratch),
         Step::MaxPool(p) => kernels::pool::max_pool(p, input, output),
         Step::AvgPool(p) => kernels::pool::avg_pool(p, input, output),
         Step::Dense(p) => kernels::dense::dense(p, input, output),

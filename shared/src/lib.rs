@@ -8,7 +8,7 @@
 //! pixels `p` in `0..=255` is the float input `p / 255` for the trainer and the int8 input
 //! `p - 128` (scale `1/255`, zero point `-128`) for every int8 runtime.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod emotion;
 pub mod engine;

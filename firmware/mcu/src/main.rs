@@ -14,11 +14,11 @@
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
+use emoedge_camera::{FrameInfo, FrameSource};
 use emoedge_core::emotion::argmax;
 use emoedge_core::model::{HEADER_LEN, Header};
-use emoedge_core::test_frames::TestFrames;
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
-use emoedge_camera::{FrameInfo, FrameSource};
+use emoedge_core::test_frames::TestFrames;
 use emoedge_core::{Emotion, Engine, Model};
 
 unsafe extern "C" {

@@ -1,6 +1,6 @@
 //! 2-D convolution, `groups = 1`, any kernel size, stride and padding (ONNX `QLinearConv`).
 
-use super::{ChannelParams, KernelError, check_io, check_len};
+use super::{ChannelParams, KernelError, check_io, check_len, matmul};
 use crate::quant::OutputQuant;
 use crate::shape::{Shape, Window};
 
@@ -54,80 +54,89 @@ impl Conv2dParams<'_> {
     }
 }
 
-/// Runs the convolution. Loop order: output pixel, then output channel, then the valid taps,
-/// with the input-channel dot product innermost and contiguous on both sides.
-pub fn conv2d(p: &Conv2dParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+impl Conv2dParams<'_> {
+    /// Length of one im2col column: every input value one output reads, `kh · kw · in_c`.
+    pub fn column_len(&self) -> usize {
+        self.window.kh as usize * self.window.kw as usize * self.input.c as usize
+    }
+
+    /// Scratch bytes [`conv2d`] needs: two im2col columns and the matrix product's own.
+    pub fn scratch_len(&self) -> usize {
+        let k = self.column_len();
+        2 * k + matmul::pair_scratch_len(k)
+    }
+}
+
+/// Runs the convolution as a matrix product: two output pixels at a time, their input
+/// windows are copied into two im2col columns (`kh · kw · in_c` bytes each, in the weights'
+/// order, padding written as `input_zp`, i.e. a real zero), and [`matmul::MatMul::pair`]
+/// computes every output channel of both. `scratch` holds the columns
+/// ([`Conv2dParams::scratch_len`] bytes or more).
+pub fn conv2d(
+    p: &Conv2dParams,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> Result<(), KernelError> {
     let out = p.output_shape()?;
     check_io(p.input, out, input, output)?;
-    let (h, w, c) = (p.input.h as isize, p.input.w as isize, p.input.c as usize);
-    let (kh, kw) = (p.window.kh as isize, p.window.kw as isize);
-    let zp = p.input_zp as i32;
-    let mut o = 0;
-    for oy in 0..out.h as isize {
-        let y0 = oy * p.window.sh as isize - p.window.pad[0] as isize;
-        let (ky0, ky1) = (0.max(-y0), kh.min(h - y0));
-        for ox in 0..out.w as isize {
-            let x0 = ox * p.window.sw as isize - p.window.pad[1] as isize;
-            let (kx0, kx1) = (0.max(-x0), kw.min(w - x0));
-            let run = (kx1 - kx0) as usize * c;
-            for oc in 0..out.c as usize {
-                let (bias, rq) = p.channels.get(oc);
-                let mut acc = bias;
-                for ky in ky0..ky1 {
-                    let xi = (((y0 + ky) * w + x0 + kx0) as usize) * c;
-                    let wi = ((oc as isize * kh + ky) * kw + kx0) as usize * c;
-                    acc += dot(&input[xi..xi + run], &p.weights[wi..wi + run], zp);
-                }
-                output[o] = p.output.finish(acc, rq);
-                o += 1;
-            }
-        }
+    let k = p.column_len();
+    if scratch.len() < p.scratch_len() {
+        return Err(KernelError::ScratchLen {
+            needed: p.scratch_len(),
+            got: scratch.len(),
+        });
+    }
+    let (col0, rest) = scratch.split_at_mut(k);
+    let (col1, rest) = rest.split_at_mut(k);
+    let m = matmul::MatMul {
+        weights: p.weights,
+        k,
+        channels: p.channels,
+        output: p.output,
+        zp: p.input_zp,
+    };
+    let (ow, oc) = (out.w as usize, out.c as usize);
+    let mut ys = output.chunks_exact_mut(2 * oc);
+    let mut px = 0;
+    for y in ys.by_ref() {
+        im2col(p, input, (px / ow, px % ow), col0);
+        im2col(p, input, ((px + 1) / ow, (px + 1) % ow), col1);
+        let (y0, y1) = y.split_at_mut(oc);
+        m.pair((col0, col1), (y0, y1), rest);
+        px += 2;
+    }
+    // An odd pixel count leaves one.
+    let y = ys.into_remainder();
+    if !y.is_empty() {
+        im2col(p, input, (px / ow, px % ow), col0);
+        m.single(col0, y);
     }
     Ok(())
 }
 
-/// `Σ (x - zp) · w` over two equal-length runs. Each product is exact in i16
-/// (`|x - zp| <= 255`, `|w| <= 128`, so `|product| <= 32,640`), so they are formed 8 at a
-/// time in an i16 lane array, which compiles to one 16-bit vector multiply (x86 `pmullw`,
-/// Arm `mul.8h`), then widened and summed in i32. Written as one i32 expression, the
-/// products were widened first, and 32-bit vector multiplies cost several instructions each
-/// on x86-64's baseline SSE2 (the lanes halved the engine's time per face on the host).
-#[cfg(not(target_arch = "arm"))]
-#[inline(always)]
-pub(crate) fn dot(x: &[i8], w: &[u8], zp: i32) -> i32 {
-    const LANES: usize = 8;
-    let zp = zp as i16;
-    let prod = |x: i8, w: u8| (x as i16 - zp).wrapping_mul(w as i8 as i16);
-    let (xc, wc) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
-    let tail: i32 = xc
-        .remainder()
-        .iter()
-        .zip(wc.remainder())
-        .map(|(&x, &w)| prod(x, w) as i32)
-        .sum();
-    let mut acc = [0i32; LANES];
-    for (xs, ws) in xc.zip(wc) {
-        let mut p = [0i16; LANES];
-        for ((p, &x), &w) in p.iter_mut().zip(xs).zip(ws) {
-            *p = prod(x, w);
+/// Copies the input window of output pixel `(oy, ox)` into `col`, in the weights' `(kh, kw,
+/// in_c)` order; taps in the padding read `input_zp`.
+fn im2col(p: &Conv2dParams, input: &[i8], (oy, ox): (usize, usize), col: &mut [i8]) {
+    let (h, w, c) = (p.input.h as isize, p.input.w as isize, p.input.c as usize);
+    let (kh, kw) = (p.window.kh as isize, p.window.kw as isize);
+    let y0 = oy as isize * p.window.sh as isize - p.window.pad[0] as isize;
+    let x0 = ox as isize * p.window.sw as isize - p.window.pad[1] as isize;
+    let (kx0, kx1) = (0.max(-x0).min(kw), kw.min(w - x0).max(0));
+    let row = kw as usize * c;
+    for (ky, dst) in (0..kh).zip(col.chunks_exact_mut(row)) {
+        let iy = y0 + ky;
+        if iy < 0 || iy >= h || kx0 >= kx1 {
+            dst.fill(p.input_zp);
+            continue;
         }
-        for (a, p) in acc.iter_mut().zip(p) {
-            *a += p as i32;
-        }
+        let (left, rest) = dst.split_at_mut(kx0 as usize * c);
+        let (mid, right) = rest.split_at_mut((kx1 - kx0) as usize * c);
+        left.fill(p.input_zp);
+        let start = ((iy * w + x0 + kx0) as usize) * c;
+        mid.copy_from_slice(&input[start..start + mid.len()]);
+        right.fill(p.input_zp);
     }
-    acc.iter().sum::<i32>() + tail
-}
-
-/// `Σ (x - zp) · w` over two equal-length runs. Cortex-M has no vector unit and a
-/// single-cycle 32-bit multiply-accumulate, so the plain loop is its fastest form: the i16
-/// lanes above cost it 19% more instructions per inference in QEMU.
-#[cfg(target_arch = "arm")]
-#[inline(always)]
-pub(crate) fn dot(x: &[i8], w: &[u8], zp: i32) -> i32 {
-    x.iter()
-        .zip(w)
-        .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
-        .sum()
 }
 
 #[cfg(test)]
@@ -152,7 +161,7 @@ mod tests {
             output: OutputQuant::linear(0),
         };
         let mut y = [0i8; 9];
-        conv2d(&p, &x, &mut y).unwrap();
+        conv2d(&p, &x, &mut y, &mut vec![0; p.scratch_len()]).unwrap();
         // Real input [[0,1,2],[3,4,5],[6,7,8]]: 3x3 box sums with zero padding.
         assert_eq!(y, [8, 15, 12, 21, 36, 27, 20, 33, 24]);
         let mut r = [0i8; 9];
@@ -182,7 +191,7 @@ mod tests {
             output: OutputQuant::relu(0),
         };
         let mut y = [0i8; 8];
-        conv2d(&p, &x, &mut y).unwrap();
+        conv2d(&p, &x, &mut y, &mut vec![0; p.scratch_len()]).unwrap();
         assert_eq!(y, [10, 0, 18, 0, 42, 0, 50, 0]);
     }
 
@@ -199,7 +208,7 @@ mod tests {
             output: OutputQuant::linear(0),
         };
         assert_eq!(
-            conv2d(&p, &[0; 9], &mut [0; 9]),
+            conv2d(&p, &[0; 9], &mut [0; 9], &mut [0; 18]),
             Err(KernelError::WeightsLen {
                 expected: 9,
                 got: 8
@@ -210,14 +219,14 @@ mod tests {
             ..p
         };
         assert_eq!(
-            conv2d(&p, &[0; 8], &mut [0; 9]),
+            conv2d(&p, &[0; 8], &mut [0; 9], &mut [0; 18]),
             Err(KernelError::InputLen {
                 expected: 9,
                 got: 8
             })
         );
         assert_eq!(
-            conv2d(&p, &[0; 9], &mut [0; 10]),
+            conv2d(&p, &[0; 9], &mut [0; 10], &mut [0; 18]),
             Err(KernelError::OutputLen {
                 expected: 9,
                 got: 10
@@ -228,7 +237,7 @@ mod tests {
             ..p
         };
         assert_eq!(
-            conv2d(&p, &[0; 9], &mut [0; 9]),
+            conv2d(&p, &[0; 9], &mut [0; 9], &mut [0; 18]),
             Err(KernelError::BadWindow)
         );
     }
@@ -305,7 +314,7 @@ mod tests {
             let p = Conv2dParams { input, window, out_c, input_zp, weights: &weights, channels: ChannelParams::parse(&ch, out_c as usize).unwrap(), output };
             let n = p.output_shape().unwrap().len();
             let (mut a, mut b) = (vec![0i8; n], vec![0i8; n]);
-            conv2d(&p, &x, &mut a).unwrap();
+            conv2d(&p, &x, &mut a, &mut vec![0; p.scratch_len()]).unwrap();
             reference::conv2d(&p, &x, &mut b).unwrap();
             prop_assert_eq!(a, b);
         }

@@ -1,7 +1,6 @@
 //! Fully connected layer (ONNX `QLinearMatMul` + bias folded into the accumulator).
 
-use super::conv2d::dot;
-use super::{ChannelParams, KernelError, check_len};
+use super::{ChannelParams, KernelError, check_len, matmul};
 use crate::quant::OutputQuant;
 
 /// A dense layer over the flattened input (HWC order). Weights are `(out, in)`.
@@ -55,14 +54,15 @@ pub fn dense(p: &DenseParams, input: &[i8], output: &mut [i8]) -> Result<(), Ker
         expected,
         got,
     })?;
-    let zp = p.input_zp as i32;
     for (o, (y, wrow)) in output
         .iter_mut()
         .zip(p.weights.chunks_exact(input.len().max(1)))
         .enumerate()
     {
         let (bias, rq) = p.channels.get(o);
-        *y = p.output.finish(bias + dot(input, wrow, zp), rq);
+        *y = p
+            .output
+            .finish(bias.wrapping_add(matmul::dot(input, wrow, p.input_zp)), rq);
     }
     Ok(())
 }

@@ -92,7 +92,7 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
 }
 
 /// `acc[i] += (x[i] - zp) · w[i]`, products formed in an i16 block first (see
-/// `conv2d::dot` for why).
+/// `matmul` for why).
 #[cfg(not(target_arch = "arm"))]
 #[inline(always)]
 fn mac_block(acc: &mut [i32], x: &[i8], w: &[u8], zp: i32) {
@@ -107,11 +107,44 @@ fn mac_block(acc: &mut [i32], x: &[i8], w: &[u8], zp: i32) {
 }
 
 /// `acc[i] += (x[i] - zp) · w[i]` with 32-bit multiply-accumulates (Cortex-M: see
-/// `conv2d::dot`).
-#[cfg(target_arch = "arm")]
+/// `matmul`).
+#[cfg(all(target_arch = "arm", not(emoedge_dsp)))]
 #[inline(always)]
 fn mac_block(acc: &mut [i32], x: &[i8], w: &[u8], zp: i32) {
     for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+        *a += (x as i32 - zp) * (w as i8 as i32);
+    }
+}
+
+/// `acc[i] += (x[i] - zp) · w[i]`, four channels per word (CMSIS-NN's depthwise shape):
+/// one load of input and one of weights, `SXTAB16` subtracts the zero point while
+/// unpacking, and `SMLABB`/`SMLATT` do the four per-channel MACs.
+#[cfg(emoedge_dsp)]
+#[inline(always)]
+fn mac_block(acc: &mut [i32], x: &[i8], w: &[u8], zp: i32) {
+    use super::dsp::{load_i8x4, load_u8x4, pair, smlabb, smlatt, sxtab16, sxtab16_ror8};
+    use super::dsp::{sxtb16, sxtb16_ror8};
+    let neg = pair(-(zp as i16));
+    let (mut ac, mut xc, mut wc) = (
+        acc.chunks_exact_mut(4),
+        x.chunks_exact(4),
+        w.chunks_exact(4),
+    );
+    for ((a, xs), ws) in ac.by_ref().zip(xc.by_ref()).zip(wc.by_ref()) {
+        let (xw, ww) = (load_i8x4(xs), load_u8x4(ws));
+        let (x02, x13) = (sxtab16(neg, xw), sxtab16_ror8(neg, xw));
+        let (w02, w13) = (sxtb16(ww), sxtb16_ror8(ww));
+        a[0] = smlabb(x02, w02, a[0]);
+        a[1] = smlabb(x13, w13, a[1]);
+        a[2] = smlatt(x02, w02, a[2]);
+        a[3] = smlatt(x13, w13, a[3]);
+    }
+    let rest = ac
+        .into_remainder()
+        .iter_mut()
+        .zip(xc.remainder())
+        .zip(wc.remainder());
+    for ((a, &x), &w) in rest {
         *a += (x as i32 - zp) * (w as i8 as i32);
     }
 }

@@ -9,6 +9,9 @@ mod channels;
 pub mod conv2d;
 pub mod dense;
 pub mod depthwise;
+#[cfg(emoedge_dsp)]
+mod dsp;
+mod matmul;
 pub mod pointwise;
 pub mod pool;
 pub mod reference;
@@ -33,6 +36,8 @@ pub enum KernelError {
     ChannelsLen { expected: usize, got: usize },
     /// Clamp bounds are inverted (`min > max`).
     BadClamp,
+    /// The scratch slice is shorter than the kernel needs.
+    ScratchLen { needed: usize, got: usize },
 }
 
 pub(crate) fn check_len(

@@ -1,7 +1,6 @@
 //! Pointwise (1x1, stride 1, no padding) convolution: a matrix product per pixel.
 
-use super::conv2d::dot;
-use super::{ChannelParams, KernelError, check_io, check_len};
+use super::{ChannelParams, KernelError, check_io, check_len, matmul};
 use crate::quant::OutputQuant;
 use crate::shape::Shape;
 
@@ -44,21 +43,46 @@ impl PointwiseParams<'_> {
     }
 }
 
-/// Runs the 1x1 convolution: for each pixel, each output channel is one contiguous dot
-/// product of the pixel's channels with a weight row.
-pub fn pointwise(p: &PointwiseParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+impl PointwiseParams<'_> {
+    /// Scratch bytes [`pointwise`] needs: the matrix product's own.
+    pub fn scratch_len(&self) -> usize {
+        matmul::pair_scratch_len(self.input.c as usize)
+    }
+}
+
+/// Runs the 1x1 convolution as a matrix product of pixels by weight rows: each pixel's
+/// channels are one contiguous column, two pixels per [`matmul::MatMul::pair`].
+pub fn pointwise(
+    p: &PointwiseParams,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> Result<(), KernelError> {
     let out = p.output_shape()?;
     check_io(p.input, out, input, output)?;
-    let c = p.input.c as usize;
-    let zp = p.input_zp as i32;
-    for (px, y) in input
-        .chunks_exact(c)
-        .zip(output.chunks_exact_mut(out.c as usize))
-    {
-        for (oc, (yv, wrow)) in y.iter_mut().zip(p.weights.chunks_exact(c)).enumerate() {
-            let (bias, rq) = p.channels.get(oc);
-            *yv = p.output.finish(bias + dot(px, wrow, zp), rq);
-        }
+    if scratch.len() < p.scratch_len() {
+        return Err(KernelError::ScratchLen {
+            needed: p.scratch_len(),
+            got: scratch.len(),
+        });
+    }
+    let (c, oc) = (p.input.c as usize, out.c as usize);
+    let m = matmul::MatMul {
+        weights: p.weights,
+        k: c,
+        channels: p.channels,
+        output: p.output,
+        zp: p.input_zp,
+    };
+    let mut xs = input.chunks_exact(2 * c);
+    let mut ys = output.chunks_exact_mut(2 * oc);
+    for (x, y) in xs.by_ref().zip(ys.by_ref()) {
+        m.pair(x.split_at(c), y.split_at_mut(oc), scratch);
+    }
+    // An odd pixel count leaves one.
+    let (x, y) = (xs.remainder(), ys.into_remainder());
+    if !y.is_empty() {
+        m.single(x, y);
     }
     Ok(())
 }
@@ -85,7 +109,7 @@ mod tests {
             output: OutputQuant::linear(0),
         };
         let mut y = [0i8; 4];
-        pointwise(&p, &x, &mut y).unwrap();
+        pointwise(&p, &x, &mut y, &mut vec![0; p.scratch_len()]).unwrap();
         assert_eq!(y, [7, -2, 8, -10]);
     }
 
@@ -111,7 +135,7 @@ mod tests {
             let p = PointwiseParams { input, out_c, input_zp, weights: &weights, channels: ChannelParams::parse(&ch, out_c as usize).unwrap(), output };
             let n = p.output_shape().unwrap().len();
             let (mut a, mut b) = (vec![0i8; n], vec![0i8; n]);
-            pointwise(&p, &x, &mut a).unwrap();
+            pointwise(&p, &x, &mut a, &mut vec![0; p.scratch_len()]).unwrap();
             reference::pointwise(&p, &x, &mut b).unwrap();
             prop_assert_eq!(a, b);
         }

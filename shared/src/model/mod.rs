@@ -262,6 +262,16 @@ impl Step<'_> {
             Step::Dense(_) => "dense",
         }
     }
+
+    /// Scratch bytes the step's kernel needs beside its input and output: im2col columns
+    /// and int16 column copies for convolutions, the copies for pointwise; none otherwise.
+    pub fn scratch_len(&self) -> usize {
+        match self {
+            Step::Conv2d(p) => p.scratch_len(),
+            Step::Pointwise(p) => p.scratch_len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Per-layer facts of a parsed model.
@@ -284,7 +294,8 @@ pub struct StepInfo<'a> {
 pub struct Model<'a> {
     body: ModelBody<'a>,
     steps: heapless::Vec<StepInfo<'a>, MAX_LAYERS>,
-    arena_len: usize,
+    activations_len: usize,
+    scratch_len: usize,
 }
 
 impl<'a> Model<'a> {
@@ -308,7 +319,7 @@ impl<'a> Model<'a> {
         }
         let mut steps = heapless::Vec::new();
         let (mut shape, mut zp) = (body.input, body.input_zp);
-        let mut arena_len = 0usize;
+        let (mut activations_len, mut scratch_len) = (0usize, 0usize);
         for (index, layer) in body.layers.iter().enumerate() {
             let lerr = |error| ModelError::Layer { index, error };
             let chans = |bytes, n: usize| {
@@ -448,7 +459,8 @@ impl<'a> Model<'a> {
             } else {
                 shape.len() + out.len()
             };
-            arena_len = arena_len.max(need);
+            activations_len = activations_len.max(need);
+            scratch_len = scratch_len.max(step.scratch_len());
             // `layers` and `steps` have the same capacity, so this never fails.
             let _ = steps.push(StepInfo {
                 step,
@@ -465,7 +477,8 @@ impl<'a> Model<'a> {
         Ok(Self {
             body,
             steps,
-            arena_len,
+            activations_len,
+            scratch_len,
         })
     }
 
@@ -479,9 +492,20 @@ impl<'a> Model<'a> {
         &self.steps
     }
 
-    /// Bytes of arena [`crate::Engine::run`] needs for this model.
+    /// Bytes of arena [`crate::Engine::run`] needs for this model: the activations
+    /// ([`Model::activations_len`]) followed by the kernels' scratch ([`Model::scratch_len`]).
     pub fn arena_len(&self) -> usize {
-        self.arena_len
+        self.activations_len + self.scratch_len
+    }
+
+    /// Arena bytes for the layers' inputs and outputs: `max(out_0, max_i(in_i + out_i))`.
+    pub fn activations_len(&self) -> usize {
+        self.activations_len
+    }
+
+    /// Arena bytes for kernel scratch (im2col columns), the most any one layer needs.
+    pub fn scratch_len(&self) -> usize {
+        self.scratch_len
     }
 
     /// Total multiply-accumulates per inference.

@@ -1,0 +1,168 @@
+//! The DSP-extension instructions the int8 kernels use on Cortex-M4/M7/M33 (`SXTB16`,
+//! `SXTAB16`, `SMLABB`, `SMLATT`, `SMLAD`), through `asm!` because their intrinsics
+//! (`core::arch::arm::__smlad` and kin) are unstable; and the one loop written in assembly,
+//! [`dot_pair`], where the compiler's register allocation spilled half the accumulators.
+//!
+//! The single-instruction wrappers touch no memory and no flags the kernels read (the
+//! multiply-accumulates set the Q flag on overflow; nothing reads it, and a parsed model's
+//! accumulators are bounded so it never fires), so they are `pure, nomem, nostack` and the
+//! compiler schedules and allocates registers around them freely.
+//!
+//! Lane order: `sxtb16(x)` holds bytes 0 and 2 of `x`, `sxtb16_ror8(x)` bytes 1 and 3. A
+//! kernel that unpacks activations and weights the same way pairs the right products in
+//! `smlad` without reordering either (CMSIS-NN's trick).
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+
+/// Bytes 0 and 2 of `x`, each sign-extended to 16 bits and added to the 16-bit halves of
+/// `add` (`SXTAB16`): int8 activations become `x - zp` in int16 lanes in one instruction.
+#[inline(always)]
+pub(crate) fn sxtab16(add: u32, x: u32) -> u32 {
+    let out: u32;
+    // SAFETY: one ALU instruction on registers (Armv7E-M / Armv8-M DSP).
+    unsafe {
+        asm!("sxtab16 {o}, {a}, {x}", o = lateout(reg) out, a = in(reg) add, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    out
+}
+
+/// Bytes 1 and 3 of `x`, sign-extended and added to the halves of `add` (`SXTAB16`, `ROR #8`).
+#[inline(always)]
+pub(crate) fn sxtab16_ror8(add: u32, x: u32) -> u32 {
+    let out: u32;
+    // SAFETY: as above.
+    unsafe {
+        asm!("sxtab16 {o}, {a}, {x}, ror #8", o = lateout(reg) out, a = in(reg) add, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    out
+}
+
+/// Bytes 0 and 2 of `x`, each sign-extended to 16 bits (`SXTB16`).
+#[inline(always)]
+pub(crate) fn sxtb16(x: u32) -> u32 {
+    let out: u32;
+    // SAFETY: as above.
+    unsafe {
+        asm!("sxtb16 {o}, {x}", o = lateout(reg) out, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    out
+}
+
+/// Bytes 1 and 3 of `x`, sign-extended to 16 bits (`SXTB16`, `ROR #8`).
+#[inline(always)]
+pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
+    let out: u32;
+    // SAFETY: as above.
+    unsafe {
+        asm!("sxtb16 {o}, {x}, ror #8", o = lateout(reg) out, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    out
+}
+
+/// `acc + a.lo · b.lo` over signed 16-bit bottom halves (`SMLABB`).
+#[inline(always)]
+pub(crate) fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+    let out: i32;
+    // SAFETY: as above.
+    unsafe {
+        asm!("smlabb {o}, {a}, {b}, {c}", o = lateout(reg) out, a = in(reg) a, b = in(reg) b,
+             c = in(reg) acc, options(pure, nomem, nostack));
+    }
+    out
+}
+
+/// `acc + a.hi · b.hi` over signed 16-bit top halves (`SMLATT`).
+#[inline(always)]
+pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
+    let out: i32;
+    // SAFETY: as above.
+    unsafe {
+        asm!("smlatt {o}, {a}, {b}, {c}", o = lateout(reg) out, a = in(reg) a, b = in(reg) b,
+             c = in(reg) acc, options(pure, nomem, nostack));
+    }
+    out
+}
+
+/// The 16-bit pair `(v, v)`, for `sxtab16`'s addend.
+#[inline(always)]
+pub(crate) const fn pair(v: i16) -> u32 {
+    let h = v as u16 as u32;
+    h | (h << 16)
+}
+
+/// The first four values of `x` as one word (one `LDR`, any alignment: Armv7-M and
+/// Armv8-M Mainline load unaligned words).
+#[inline(always)]
+pub(crate) fn load_i8x4(x: &[i8]) -> u32 {
+    let x: &[i8; 4] = x[..4].try_into().unwrap_or(&[0; 4]);
+    // SAFETY: `x` is four readable bytes; `read_unaligned` has no alignment requirement.
+    unsafe { core::ptr::read_unaligned(x.as_ptr().cast::<u32>()) }
+}
+
+/// [`load_i8x4`] for weight bytes.
+#[inline(always)]
+pub(crate) fn load_u8x4(x: &[u8]) -> u32 {
+    let x: &[u8; 4] = x[..4].try_into().unwrap_or(&[0; 4]);
+    // SAFETY: as above.
+    unsafe { core::ptr::read_unaligned(x.as_ptr().cast::<u32>()) }
+}
+
+/// `bytes` from its first 4-byte boundary on, as words: where the kernels keep int16 pairs
+/// that `LDM` reads (it needs word alignment, which an `i8` arena does not promise).
+#[inline(always)]
+pub(crate) fn words(bytes: &mut [i8]) -> &mut [u32] {
+    // SAFETY: every bit pattern is a valid u32; `align_to_mut` puts only whole, aligned
+    // words in the middle slice.
+    unsafe { bytes.align_to_mut::<u32>().1 }
+}
+
+/// `acc0 + Σ a · w` and `acc1 + Σ b · w` over `w.len() / 4` groups of four weights: `ab`
+/// holds, per group, the int16 pairs `a02, a13, b02, b13` (`x - zp` of two columns in the
+/// lane order of [`sxtb16`] / [`sxtb16_ror8`]), and `w` the row's int8 weights as they lie
+/// in the blob (any alignment).
+///
+/// One loop of ten instructions per 8 MACs: `LDM` of the four activation words, one weight
+/// load, two unpacks, four `SMLAD`s, compare and branch, with every operand in a register
+/// (11 of the 12 that `asm!` may use on Thumb-2).
+#[inline(always)]
+pub(crate) fn dot_pair(ab: &[u32], w: &[u8], acc: [i32; 2]) -> [i32; 2] {
+    let groups = (ab.len() / 4).min(w.len() / 4);
+    if groups == 0 {
+        return acc;
+    }
+    let [mut acc0, mut acc1] = acc;
+    let x = ab.as_ptr();
+    // SAFETY: `x` covers `4 · groups` words and `w` `4 · groups` bytes (checked above); the
+    // loop reads exactly those and stops when `x` reaches `end`, one past the last group.
+    unsafe {
+        let end = x.add(4 * groups);
+        asm!(
+            "2:",
+            "ldm {x}!, {{r0, r1, r2, r3}}",
+            "ldr {t}, [{w}], #4",
+            "sxtb16 {s}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a0}, r0, {s}, {a0}",
+            "smlad {a0}, r1, {t}, {a0}",
+            "smlad {a1}, r2, {s}, {a1}",
+            "smlad {a1}, r3, {t}, {a1}",
+            "cmp {x}, {end}",
+            "bne 2b",
+            x = inout(reg) x => _,
+            w = inout(reg) w.as_ptr() => _,
+            end = in(reg) end,
+            a0 = inout(reg) acc0,
+            a1 = inout(reg) acc1,
+            s = out(reg) _,
+            t = out(reg) _,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            options(readonly, nostack),
+        );
+    }
+    [acc0, acc1]
+}
