@@ -124,25 +124,33 @@ impl Requant {
     /// instructions of the general form, which needs 64-bit variable shifts.
     #[inline(always)]
     pub fn apply(self, acc: i32) -> i32 {
-        let v = acc as i64 * self.mult as i64;
+        self.prepare().apply(acc)
+    }
+
+    /// The per-channel constants of [`Requant::apply`], for kernels that requantize several
+    /// outputs of one channel.
+    #[inline(always)]
+    pub fn prepare(self) -> Prepared {
         let s = (31 + self.shift as i32) as u32;
-        if s >= 32 {
-            // |v| < 2^62, so the result fits in 31 bits and needs no saturation. The half,
-            // 2^(s-1), is built from its two 32-bit words, without a 64-bit variable shift.
-            let n = s - 32;
-            let odd = ((v >> 32) as i32 >> n) & 1;
-            let (half_hi, half_lo) = ((1u32 << n) >> 1, (1u32 << n) << 31);
-            let half = (((half_hi as u64) << 32) | half_lo as u64) as i64;
-            let t = v.wrapping_add(half - 1 + odd as i64);
-            return ((t >> 32) as i32) >> n;
+        // For s >= 32 the half, 2^(s-1), is built from its two 32-bit words, without a
+        // 64-bit variable shift.
+        let n = s.wrapping_sub(32) & 31;
+        let (half_hi, half_lo) = ((1u32 << n) >> 1, (1u32 << n) << 31);
+        let half = (((half_hi as u64) << 32) | half_lo as u64) as i64;
+        Prepared {
+            rq: self,
+            n,
+            half_minus_one: half - 1,
+            narrow: s >= 32,
         }
-        self.apply_wide(v, s)
     }
 
     /// The general form of [`Requant::apply`] for total shifts below 32 (scales of one half
     /// and more), where the result may need saturating.
     #[inline(never)]
-    fn apply_wide(self, v: i64, s: u32) -> i32 {
+    fn apply_wide(self, acc: i32) -> i32 {
+        let v = acc as i64 * self.mult as i64;
+        let s = (31 + self.shift as i32) as u32;
         let q = v >> s; // floor
         let rem = v - (q << s);
         let half = 1i64 << (s - 1);
@@ -209,6 +217,33 @@ impl Requant {
     }
 }
 
+/// A [`Requant`] with its shift-derived constants worked out ([`Requant::prepare`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared {
+    rq: Requant,
+    /// Total shift minus 32, when it is 32 or more.
+    n: u32,
+    /// `2^(31 + shift - 1) - 1`, when the total shift is 32 or more.
+    half_minus_one: i64,
+    /// Whether the total shift is 32 or more (every scale below one half).
+    narrow: bool,
+}
+
+impl Prepared {
+    /// [`Requant::apply`].
+    #[inline(always)]
+    pub fn apply(&self, acc: i32) -> i32 {
+        if !self.narrow {
+            return self.rq.apply_wide(acc);
+        }
+        // |v| < 2^62, so the result fits in 31 bits and needs no saturation.
+        let v = acc as i64 * self.rq.mult as i64;
+        let odd = ((v >> 32) as i32 >> self.n) & 1;
+        let t = v.wrapping_add(self.half_minus_one + odd as i64);
+        ((t >> 32) as i32) >> self.n
+    }
+}
+
 /// Output quantization of an int8 tensor: zero point and the clamp that fuses the activation.
 ///
 /// No activation: `min = -128, max = 127`. ReLU: `min = zero_point`. ReLU6: additionally
@@ -251,8 +286,16 @@ impl OutputQuant {
     /// Requantize an accumulator to the output: the rule in the module docs.
     #[inline(always)]
     pub fn finish(self, acc: i32, rq: Requant) -> i8 {
+        self.finish_prepared(acc, &rq.prepare())
+    }
+
+    /// [`OutputQuant::finish`] with the channel's constants worked out once.
+    #[inline(always)]
+    pub fn finish_prepared(self, acc: i32, rq: &Prepared) -> i8 {
         let y = rq.apply(acc).saturating_add(self.zero_point as i32);
-        y.clamp(self.min as i32, self.max as i32) as i8
+        // max-then-min rather than `clamp`, which checks `min <= max` on every call (kernels
+        // check it once per layer, with `is_valid`).
+        y.max(self.min as i32).min(self.max as i32) as i8
     }
 }
 

@@ -65,6 +65,17 @@ impl<'a> ChannelParams<'a> {
         (bias, Requant::validated(m, s))
     }
 
+    /// Every channel's bias and requantization, in order: what kernels that walk the
+    /// channels in order use, with no per-channel index check.
+    #[inline(always)]
+    pub fn iter(&self) -> impl Iterator<Item = (i32, Requant)> + 'a {
+        self.bytes.chunks_exact(CHANNEL_RECORD_LEN).map(|rec| {
+            let bias = i32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let (m, s) = mult_shift(rec);
+            (bias, Requant::validated(m, s))
+        })
+    }
+
     /// Largest `|bias|` over all channels.
     pub fn max_abs_bias(&self) -> u32 {
         (0..self.len())

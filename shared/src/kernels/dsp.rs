@@ -126,9 +126,9 @@ pub(crate) fn words(bytes: &mut [i8]) -> &mut [u32] {
 /// lane order of [`sxtb16`] / [`sxtb16_ror8`]), and `w` the row's int8 weights as they lie
 /// in the blob (any alignment).
 ///
-/// One loop of ten instructions per 8 MACs: `LDM` of the four activation words, one weight
-/// load, two unpacks, four `SMLAD`s, compare and branch, with every operand in a register
-/// (11 of the 12 that `asm!` may use on Thumb-2).
+/// Per group of 8 MACs: `LDM` of the four activation words, one weight load, two unpacks
+/// and four `SMLAD`s, with every operand in a register (11 of the 12 that `asm!` may use on
+/// Thumb-2); two groups per loop turn, so compare and branch cost one more per group.
 #[inline(always)]
 pub(crate) fn dot_pair(ab: &[u32], w: &[u8], acc: [i32; 2]) -> [i32; 2] {
     let groups = (ab.len() / 4).min(w.len() / 4);
@@ -137,22 +137,38 @@ pub(crate) fn dot_pair(ab: &[u32], w: &[u8], acc: [i32; 2]) -> [i32; 2] {
     }
     let [mut acc0, mut acc1] = acc;
     let x = ab.as_ptr();
-    // SAFETY: `x` covers `4 · groups` words and `w` `4 · groups` bytes (checked above); the
-    // loop reads exactly those and stops when `x` reaches `end`, one past the last group.
+    macro_rules! group {
+        () => {
+            concat!(
+                "ldm {x}!, {{r0, r1, r2, r3}}\n",
+                "ldr {t}, [{w}], #4\n",
+                "sxtb16 {s}, {t}\n",
+                "sxtb16 {t}, {t}, ror #8\n",
+                "smlad {a0}, r0, {s}, {a0}\n",
+                "smlad {a0}, r1, {t}, {a0}\n",
+                "smlad {a1}, r2, {s}, {a1}\n",
+                "smlad {a1}, r3, {t}, {a1}\n",
+            )
+        };
+    }
+    // SAFETY: `x` covers `4 · groups` words and `w` `4 · groups` bytes (checked above); an
+    // odd group count takes one group first, then the loop takes two per turn until `x`
+    // reaches `end`, one past the last group, so exactly those are read.
     unsafe {
         let end = x.add(4 * groups);
         asm!(
+            "tst {odd}, #1",
+            "beq 2f",
+            group!(),
+            "cmp {x}, {end}",
+            "beq 3f",
             "2:",
-            "ldm {x}!, {{r0, r1, r2, r3}}",
-            "ldr {t}, [{w}], #4",
-            "sxtb16 {s}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a0}, r0, {s}, {a0}",
-            "smlad {a0}, r1, {t}, {a0}",
-            "smlad {a1}, r2, {s}, {a1}",
-            "smlad {a1}, r3, {t}, {a1}",
+            group!(),
+            group!(),
             "cmp {x}, {end}",
             "bne 2b",
+            "3:",
+            odd = in(reg) groups,
             x = inout(reg) x => _,
             w = inout(reg) w.as_ptr() => _,
             end = in(reg) end,

@@ -58,9 +58,11 @@ impl MatMul<'_> {
 
     /// Every output channel of one column.
     pub(crate) fn single(&self, x: &[i8], y: &mut [i8]) {
-        let rows = self.weights.chunks_exact(self.k.max(1));
-        for (c, (y, w)) in y.iter_mut().zip(rows).enumerate() {
-            let (b, r) = self.channels.get(c);
+        let rows = self
+            .weights
+            .chunks_exact(self.k.max(1))
+            .zip(self.channels.iter());
+        for (y, (w, (b, r))) in y.iter_mut().zip(rows) {
             *y = self.output.finish(b.wrapping_add(dot(x, w, self.zp)), r);
         }
     }
@@ -100,12 +102,17 @@ mod imp {
         }
         let ab = &*ab;
         let (t0, t1) = (&x0[4 * groups..k], &x1[4 * groups..k]);
-        for (c, w) in m.weights.chunks_exact(k).enumerate() {
-            let (bias, rq) = m.channels.get(c);
-            let wt = &w[4 * groups..];
-            let [a0, a1] = dot_pair(ab, w, [bias, bias]);
-            y0[c] = m.output.finish(a0.wrapping_add(dot(t0, wt, m.zp)), rq);
-            y1[c] = m.output.finish(a1.wrapping_add(dot(t1, wt, m.zp)), rq);
+        let rows = m.weights.chunks_exact(k).zip(m.channels.iter());
+        for ((w, (bias, rq)), (y0, y1)) in rows.zip(y0.iter_mut().zip(y1.iter_mut())) {
+            let [mut a0, mut a1] = dot_pair(ab, w, [bias, bias]);
+            if !t0.is_empty() {
+                let wt = &w[4 * groups..];
+                a0 = a0.wrapping_add(dot(t0, wt, m.zp));
+                a1 = a1.wrapping_add(dot(t1, wt, m.zp));
+            }
+            let rq = rq.prepare();
+            *y0 = m.output.finish_prepared(a0, &rq);
+            *y1 = m.output.finish_prepared(a1, &rq);
         }
     }
 
