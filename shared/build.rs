@@ -1,4 +1,5 @@
-//! Turns on the DSP kernels (`cfg(emoedge_dsp)`) for cores that have Arm's DSP extension.
+//! Turns on the DSP kernels (`cfg(emoedge_dsp)`) for cores that have Arm's DSP extension,
+//! and the Armv6-M multiply (`cfg(emoedge_armv6m)`) for cores without a long multiply.
 //!
 //! Stable Rust does not expose `target_feature = "dsp"` to `cfg`, so the target name
 //! decides: every Armv7E-M core (`thumbv7em-*`: Cortex-M4, M7) has the extension. Armv8-M
@@ -8,6 +9,7 @@ use std::env;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(emoedge_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(emoedge_armv6m)");
     println!("cargo::rerun-if-env-changed=TARGET");
     let target = env::var("TARGET").unwrap_or_default();
     let feature = env::var_os("CARGO_FEATURE_DSP").is_some();
@@ -15,5 +17,10 @@ fn main() {
     let armv8m_main = target.starts_with("thumbv8m.main");
     if armv7em || (armv8m_main && feature) {
         println!("cargo::rustc-cfg=emoedge_dsp");
+    }
+    // Armv6-M (Cortex-M0/M0+) has no 32x32->64 multiply: `quant` builds one from 16-bit
+    // halves instead of calling the 64x64 runtime routine.
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=emoedge_armv6m");
     }
 }

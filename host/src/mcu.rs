@@ -2,9 +2,9 @@
 //! UF2), and the firmware run in QEMU on test frames, its logits read back.
 //!
 //! The model blob lives in its own flash region ([`BLOB_ADDR`]), apart from the firmware, so
-//! a new model is flashed without rebuilding the firmware. The QEMU run uses MPS2 AN386
-//! (Cortex-M4F) with instruction counting; frames go into a second region ([`FRAMES_ADDR`])
-//! in the format of [`emoedge_core::test_frames`].
+//! a new model is flashed without rebuilding the firmware. The QEMU runs count instructions
+//! on an MPS2 board for each [`Core`] the firmware is built for; frames go into a second
+//! region ([`FRAMES_ADDR`]) in the format of [`emoedge_core::test_frames`].
 
 use crate::data::Dataset;
 use anyhow::{Context, Result, bail};
@@ -18,6 +18,45 @@ pub const BLOB_ADDR: u32 = 0x0008_0000;
 pub const FRAMES_ADDR: u32 = 0x0018_0000;
 /// Where `cargo build --release` in firmware/mcu puts the Cortex-M4F firmware.
 pub const DEFAULT_FIRMWARE: &str = "firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu";
+
+/// The Cortex-M cores the firmware is built for and run on in QEMU (MPS2 FPGA images, whose
+/// memory map `firmware/mcu/memory.x` follows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Core {
+    /// Cortex-M4F, Armv7E-M with the DSP extension (`thumbv7em-none-eabihf`), on MPS2 AN386.
+    #[default]
+    M4f,
+    /// Cortex-M0+ code, Armv6-M (`thumbv6m-none-eabi`), on MPS2 AN385's Cortex-M3: QEMU has
+    /// no M0+ board of this family, and the M3 runs Armv6-M code unchanged, so the counts are
+    /// of the M0+ instructions.
+    M0plus,
+}
+
+impl Core {
+    /// The Rust target the firmware is built for.
+    pub fn target(self) -> &'static str {
+        match self {
+            Core::M4f => "thumbv7em-none-eabihf",
+            Core::M0plus => "thumbv6m-none-eabi",
+        }
+    }
+
+    /// QEMU's `-machine` and `-cpu`.
+    fn qemu_machine(self) -> (&'static str, &'static str) {
+        match self {
+            Core::M4f => ("mps2-an386", "cortex-m4"),
+            Core::M0plus => ("mps2-an385", "cortex-m3"),
+        }
+    }
+
+    /// Where `cargo build --release --target …` in firmware/mcu puts binary `bin`.
+    pub fn firmware(self, bin: &str) -> std::path::PathBuf {
+        Path::new("firmware/mcu/target")
+            .join(self.target())
+            .join("release")
+            .join(bin)
+    }
+}
 
 /// UF2 image of `data` at `addr`: 512-byte blocks carrying 256 bytes each.
 pub fn uf2_image(data: &[u8], addr: u32, family: u32) -> Result<Vec<u8>> {
@@ -61,13 +100,15 @@ pub fn intel_hex(data: &[u8], addr: u32) -> String {
 /// printed and the logits it reported per frame.
 pub fn run_frames(
     firmware: &Path,
+    core: Core,
     blob: &[u8],
     ds: &Dataset,
 ) -> Result<(String, Vec<[i8; NUM_CLASSES]>)> {
     if !firmware.is_file() {
         bail!(
-            "no firmware at {}: build it with `cargo build --release` in firmware/mcu",
-            firmware.display()
+            "no firmware at {}: build it with `cargo build --release --target {}` in firmware/mcu",
+            firmware.display(),
+            core.target()
         );
     }
     let tmp = tempfile::tempdir()?;
@@ -76,7 +117,7 @@ pub fn run_frames(
     let frames =
         emoedge_core::test_frames::write((0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))));
     std::fs::write(&frames_file, &frames)?;
-    let text = run_qemu(firmware, &blob_file, Some(&frames_file))?;
+    let text = run_qemu(firmware, core, Some(&blob_file), Some(&frames_file))?;
     let got = parse_frames(&text);
     if got.len() != ds.len() {
         bail!(
@@ -88,15 +129,22 @@ pub fn run_frames(
     Ok((text, got))
 }
 
-/// Runs the firmware in QEMU (MPS2 AN386, instruction counting) with the blob and frames
-/// loaded at their addresses; returns what it printed. Fails if QEMU does not exit cleanly.
-pub fn run_qemu(firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<String> {
+/// Runs the firmware in QEMU (the core's MPS2 board, instruction counting) with the blob
+/// and frames loaded at their addresses; returns what it printed. Fails if QEMU does not
+/// exit cleanly.
+pub fn run_qemu(
+    firmware: &Path,
+    core: Core,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<String> {
+    let (machine, cpu) = core.qemu_machine();
     let mut cmd = Command::new("qemu-system-arm");
     cmd.args([
         "-cpu",
-        "cortex-m4",
+        cpu,
         "-machine",
-        "mps2-an386",
+        machine,
         "-nographic",
         "-monitor",
         "none",
@@ -108,12 +156,11 @@ pub fn run_qemu(firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<S
         "shift=0",
         "-kernel",
     ])
-    .arg(firmware)
-    .arg("-device")
-    .arg(format!(
-        "loader,file={},addr={BLOB_ADDR:#x}",
-        blob.display()
-    ));
+    .arg(firmware);
+    if let Some(b) = blob {
+        cmd.arg("-device")
+            .arg(format!("loader,file={},addr={BLOB_ADDR:#x}", b.display()));
+    }
     if let Some(f) = frames {
         cmd.arg("-device")
             .arg(format!("loader,file={},addr={FRAMES_ADDR:#x}", f.display()));

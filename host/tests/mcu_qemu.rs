@@ -6,7 +6,7 @@
 //! Without them the test says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set (CI).
 
 use burn::prelude::*;
-use emoedge::mcu::run_qemu;
+use emoedge::mcu::{Core, run_qemu};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
 use emoedge_test_support::data_dir;
@@ -86,7 +86,9 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     // Erased flash (no blob): a clear message, a clean failing exit.
     let empty = t.path().join("empty.bin");
     std::fs::write(&empty, [0xffu8; 64]).unwrap();
-    let err = run_qemu(&fw, &empty, None).unwrap_err().to_string();
+    let err = run_qemu(&fw, Core::M4f, Some(&empty), None)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("no valid model blob") && err.contains("bad magic"),
         "{err}"
@@ -97,14 +99,18 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     bad[n - 3] ^= 0x10;
     let tampered = t.path().join("tampered.blob");
     std::fs::write(&tampered, &bad).unwrap();
-    let err = run_qemu(&fw, &tampered, None).unwrap_err().to_string();
+    let err = run_qemu(&fw, Core::M4f, Some(&tampered), None)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("model blob rejected") && err.contains("CRC"),
         "{err}"
     );
     // A truncated one (header promises more than is flashed: the rest reads as erased flash).
     std::fs::write(&tampered, &blob[..blob.len() / 2]).unwrap();
-    let err = run_qemu(&fw, &tampered, None).unwrap_err().to_string();
+    let err = run_qemu(&fw, Core::M4f, Some(&tampered), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("model blob rejected"), "{err}");
     assert!(!err.contains("hard fault"), "{err}");
 }

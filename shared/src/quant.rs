@@ -237,11 +237,32 @@ impl Prepared {
             return self.rq.apply_wide(acc);
         }
         // |v| < 2^62, so the result fits in 31 bits and needs no saturation.
-        let v = acc as i64 * self.rq.mult as i64;
+        let v = widening_mul(acc, self.rq.mult);
         let odd = ((v >> 32) as i32 >> self.n) & 1;
         let t = v.wrapping_add(self.half_minus_one + odd as i64);
         ((t >> 32) as i32) >> self.n
     }
+}
+
+/// `a · b` exactly, as `i64`.
+#[cfg(not(emoedge_armv6m))]
+#[inline(always)]
+fn widening_mul(a: i32, b: i32) -> i64 {
+    a as i64 * b as i64
+}
+
+/// `a · b` exactly, as `i64`, from four 16x16 products: Armv6-M has only a 32-bit `MULS`,
+/// and the compiler's way (a call to the 64x64 runtime multiply) cost twice as many
+/// instructions per requantized output.
+#[cfg(emoedge_armv6m)]
+#[inline(always)]
+fn widening_mul(a: i32, b: i32) -> i64 {
+    let (al, ah) = ((a & 0xffff) as u32, a >> 16);
+    let (bl, bh) = ((b & 0xffff) as u32, b >> 16);
+    let low = (al * bl) as i64; // < 2^32
+    let mid = (ah * bl as i32) as i64 + (al as i32 * bh) as i64; // each |.| < 2^31
+    let high = (ah * bh) as i64; // |.| <= 2^30
+    (high << 32) + (mid << 16) + low
 }
 
 /// Output quantization of an int8 tensor: zero point and the clamp that fuses the activation.

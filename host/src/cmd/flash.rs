@@ -1,12 +1,12 @@
 //! `emoedge flash`: the model blob as a flash image, and a run of the firmware in QEMU.
 //!
 //! `--qemu` builds nothing: it runs the built firmware with the blob and a batch of test
-//! frames in QEMU's MPS2 AN386 (Cortex-M4F) and checks every label and logit against the
-//! engine on the host ([`crate::mcu`]).
+//! frames in QEMU on an MPS2 board of the chosen core (`--core`: Cortex-M4F, or M0+ code)
+//! and checks every label and logit against the engine on the host ([`crate::mcu`]).
 
 use super::Outcome;
 use crate::data::load_split;
-use crate::mcu::{DEFAULT_FIRMWARE, intel_hex, run_frames, uf2_image};
+use crate::mcu::{Core, intel_hex, run_frames, uf2_image};
 use anyhow::{Result, bail};
 use emoedge_runtime::{ModelDir, engine_logits};
 use std::path::PathBuf;
@@ -32,9 +32,13 @@ pub struct Args {
     /// Run the firmware with the blob and test frames in QEMU and compare with the host.
     #[arg(long)]
     qemu: bool,
-    /// Firmware ELF for --qemu (build it with `cargo build --release` in firmware/mcu).
-    #[arg(long, default_value = DEFAULT_FIRMWARE)]
-    firmware: PathBuf,
+    /// Core to run --qemu on: the Cortex-M4F build (DSP kernels) or the Cortex-M0+ build.
+    #[arg(long, value_enum, default_value_t = Core::M4f)]
+    core: Core,
+    /// Firmware ELF for --qemu [default: the --core build under firmware/mcu/target, made by
+    /// `cargo build --release --target TARGET` in firmware/mcu].
+    #[arg(long)]
+    firmware: Option<PathBuf>,
     /// Test images to run in QEMU (spread over the FER2013 test split).
     #[arg(long, default_value_t = 20)]
     frames: usize,
@@ -82,16 +86,18 @@ pub fn run(a: Args) -> Result<Outcome> {
     if !a.qemu {
         return Ok(Outcome::Ok);
     }
-    if !a.firmware.is_file() {
+    let firmware = a.firmware.unwrap_or_else(|| a.core.firmware("emoedge-mcu"));
+    if !firmware.is_file() {
         bail!(
-            "no firmware at {}: build it with `cargo build --release` in firmware/mcu",
-            a.firmware.display()
+            "no firmware at {}: build it with `cargo build --release --target {}` in firmware/mcu",
+            firmware.display(),
+            a.core.target()
         );
     }
     let test = emoedge_core::paths::data_subdir("fer2013")?.join("test");
     let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
     let ds = ds.subsample(a.frames);
-    let (text, got) = run_frames(&a.firmware, blob, &ds)?;
+    let (text, got) = run_frames(&firmware, a.core, blob, &ds)?;
     print!("{text}");
     let mut arena = vec![0i8; model.arena_len()];
     let mut differ = 0;

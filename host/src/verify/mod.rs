@@ -305,7 +305,7 @@ fn float_labels(dir: &std::path::Path, ds: &Dataset, pb: &ProgressBar) -> Result
 /// equal the engine's, and how many it ran.
 fn mcu_agreement(m: &McuCheck, blob: &[u8], model: &Model, ds: &Dataset) -> Result<(usize, usize)> {
     let sample = ds.subsample(m.images);
-    let (_, got) = crate::mcu::run_frames(&m.firmware, blob, &sample)?;
+    let (_, got) = crate::mcu::run_frames(&m.firmware, crate::mcu::Core::M4f, blob, &sample)?;
     let mut arena = vec![0i8; model.arena_len()];
     let mut equal = 0;
     for (i, g) in got.iter().enumerate() {

@@ -11,7 +11,9 @@
 //!   `arm_nn_mat_mult_kernel_s8_s16` idea with one weight row per loop instead of two: two
 //!   rows need 15 registers and Thumb-2 `asm!` has 12, and the spills cost more than the
 //!   second row saves.
-//! - other Arm cores (Cortex-M0+/M3): 32-bit multiply-accumulates, two columns by two rows;
+//! - other Arm cores (Cortex-M0+/M0/M3): both columns widened to `x - zp` in interleaved
+//!   int32 words, then an assembly loop of 36 instructions per 8 MACs
+//!   ([`super::armv6m::dot_pair`]);
 //! - elsewhere (hosts): 16-bit products in vector lanes, one column by one row.
 //!
 //! Accumulators wrap: a parsed model's layers are bounded so that the true sum fits `i32`,
@@ -37,10 +39,11 @@ pub(crate) struct MatMul<'a> {
     pub zp: i8,
 }
 
-/// Scratch bytes [`MatMul::pair`] needs for columns of `k` values: the int16 copies of the
-/// DSP body, reserved on every target so that a model's arena is the same everywhere.
+/// Scratch bytes [`MatMul::pair`] needs for columns of `k` values: the widened copies of
+/// both columns (int32 on Armv6-M, int16 pairs with the DSP extension) and 4 bytes to align
+/// them, reserved on every target so that a model's arena is the same everywhere.
 pub(crate) const fn pair_scratch_len(k: usize) -> usize {
-    16 * (k / 4) + 4
+    8 * k + 4
 }
 
 impl MatMul<'_> {
@@ -128,68 +131,42 @@ mod imp {
     }
 }
 
-#[cfg(not(emoedge_dsp))]
+#[cfg(all(target_arch = "arm", not(emoedge_dsp)))]
 mod imp {
     use super::MatMul;
+    use crate::kernels::armv6m::{dot_pair, words};
 
-    /// Two columns by two rows per block: each loaded activation and weight is used twice.
     pub(super) fn pair(
         m: &MatMul,
         (x0, x1): (&[i8], &[i8]),
         (y0, y1): (&mut [i8], &mut [i8]),
-        _scratch: &mut [i8],
+        scratch: &mut [i8],
     ) {
         let k = m.k.max(1);
-        let mut rows = m.weights.chunks_exact(2 * k);
-        let mut c = 0;
-        for two in rows.by_ref() {
-            let (w0, w1) = two.split_at(k);
-            let acc = dot_2x2((x0, x1), (w0, w1), m.zp);
-            let ((b0, r0), (b1, r1)) = (m.channels.get(c), m.channels.get(c + 1));
-            y0[c] = m.output.finish(b0.wrapping_add(acc[0][0]), r0);
-            y0[c + 1] = m.output.finish(b1.wrapping_add(acc[0][1]), r1);
-            y1[c] = m.output.finish(b0.wrapping_add(acc[1][0]), r0);
-            y1[c + 1] = m.output.finish(b1.wrapping_add(acc[1][1]), r1);
-            c += 2;
+        let groups = k / 4;
+        let zp = m.zp as i32;
+        let ab = &mut words(scratch)[..8 * groups];
+        for ((q, &a), &b) in ab.chunks_exact_mut(2).zip(x0).zip(x1) {
+            q[0] = a as i32 - zp;
+            q[1] = b as i32 - zp;
         }
-        let w = rows.remainder();
-        if !w.is_empty() {
-            let (b, r) = m.channels.get(c);
-            y0[c] = m.output.finish(b.wrapping_add(dot(x0, w, m.zp)), r);
-            y1[c] = m.output.finish(b.wrapping_add(dot(x1, w, m.zp)), r);
+        let ab = &*ab;
+        let (t0, t1) = (&x0[4 * groups..k], &x1[4 * groups..k]);
+        let rows = m.weights.chunks_exact(k).zip(m.channels.iter());
+        for ((w, (bias, rq)), (y0, y1)) in rows.zip(y0.iter_mut().zip(y1.iter_mut())) {
+            let [mut a0, mut a1] = dot_pair(ab, w, [bias, bias]);
+            if !t0.is_empty() {
+                let wt = &w[4 * groups..];
+                a0 = a0.wrapping_add(dot(t0, wt, m.zp));
+                a1 = a1.wrapping_add(dot(t1, wt, m.zp));
+            }
+            let rq = rq.prepare();
+            *y0 = m.output.finish_prepared(a0, &rq);
+            *y1 = m.output.finish_prepared(a1, &rq);
         }
     }
 
-    /// Cortex-M0+/M3: no SIMD and a single-cycle 32-bit multiply; the zero point is
-    /// subtracted once per loaded activation, which the block then uses twice.
-    #[cfg(target_arch = "arm")]
-    #[inline(always)]
-    fn dot_2x2((x0, x1): (&[i8], &[i8]), (w0, w1): (&[u8], &[u8]), zp: i8) -> [[i32; 2]; 2] {
-        let zp = zp as i32;
-        let mut acc = [[0i32; 2]; 2];
-        for (((&a, &b), &u), &v) in x0.iter().zip(x1).zip(w0).zip(w1) {
-            let (a, b) = (a as i32 - zp, b as i32 - zp);
-            let (u, v) = (u as i8 as i32, v as i8 as i32);
-            acc[0][0] = acc[0][0].wrapping_add(a * u);
-            acc[0][1] = acc[0][1].wrapping_add(a * v);
-            acc[1][0] = acc[1][0].wrapping_add(b * u);
-            acc[1][1] = acc[1][1].wrapping_add(b * v);
-        }
-        acc
-    }
-
-    /// Hosts: one product per lane; see [`dot`].
-    #[cfg(not(target_arch = "arm"))]
-    #[inline(always)]
-    fn dot_2x2((x0, x1): (&[i8], &[i8]), (w0, w1): (&[u8], &[u8]), zp: i8) -> [[i32; 2]; 2] {
-        [
-            [dot(x0, w0, zp), dot(x0, w1, zp)],
-            [dot(x1, w0, zp), dot(x1, w1, zp)],
-        ]
-    }
-
-    /// Cortex-M0+/M3: the plain loop.
-    #[cfg(target_arch = "arm")]
+    /// One column by one row: the plain loop.
     #[inline(always)]
     pub(super) fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
         let zp = zp as i32;
@@ -198,13 +175,29 @@ mod imp {
             .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
             .fold(0i32, i32::wrapping_add)
     }
+}
+
+#[cfg(not(target_arch = "arm"))]
+mod imp {
+    use super::MatMul;
+
+    /// Hosts: each output one [`dot`]; the vector lanes already use every loaded value once
+    /// per lane, and blocking bought nothing measurable here.
+    pub(super) fn pair(
+        m: &MatMul,
+        (x0, x1): (&[i8], &[i8]),
+        (y0, y1): (&mut [i8], &mut [i8]),
+        _scratch: &mut [i8],
+    ) {
+        m.single(x0, y0);
+        m.single(x1, y1);
+    }
 
     /// Hosts: each product is exact in i16 (`|x - zp| <= 255`, `|w| <= 128`), so they are
     /// formed 8 at a time in an i16 lane array, which compiles to one 16-bit vector multiply
     /// (x86 `pmullw`, Arm `mul.8h`), then widened and summed in i32. Written as one i32
     /// expression, the products were widened first, and 32-bit vector multiplies cost
     /// several instructions each on x86-64's baseline SSE2.
-    #[cfg(not(target_arch = "arm"))]
     #[inline(always)]
     pub(super) fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
         const LANES: usize = 8;

@@ -5,6 +5,8 @@
 //! `i8` stored as bytes (`u8`, reinterpreted with `as i8`) so that they can be borrowed
 //! straight out of a model blob without copying or alignment requirements.
 
+#[cfg(all(target_arch = "arm", not(emoedge_dsp)))]
+mod armv6m;
 mod channels;
 pub mod conv2d;
 pub mod dense;
