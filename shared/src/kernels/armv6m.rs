@@ -1,29 +1,34 @@
 //! The matrix-product loop for Arm cores without the DSP extension (Cortex-M0+, M0, M3),
 //! in assembly because the compiler's version spilled to the stack on every MAC: Armv6-M
 //! arithmetic reaches only r0-r7, and of those `asm!` may use r0-r5.
+//!
+//! On Armv6-M the dot product's cost is loads: `LDRSB` has no immediate-offset form, so
+//! weights are `LDRB` + `SXTB`, and activations are widened to words once per block so
+//! that each is one `LDR`. Four columns share each weight load (eight would need more
+//! high registers than there are).
 #![allow(unsafe_code)]
 
 use core::arch::asm;
 
-/// `acc0 + Σ a · w` and `acc1 + Σ b · w` over `w.len() / 4` groups of four weights: `ab`
-/// holds `a_0, b_0, a_1, b_1, …` (`x - zp` of two columns, one `i32` each, so that every
-/// load is a single `LDR` with an immediate offset), and `w` the row's int8 weights as they
-/// lie in the blob.
+/// `Σ a · w`, `Σ b · w`, `Σ c · w`, `Σ d · w` over `w.len() / 4` groups of four weights:
+/// `q` holds `a_0, b_0, c_0, d_0, a_1, …` (`x - zp` of four columns, one `i32` each, so
+/// that every load is one `LDR` with an immediate offset), and `w` the row's int8 weights
+/// as they lie in the blob.
 ///
-/// Per MAC pair: one weight load and its sign extension, two activation loads, two
-/// `MULS`, two `ADD`s into accumulators kept in high registers (`ADD` reaches them; that
-/// frees the low ones for the operands). Four pairs per loop turn, so pointer steps,
-/// compare and branch cost one instruction per MAC pair: 36 instructions per 8 MACs.
+/// Per weight: one load and its sign extension, then per column a load, a `MULS` and an
+/// `ADD` into an accumulator kept in a high register (`ADD` reaches r8-r11; the operands
+/// need the low ones). Four weights per loop turn, so pointer steps, compare and branch
+/// add one instruction per weight: 60 instructions per 16 MACs.
 #[inline(always)]
-pub(crate) fn dot_pair(ab: &[i32], w: &[u8], acc: [i32; 2]) -> [i32; 2] {
-    let groups = (ab.len() / 8).min(w.len() / 4);
+pub(crate) fn dot_quad(q: &[i32], w: &[u8]) -> [i32; 4] {
+    let groups = (q.len() / 16).min(w.len() / 4);
     if groups == 0 {
-        return acc;
+        return [0; 4];
     }
-    let [mut acc0, mut acc1] = acc;
-    let x = ab.as_ptr();
+    let x = q.as_ptr();
+    let (s0, s1, s2, s3): (i32, i32, i32, i32);
     macro_rules! tap {
-        ($w:literal, $a:literal, $b:literal) => {
+        ($w:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
             concat!(
                 "ldrb r2, [r1, #",
                 $w,
@@ -32,50 +37,67 @@ pub(crate) fn dot_pair(ab: &[i32], w: &[u8], acc: [i32; 2]) -> [i32; 2] {
                 "ldr r3, [r0, #",
                 $a,
                 "]\n",
-                "ldr r4, [r0, #",
+                "muls r3, r2, r3\n",
+                "add r8, r3\n",
+                "ldr r3, [r0, #",
                 $b,
                 "]\n",
                 "muls r3, r2, r3\n",
-                "muls r4, r2, r4\n",
-                "add r8, r3\n",
-                "add r9, r4\n",
+                "add r9, r3\n",
+                "ldr r3, [r0, #",
+                $c,
+                "]\n",
+                "muls r3, r2, r3\n",
+                "add r10, r3\n",
+                "ldr r3, [r0, #",
+                $d,
+                "]\n",
+                "muls r3, r2, r3\n",
+                "add r11, r3\n",
             )
         };
     }
-    // SAFETY: `x` covers `8 · groups` words and `w` `4 · groups` bytes (checked above); the
+    // SAFETY: `x` covers `16 · groups` words and `w` `4 · groups` bytes (checked above); the
     // loop reads exactly those and stops when `x` reaches `end`, one past the last group.
     unsafe {
-        let end = x.add(8 * groups);
+        let end = x.add(16 * groups);
         asm!(
-            // Accumulators and the end pointer move to high registers for the loop: only
+            // Accumulators and the end pointer live in high registers during the loop: only
             // low registers may carry operands in and out of Thumb-1 `asm!`.
-            "mov r8, r5",
-            "mov r9, r2",
+            "movs r3, #0",
+            "mov r8, r3",
+            "mov r9, r3",
             "mov r10, r3",
+            "mov r11, r3",
+            "mov r12, r2",
             "2:",
-            tap!("0", "0", "4"),
-            tap!("1", "8", "12"),
-            tap!("2", "16", "20"),
-            tap!("3", "24", "28"),
-            "adds r0, #32",
+            tap!("0", "0", "4", "8", "12"),
+            tap!("1", "16", "20", "24", "28"),
+            tap!("2", "32", "36", "40", "44"),
+            tap!("3", "48", "52", "56", "60"),
+            "adds r0, #64",
             "adds r1, #4",
-            "cmp r0, r10",
+            "cmp r0, r12",
             "bne 2b",
-            "mov r5, r8",
-            "mov r2, r9",
+            "mov r2, r8",
+            "mov r3, r9",
+            "mov r4, r10",
+            "mov r5, r11",
             inout("r0") x => _,
             inout("r1") w.as_ptr() => _,
-            inout("r2") acc1,
-            inout("r3") end => _,
-            out("r4") _,
-            inout("r5") acc0,
+            inout("r2") end => s0,
+            out("r3") s1,
+            out("r4") s2,
+            out("r5") s3,
             out("r8") _,
             out("r9") _,
             out("r10") _,
+            out("r11") _,
+            out("r12") _,
             options(readonly, nostack),
         );
     }
-    [acc0, acc1]
+    [s0, s1, s2, s3]
 }
 
 /// `bytes` from its first 4-byte boundary on, as `i32` words: the widened columns, which

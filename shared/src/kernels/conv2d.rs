@@ -60,18 +60,20 @@ impl Conv2dParams<'_> {
         self.window.kh as usize * self.window.kw as usize * self.input.c as usize
     }
 
-    /// Scratch bytes [`conv2d`] needs: two im2col columns and the matrix product's own.
+    /// Scratch bytes [`conv2d`] needs: the im2col columns of one block of pixels and the
+    /// matrix product's own.
     pub fn scratch_len(&self) -> usize {
         let k = self.column_len();
-        2 * k + matmul::pair_scratch_len(k)
+        matmul::MAX_COLUMNS * k + matmul::block_scratch_len(k)
     }
 }
 
-/// Runs the convolution as a matrix product: two output pixels at a time, their input
-/// windows are copied into two im2col columns (`kh · kw · in_c` bytes each, in the weights'
-/// order, padding written as `input_zp`, i.e. a real zero), and [`matmul::MatMul::pair`]
-/// computes every output channel of both. `scratch` holds the columns
-/// ([`Conv2dParams::scratch_len`] bytes or more).
+/// Runs the convolution as a matrix product: a block of output pixels at a time
+/// ([`matmul::COLUMNS`], 2 to 4 by target), their input windows are copied into im2col
+/// columns (`kh · kw · in_c` bytes each, in the weights' order, padding written as
+/// `input_zp`, i.e. a real zero), and [`matmul::MatMul::block`] computes every output
+/// channel of all of them. `scratch` holds the columns ([`Conv2dParams::scratch_len`] bytes
+/// or more).
 pub fn conv2d(
     p: &Conv2dParams,
     input: &[i8],
@@ -87,8 +89,8 @@ pub fn conv2d(
             got: scratch.len(),
         });
     }
-    let (col0, rest) = scratch.split_at_mut(k);
-    let (col1, rest) = rest.split_at_mut(k);
+    let (cols, rest) = scratch.split_at_mut(matmul::MAX_COLUMNS * k);
+    let cols = &mut cols[..matmul::COLUMNS * k];
     let m = matmul::MatMul {
         weights: p.weights,
         k,
@@ -97,20 +99,21 @@ pub fn conv2d(
         zp: p.input_zp,
     };
     let (ow, oc) = (out.w as usize, out.c as usize);
-    let mut ys = output.chunks_exact_mut(2 * oc);
+    let mut ys = output.chunks_exact_mut(matmul::COLUMNS * oc);
     let mut px = 0;
     for y in ys.by_ref() {
-        im2col(p, input, (px / ow, px % ow), col0);
-        im2col(p, input, ((px + 1) / ow, (px + 1) % ow), col1);
-        let (y0, y1) = y.split_at_mut(oc);
-        m.pair((col0, col1), (y0, y1), rest);
-        px += 2;
+        for col in cols.chunks_exact_mut(k) {
+            im2col(p, input, (px / ow, px % ow), col);
+            px += 1;
+        }
+        m.block(cols, y, rest);
     }
-    // An odd pixel count leaves one.
-    let y = ys.into_remainder();
-    if !y.is_empty() {
-        im2col(p, input, (px / ow, px % ow), col0);
-        m.single(col0, y);
+    // The pixels after the last whole block.
+    for y in ys.into_remainder().chunks_exact_mut(oc) {
+        let col = &mut cols[..k];
+        im2col(p, input, (px / ow, px % ow), col);
+        m.single(col, y);
+        px += 1;
     }
     Ok(())
 }

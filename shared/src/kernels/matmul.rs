@@ -1,20 +1,19 @@
 //! The int8 matrix product under every matrix-shaped kernel (conv2d through its im2col
 //! columns, pointwise, dense): each output is `finish(bias + Σ (x - zp) · w)` of one input
-//! column and one weight row, and the kernels hand over two columns (two output pixels) at
-//! a time so that each weight is loaded once for both.
+//! column and one weight row. Kernels hand over [`COLUMNS`] columns (output pixels) at a
+//! time, contiguous, so that each weight is loaded once for all of them.
 //!
 //! Three bodies, one contract (the same wrapping `i32` sums, so the same bits):
-//! - `emoedge_dsp` (Cortex-M4/M7, M33 with DSP): both columns are first widened to `x - zp`
-//!   in int16 pairs (`SXTAB16`), in the scrambled lane order of `SXTB16` so that the weights
-//!   need no reordering, and interleaved so that one `LDM` loads four pairs; the loop then
-//!   does 8 MACs in 10 instructions ([`super::dsp::dot_pair`]). This is CMSIS-NN's
+//! - `emoedge_dsp` (Cortex-M4/M7, M33 with DSP), two columns: both are first widened to
+//!   `x - zp` in int16 pairs (`SXTAB16`), in the scrambled lane order of `SXTB16` so that
+//!   the weights need no reordering, and interleaved so that one `LDM` loads four pairs; the
+//!   loop then does 8 MACs in 9 instructions ([`super::dsp::dot_pair`]). This is CMSIS-NN's
 //!   `arm_nn_mat_mult_kernel_s8_s16` idea with one weight row per loop instead of two: two
-//!   rows need 15 registers and Thumb-2 `asm!` has 12, and the spills cost more than the
-//!   second row saves.
-//! - other Arm cores (Cortex-M0+/M0/M3): both columns widened to `x - zp` in interleaved
-//!   int32 words, then an assembly loop of 36 instructions per 8 MACs
-//!   ([`super::armv6m::dot_pair`]);
-//! - elsewhere (hosts): 16-bit products in vector lanes, one column by one row.
+//!   rows need 15 registers and Thumb-2 `asm!` has 12.
+//! - other Arm cores (Cortex-M0+/M0/M3), four columns: widened to `x - zp` in interleaved
+//!   int32 words, then an assembly loop where each weight is loaded and sign-extended once
+//!   for four MACs, 60 instructions per 16 MACs ([`super::armv6m::dot_quad`]).
+//! - elsewhere (hosts), one column: 16-bit products in vector lanes.
 //!
 //! Accumulators wrap: a parsed model's layers are bounded so that the true sum fits `i32`,
 //! and wrapping addition is associative, so the order of the additions cannot change the
@@ -22,6 +21,13 @@
 
 use super::ChannelParams;
 use crate::quant::OutputQuant;
+
+/// Columns (output pixels) per [`MatMul::block`] on this target.
+pub(crate) const COLUMNS: usize = imp::COLUMNS;
+
+/// Most columns any target blocks: the scratch is sized for it everywhere, so that a
+/// model's arena is the same on every target.
+pub(crate) const MAX_COLUMNS: usize = 4;
 
 /// One matrix-shaped layer: weight rows of `k` bytes, their channel parameters, the input
 /// zero point and the output quantization.
@@ -39,24 +45,19 @@ pub(crate) struct MatMul<'a> {
     pub zp: i8,
 }
 
-/// Scratch bytes [`MatMul::pair`] needs for columns of `k` values: the widened copies of
-/// both columns (int32 on Armv6-M, int16 pairs with the DSP extension) and 4 bytes to align
-/// them, reserved on every target so that a model's arena is the same everywhere.
-pub(crate) const fn pair_scratch_len(k: usize) -> usize {
-    8 * k + 4
+/// Scratch bytes [`MatMul::block`] needs for columns of `k` values: the widened copies of
+/// the columns (four int32 columns on Armv6-M, the largest) and 4 bytes to align them.
+pub(crate) const fn block_scratch_len(k: usize) -> usize {
+    4 * MAX_COLUMNS * k + 4
 }
 
 impl MatMul<'_> {
-    /// Every output channel of two columns: `y0[c]` from `x0`, `y1[c]` from `x1`.
-    /// `scratch` holds [`pair_scratch_len`] bytes.
+    /// Every output channel of [`COLUMNS`] columns: `x` holds them one after the other
+    /// (`COLUMNS · k` values), `y` gets their outputs the same way (`COLUMNS · out_c`).
+    /// `scratch` holds [`block_scratch_len`] bytes.
     #[inline(always)]
-    pub(crate) fn pair(
-        &self,
-        (x0, x1): (&[i8], &[i8]),
-        (y0, y1): (&mut [i8], &mut [i8]),
-        scratch: &mut [i8],
-    ) {
-        imp::pair(self, (x0, x1), (y0, y1), scratch)
+    pub(crate) fn block(&self, x: &[i8], y: &mut [i8], scratch: &mut [i8]) {
+        imp::block(self, x, y, scratch)
     }
 
     /// Every output channel of one column.
@@ -69,6 +70,21 @@ impl MatMul<'_> {
             *y = self.output.finish(b.wrapping_add(dot(x, w, self.zp)), r);
         }
     }
+
+    /// Every output channel of every column of `x` (`n · k` values, any `n`): blocks of
+    /// [`COLUMNS`], then the rest one by one.
+    pub(crate) fn columns(&self, x: &[i8], y: &mut [i8], scratch: &mut [i8]) {
+        let (k, oc) = (self.k.max(1), self.channels.len().max(1));
+        let mut xs = x.chunks_exact(COLUMNS * k);
+        let mut ys = y.chunks_exact_mut(COLUMNS * oc);
+        for (x, y) in xs.by_ref().zip(ys.by_ref()) {
+            self.block(x, y, scratch);
+        }
+        let rest = xs.remainder().chunks_exact(k);
+        for (x, y) in rest.zip(ys.into_remainder().chunks_exact_mut(oc)) {
+            self.single(x, y);
+        }
+    }
 }
 
 /// `Σ (x[i] - zp) · w[i]`, `x` and `w` of equal length.
@@ -77,19 +93,30 @@ pub(crate) fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
     imp::dot(x, w, zp)
 }
 
+/// The plain loop, for what is left after the blocks (on the Cortex-M targets).
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+fn plain_dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
+    let zp = zp as i32;
+    x.iter()
+        .zip(w)
+        .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
+        .fold(0i32, i32::wrapping_add)
+}
+
 #[cfg(emoedge_dsp)]
 mod imp {
     use super::MatMul;
     use crate::kernels::dsp::{dot_pair, load_i8x4, pair as lanes, sxtab16, sxtab16_ror8, words};
 
-    pub(super) fn pair(
-        m: &MatMul,
-        (x0, x1): (&[i8], &[i8]),
-        (y0, y1): (&mut [i8], &mut [i8]),
-        scratch: &mut [i8],
-    ) {
+    pub(super) const COLUMNS: usize = 2;
+    pub(super) use super::plain_dot as dot;
+
+    pub(super) fn block(m: &MatMul, x: &[i8], y: &mut [i8], scratch: &mut [i8]) {
         let k = m.k.max(1);
         let groups = k / 4;
+        let (x0, x1) = x.split_at(k);
+        let (y0, y1) = y.split_at_mut(y.len() / 2);
         let neg = lanes(-(m.zp as i16));
         let ab = &mut words(scratch)[..4 * groups];
         for ((q, a), b) in ab
@@ -104,7 +131,7 @@ mod imp {
             q[3] = sxtab16_ror8(neg, b);
         }
         let ab = &*ab;
-        let (t0, t1) = (&x0[4 * groups..k], &x1[4 * groups..k]);
+        let (t0, t1) = (&x0[4 * groups..], &x1[4 * groups..]);
         let rows = m.weights.chunks_exact(k).zip(m.channels.iter());
         for ((w, (bias, rq)), (y0, y1)) in rows.zip(y0.iter_mut().zip(y1.iter_mut())) {
             let [mut a0, mut a1] = dot_pair(ab, w, [bias, bias]);
@@ -117,63 +144,50 @@ mod imp {
             *y0 = m.output.finish_prepared(a0, &rq);
             *y1 = m.output.finish_prepared(a1, &rq);
         }
-    }
-
-    /// One column by one row (dense layers, odd pixels, tails): plain multiply-accumulates;
-    /// what is left after the blocks is too short to pay for unpacking.
-    #[inline(always)]
-    pub(super) fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
-        let zp = zp as i32;
-        x.iter()
-            .zip(w)
-            .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
-            .fold(0i32, i32::wrapping_add)
     }
 }
 
 #[cfg(all(target_arch = "arm", not(emoedge_dsp)))]
 mod imp {
     use super::MatMul;
-    use crate::kernels::armv6m::{dot_pair, words};
+    use crate::kernels::armv6m::{dot_quad, words};
 
-    pub(super) fn pair(
-        m: &MatMul,
-        (x0, x1): (&[i8], &[i8]),
-        (y0, y1): (&mut [i8], &mut [i8]),
-        scratch: &mut [i8],
-    ) {
+    pub(super) const COLUMNS: usize = 4;
+    pub(super) use super::plain_dot as dot;
+
+    pub(super) fn block(m: &MatMul, x: &[i8], y: &mut [i8], scratch: &mut [i8]) {
         let k = m.k.max(1);
         let groups = k / 4;
         let zp = m.zp as i32;
-        let ab = &mut words(scratch)[..8 * groups];
-        for ((q, &a), &b) in ab.chunks_exact_mut(2).zip(x0).zip(x1) {
+        let oc = y.len() / 4;
+        let (x01, x23) = x.split_at(2 * k);
+        let ((x0, x1), (x2, x3)) = (x01.split_at(k), x23.split_at(k));
+        let q = &mut words(scratch)[..16 * groups];
+        let cols = x0.iter().zip(x1).zip(x2.iter().zip(x3));
+        for (q, ((&a, &b), (&c, &d))) in q.chunks_exact_mut(4).zip(cols) {
             q[0] = a as i32 - zp;
             q[1] = b as i32 - zp;
+            q[2] = c as i32 - zp;
+            q[3] = d as i32 - zp;
         }
-        let ab = &*ab;
-        let (t0, t1) = (&x0[4 * groups..k], &x1[4 * groups..k]);
+        let q = &*q;
+        let tails = [x0, x1, x2, x3].map(|x| &x[4 * groups..]);
         let rows = m.weights.chunks_exact(k).zip(m.channels.iter());
-        for ((w, (bias, rq)), (y0, y1)) in rows.zip(y0.iter_mut().zip(y1.iter_mut())) {
-            let [mut a0, mut a1] = dot_pair(ab, w, [bias, bias]);
-            if !t0.is_empty() {
+        for (c, (w, (bias, rq))) in rows.enumerate().take(oc) {
+            let mut acc = dot_quad(q, w).map(|s| s.wrapping_add(bias));
+            if !tails[0].is_empty() {
                 let wt = &w[4 * groups..];
-                a0 = a0.wrapping_add(dot(t0, wt, m.zp));
-                a1 = a1.wrapping_add(dot(t1, wt, m.zp));
+                for (a, t) in acc.iter_mut().zip(tails) {
+                    *a = a.wrapping_add(dot(t, wt, m.zp));
+                }
             }
             let rq = rq.prepare();
-            *y0 = m.output.finish_prepared(a0, &rq);
-            *y1 = m.output.finish_prepared(a1, &rq);
+            for (p, a) in acc.into_iter().enumerate() {
+                if let Some(y) = y.get_mut(p * oc + c) {
+                    *y = m.output.finish_prepared(a, &rq);
+                }
+            }
         }
-    }
-
-    /// One column by one row: the plain loop.
-    #[inline(always)]
-    pub(super) fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
-        let zp = zp as i32;
-        x.iter()
-            .zip(w)
-            .map(|(&x, &w)| (x as i32 - zp) * (w as i8 as i32))
-            .fold(0i32, i32::wrapping_add)
     }
 }
 
@@ -182,15 +196,11 @@ mod imp {
     use super::MatMul;
 
     /// Hosts: each output one [`dot`]; the vector lanes already use every loaded value once
-    /// per lane, and blocking bought nothing measurable here.
-    pub(super) fn pair(
-        m: &MatMul,
-        (x0, x1): (&[i8], &[i8]),
-        (y0, y1): (&mut [i8], &mut [i8]),
-        _scratch: &mut [i8],
-    ) {
-        m.single(x0, y0);
-        m.single(x1, y1);
+    /// per lane.
+    pub(super) const COLUMNS: usize = 1;
+
+    pub(super) fn block(m: &MatMul, x: &[i8], y: &mut [i8], _scratch: &mut [i8]) {
+        m.single(x, y);
     }
 
     /// Hosts: each product is exact in i16 (`|x - zp| <= 255`, `|w| <= 128`), so they are
@@ -232,29 +242,26 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pairs_and_singles_are_the_sums(
-            k in 1usize..40, rows in 1usize..6, zp in any::<i8>(), seed in any::<u64>(),
-            ch in channels(5), output in output_quant(),
+        fn blocks_and_singles_are_the_sums(
+            k in 1usize..40, rows in 1usize..6, n in 1usize..11, zp in any::<i8>(),
+            seed in any::<u64>(), ch in channels(5), output in output_quant(),
         ) {
             let mut s = seed | 1;
             let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as u8 };
-            let x: Vec<Vec<i8>> = (0..2).map(|_| (0..k).map(|_| next() as i8).collect()).collect();
+            let x: Vec<i8> = (0..n * k).map(|_| next() as i8).collect();
             let weights: Vec<u8> = (0..rows * k).map(|_| next()).collect();
             let channels = ChannelParams::parse(&ch[..rows * 9], rows).unwrap();
             let m = MatMul { weights: &weights, k, channels, output, zp };
-            let want = |x: &[i8]| -> Vec<i8> {
-                weights.chunks_exact(k).enumerate().map(|(c, w)| {
+            let want: Vec<i8> = x.chunks_exact(k).flat_map(|x| {
+                weights.chunks_exact(k).enumerate().map(move |(c, w)| {
                     let sum: i32 = x.iter().zip(w).map(|(&x, &w)| (x as i32 - zp as i32) * (w as i8 as i32)).sum();
                     let (b, r) = channels.get(c);
                     output.finish(b + sum, r)
-                }).collect()
-            };
-            let (mut y0, mut y1, mut y) = (vec![0; rows], vec![0; rows], vec![0; rows]);
-            m.pair((&x[0], &x[1]), (&mut y0, &mut y1), &mut vec![0; pair_scratch_len(k)]);
-            m.single(&x[1], &mut y);
-            prop_assert_eq!(&y0, &want(&x[0]));
-            prop_assert_eq!(&y1, &want(&x[1]));
-            prop_assert_eq!(&y, &want(&x[1]));
+                })
+            }).collect();
+            let mut y = vec![0; n * rows];
+            m.columns(&x, &mut y, &mut vec![0; block_scratch_len(k)]);
+            prop_assert_eq!(&y, &want);
         }
     }
 }

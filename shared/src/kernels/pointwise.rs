@@ -46,12 +46,13 @@ impl PointwiseParams<'_> {
 impl PointwiseParams<'_> {
     /// Scratch bytes [`pointwise`] needs: the matrix product's own.
     pub fn scratch_len(&self) -> usize {
-        matmul::pair_scratch_len(self.input.c as usize)
+        matmul::block_scratch_len(self.input.c as usize)
     }
 }
 
 /// Runs the 1x1 convolution as a matrix product of pixels by weight rows: each pixel's
-/// channels are one contiguous column, two pixels per [`matmul::MatMul::pair`].
+/// channels are one contiguous column, so the input is already the matrix
+/// ([`matmul::MatMul::columns`]).
 pub fn pointwise(
     p: &PointwiseParams,
     input: &[i8],
@@ -66,24 +67,14 @@ pub fn pointwise(
             got: scratch.len(),
         });
     }
-    let (c, oc) = (p.input.c as usize, out.c as usize);
     let m = matmul::MatMul {
         weights: p.weights,
-        k: c,
+        k: p.input.c as usize,
         channels: p.channels,
         output: p.output,
         zp: p.input_zp,
     };
-    let mut xs = input.chunks_exact(2 * c);
-    let mut ys = output.chunks_exact_mut(2 * oc);
-    for (x, y) in xs.by_ref().zip(ys.by_ref()) {
-        m.pair(x.split_at(c), y.split_at_mut(oc), scratch);
-    }
-    // An odd pixel count leaves one.
-    let (x, y) = (xs.remainder(), ys.into_remainder());
-    if !y.is_empty() {
-        m.single(x, y);
-    }
+    m.columns(input, output, scratch);
     Ok(())
 }
 
