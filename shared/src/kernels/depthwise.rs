@@ -1,7 +1,7 @@
 //! Depthwise convolution, channel multiplier 1 (ONNX `QLinearConv` with `group = C`).
 
 use super::{ChannelParams, KernelError, check_io, check_len};
-use crate::quant::OutputQuant;
+use crate::quant::{OutputQuant, Requant};
 use crate::shape::{Shape, Window};
 
 /// A depthwise layer. Weights are `(kh, kw, c)`, so the per-tap run over channels is
@@ -53,7 +53,9 @@ impl DepthwiseParams<'_> {
 /// contiguous channel runs of input and weights without a heap or an arena scratch.
 const BLOCK: usize = 32;
 
-/// Runs the depthwise convolution, a block of channels at a time per output pixel.
+/// Runs the depthwise convolution a block of channels at a time: the block's biases and
+/// requantization constants are worked out once, then every output pixel accumulates its
+/// valid taps over the block's contiguous run of channels ([`mac_block`]).
 pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let out = p.output_shape()?;
     check_io(p.input, out, input, output)?;
@@ -61,31 +63,37 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
     let (kh, kw) = (p.window.kh as isize, p.window.kw as isize);
     let zp = p.input_zp as i32;
     let mut acc = [0i32; BLOCK];
-    let mut o = 0;
-    for oy in 0..out.h as isize {
-        let y0 = oy * p.window.sh as isize - p.window.pad[0] as isize;
-        let (ky0, ky1) = (0.max(-y0), kh.min(h - y0));
-        for ox in 0..out.w as isize {
-            let x0 = ox * p.window.sw as isize - p.window.pad[1] as isize;
-            let (kx0, kx1) = (0.max(-x0), kw.min(w - x0));
-            for c0 in (0..c).step_by(BLOCK) {
-                let n = BLOCK.min(c - c0);
-                let acc = &mut acc[..n];
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a = p.channels.get(c0 + i).0;
-                }
+    let mut bias = [0i32; BLOCK];
+    let mut rq = [Requant::ZERO.prepare(); BLOCK];
+    for c0 in (0..c).step_by(BLOCK) {
+        let n = BLOCK.min(c - c0);
+        let records = p.channels.iter().skip(c0);
+        for ((b, r), (bb, rr)) in bias.iter_mut().zip(rq.iter_mut()).zip(records).take(n) {
+            (*b, *r) = (bb, rr.prepare());
+        }
+        let (acc, bias, rq) = (&mut acc[..n], &bias[..n], &rq[..n]);
+        let mut o = c0;
+        for oy in 0..out.h as isize {
+            let y0 = oy * p.window.sh as isize - p.window.pad[0] as isize;
+            let (ky0, ky1) = (0.max(-y0), kh.min(h - y0));
+            for ox in 0..out.w as isize {
+                let x0 = ox * p.window.sw as isize - p.window.pad[1] as isize;
+                let (kx0, kx1) = (0.max(-x0), kw.min(w - x0));
+                acc.copy_from_slice(bias);
+                let taps = (kx1 - kx0).max(0) as usize;
                 for ky in ky0..ky1 {
-                    for kx in kx0..kx1 {
-                        let xi = (((y0 + ky) * w + x0 + kx) as usize) * c + c0;
-                        let wi = ((ky * kw + kx) as usize) * c + c0;
+                    let xrow = ((y0 + ky) * w + x0 + kx0) as usize * c + c0;
+                    let wrow = (ky * kw + kx0) as usize * c + c0;
+                    for t in 0..taps {
+                        let (xi, wi) = (xrow + t * c, wrow + t * c);
                         mac_block(acc, &input[xi..xi + n], &p.weights[wi..wi + n], zp);
                     }
                 }
-                for (i, &a) in acc.iter().enumerate() {
-                    output[o + c0 + i] = p.output.finish(a, p.channels.get(c0 + i).1);
+                for ((y, &a), r) in output[o..o + n].iter_mut().zip(acc.iter()).zip(rq) {
+                    *y = p.output.finish_prepared(a, r);
                 }
+                o += c;
             }
-            o += c;
         }
     }
     Ok(())
