@@ -1,9 +1,13 @@
-//! The MCU firmware in QEMU (MPS2 AN386, Cortex-M4F): a model flashed apart from the
-//! firmware runs on test frames with exactly the host engine's logits; a missing or tampered
-//! blob is reported by the firmware, which exits cleanly instead of faulting.
+//! The MCU firmware in QEMU, for each core it is built for (Cortex-M4F on MPS2 AN386, the
+//! Cortex-M0+ build on AN385): a model flashed apart from the firmware runs on test frames
+//! with exactly the host engine's logits; a missing or tampered blob is reported by the
+//! firmware, which exits cleanly instead of faulting; and the kernels' core-specific code
+//! (DSP instructions, Armv6-M assembly) gives the reference kernels' outputs on the core
+//! itself (`kernel-check`).
 //!
-//! Needs the firmware built (`cargo build --release` in firmware/mcu) and qemu-system-arm.
-//! Without them the test says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set (CI).
+//! Needs the firmware built (`cargo build --release --target T` in firmware/mcu, for both
+//! targets) and qemu-system-arm. Without them the tests say they skipped, unless
+//! `$EMOEDGE_REQUIRE_MCU` is set (CI).
 
 use burn::prelude::*;
 use emoedge::mcu::{Core, run_qemu};
@@ -13,9 +17,11 @@ use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn firmware() -> Option<PathBuf> {
+/// Firmware binary `bin` built for `core`, when it and QEMU are there.
+fn firmware(core: Core, bin: &str) -> Option<PathBuf> {
     let fw = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu");
+        .join("..")
+        .join(core.firmware(bin));
     let qemu = Command::new("qemu-system-arm")
         .arg("--version")
         .output()
@@ -28,13 +34,30 @@ fn firmware() -> Option<PathBuf> {
         "firmware {} or qemu-system-arm missing",
         fw.display()
     );
-    eprintln!("SKIPPED: build firmware/mcu (cargo build --release) and install qemu-system-arm");
+    eprintln!(
+        "SKIPPED: build firmware/mcu (cargo build --release --target {}) and install qemu-system-arm",
+        core.target()
+    );
     None
 }
 
 #[test]
+fn kernels_equal_the_reference_on_every_core() {
+    for core in [Core::M4f, Core::M0plus] {
+        let Some(fw) = firmware(core, "kernel-check") else {
+            continue;
+        };
+        let text = run_qemu(&fw, core, None, None).unwrap();
+        eprintln!("{core:?}: {text}");
+        assert!(text.contains("all equal the reference"), "{core:?}: {text}");
+    }
+}
+
+#[test]
 fn firmware_matches_host_engine_and_rejects_bad_blobs() {
-    let Some(fw) = firmware() else { return };
+    let Some(fw) = firmware(Core::M4f, "emoedge-mcu") else {
+        return;
+    };
     // A calibrated edge network (seeded init): labels are not the point, equality is.
     let device = Device::flex();
     device.seed(5);
@@ -82,6 +105,27 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
             .unwrap()
             .starts_with(":020000040008")
     );
+
+    // The same blob on the Cortex-M0+ build (no DSP: the Armv6-M kernels).
+    if let Some(m0) = firmware(Core::M0plus, "emoedge-mcu") {
+        let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
+            .args([
+                "flash", "--qemu", "--core", "m0plus", "--frames", "12", "--model",
+            ])
+            .arg(&dir)
+            .arg("--firmware")
+            .arg(&m0)
+            .env("EMOEDGE_DATA", data_dir())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("all 12 frames: MCU labels and logits equal the host engine's"),
+            "{text}"
+        );
+    }
 
     // Erased flash (no blob): a clear message, a clean failing exit.
     let empty = t.path().join("empty.bin");

@@ -12,14 +12,15 @@
 #![no_main]
 
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
-use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
 use emoedge_camera::{FrameInfo, FrameSource};
 use emoedge_core::emotion::argmax;
 use emoedge_core::model::{HEADER_LEN, Header};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::test_frames::TestFrames;
 use emoedge_core::{Emotion, Engine, Model};
+use emoedge_mcu::{exit_ok, fail};
 
 unsafe extern "C" {
     static _model_blob: u8;
@@ -43,14 +44,6 @@ fn region(start: *const u8, len: usize) -> &'static [u8] {
     // SAFETY: the regions are reserved in memory.x, mapped for the whole run, and nothing
     // writes them while the firmware runs.
     unsafe { core::slice::from_raw_parts(start, len) }
-}
-
-fn fail(msg: core::fmt::Arguments) -> ! {
-    hprintln!("emoedge-mcu: error: {}", msg);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
 }
 
 #[entry]
@@ -153,10 +146,7 @@ fn main() -> ! {
         known,
         total_ticks * INSTR_PER_TICK as u64 / n
     );
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    exit_ok()
 }
 
 /// Test frames flashed into their own region ([`emoedge_core::test_frames`]). The camera
@@ -181,14 +171,4 @@ impl FrameSource for FlashFrames {
         out.copy_from_slice(pixels);
         Ok(Some(FrameInfo { label }))
     }
-}
-
-#[exception]
-unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
-    fail(format_args!("hard fault at pc {:#010x}", ef.pc()))
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    fail(format_args!("panic: {}", info))
 }
