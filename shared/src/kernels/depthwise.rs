@@ -1,5 +1,7 @@
 //! Depthwise convolution, channel multiplier 1 (ONNX `QLinearConv` with `group = C`).
 
+#[cfg(emoedge_dsp)]
+use super::dsp;
 use super::{ChannelParams, KernelError, check_io, check_len};
 use crate::quant::{OutputQuant, Requant};
 use crate::shape::{Shape, Window};
@@ -65,6 +67,8 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
     let mut acc = [0i32; BLOCK];
     let mut bias = [0i32; BLOCK];
     let mut rq = [Requant::ZERO.prepare(); BLOCK];
+    #[cfg(emoedge_dsp)]
+    let (mut table, neg) = (dsp::TapTable::new(), dsp::pair(-(p.input_zp as i16)));
     for c0 in (0..c).step_by(BLOCK) {
         let n = BLOCK.min(c - c0);
         let records = p.channels.iter().skip(c0);
@@ -81,6 +85,42 @@ pub fn depthwise(p: &DepthwiseParams, input: &[i8], output: &mut [i8]) -> Result
                 let (kx0, kx1) = (0.max(-x0), kw.min(w - x0));
                 acc.copy_from_slice(bias);
                 let taps = (kx1 - kx0).max(0) as usize;
+                #[cfg(emoedge_dsp)]
+                if (kh * kw) as usize <= dsp::TapTable::MAX {
+                    table.clear();
+                    for ky in ky0..ky1 {
+                        let xrow = ((y0 + ky) * w + x0 + kx0) as usize * c + c0;
+                        let wrow = (ky * kw + kx0) as usize * c + c0;
+                        for t in 0..taps {
+                            let (xi, wi) = (xrow + t * c, wrow + t * c);
+                            table.push(&input[xi..xi + n], &p.weights[wi..wi + n]);
+                        }
+                    }
+                    let outs = output[o..o + n].chunks_exact_mut(4);
+                    let quads = acc.chunks_exact(4).zip(rq.chunks_exact(4));
+                    for (g, (y, (a, r))) in outs.zip(quads).enumerate() {
+                        let a = dsp::depthwise_taps(&table, 4 * g, neg, [a[0], a[1], a[2], a[3]]);
+                        for ((y, a), r) in y.iter_mut().zip(a).zip(r) {
+                            *y = p.output.finish_prepared(a, r);
+                        }
+                    }
+                    // Channels past the last multiple of four.
+                    let n4 = n / 4 * 4;
+                    for i in n4..n {
+                        let mut a = acc[i];
+                        for ky in ky0..ky1 {
+                            let xrow = ((y0 + ky) * w + x0 + kx0) as usize * c + c0 + i;
+                            let wrow = (ky * kw + kx0) as usize * c + c0 + i;
+                            for t in 0..taps {
+                                let (x, wt) = (input[xrow + t * c], p.weights[wrow + t * c]);
+                                a += (x as i32 - zp) * (wt as i8 as i32);
+                            }
+                        }
+                        output[o + i] = p.output.finish_prepared(a, &rq[i]);
+                    }
+                    o += c;
+                    continue;
+                }
                 for ky in ky0..ky1 {
                     let xrow = ((y0 + ky) * w + x0 + kx0) as usize * c + c0;
                     let wrow = (ky * kw + kx0) as usize * c + c0;

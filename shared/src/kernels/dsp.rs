@@ -182,3 +182,93 @@ pub(crate) fn dot_pair(ab: &[u32], w: &[u8], acc: [i32; 2]) -> [i32; 2] {
     }
     [acc0, acc1]
 }
+
+/// One output pixel's depthwise sums for four channels: `acc[i] + Σ_taps (x_i - zp) · w_i`,
+/// over the taps of `taps`, the four channels starting `offset` bytes into each tap's runs
+/// (`neg` is the zero point's negation in both halves, as [`sxtab16`] adds it).
+///
+/// Per tap, 4 MACs in 13 instructions, accumulators in registers: `LDRD` of the two
+/// addresses, one word of input and one of weights, `SXTAB16`/`SXTB16` unpacks, `SMLABB`/
+/// `SMLATT` for the four channels, compare and branch (all 12 registers `asm!` may use).
+#[inline(always)]
+pub(crate) fn depthwise_taps(taps: &TapTable, offset: usize, neg: u32, acc: [i32; 4]) -> [i32; 4] {
+    let taps_in_use = &taps.taps[..taps.n];
+    if taps_in_use.is_empty() || offset + 4 > taps.len {
+        return acc;
+    }
+    let [mut a0, mut a1, mut a2, mut a3] = acc;
+    // SAFETY: every tap in use holds the addresses of two runs of at least `taps.len`
+    // readable bytes (`TapTable::push` takes them from slices), and `offset + 4 <=
+    // taps.len` (checked above); the loop reads one word at `offset` from both runs of each
+    // tap in use and stops after the last.
+    unsafe {
+        let end = taps_in_use.as_ptr().add(taps_in_use.len());
+        asm!(
+            "2:",
+            "ldrd {x}, {w}, [{tp}], #8",
+            "ldr {x}, [{x}, {off}]",
+            "ldr {w}, [{w}, {off}]",
+            "sxtab16 {t1}, {neg}, {x}",
+            "sxtab16 {x}, {neg}, {x}, ror #8",
+            "sxtb16 {t2}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlabb {a0}, {t1}, {t2}, {a0}",
+            "smlatt {a2}, {t1}, {t2}, {a2}",
+            "smlabb {a1}, {x}, {w}, {a1}",
+            "smlatt {a3}, {x}, {w}, {a3}",
+            "cmp {tp}, {end}",
+            "bne 2b",
+            tp = inout(reg) taps_in_use.as_ptr() => _,
+            end = in(reg) end,
+            off = in(reg) offset,
+            neg = in(reg) neg,
+            x = out(reg) _,
+            w = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            options(readonly, nostack),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// The valid taps of one depthwise output pixel, as the addresses where each tap's input
+/// run and weight run start; [`depthwise_taps`] walks them.
+pub(crate) struct TapTable {
+    taps: [[usize; 2]; TapTable::MAX],
+    n: usize,
+    /// Bytes every run in use holds (the shortest).
+    len: usize,
+}
+
+impl TapTable {
+    /// Most taps a table holds: windows up to 4x4 take this path.
+    pub(crate) const MAX: usize = 16;
+
+    pub(crate) const fn new() -> Self {
+        Self {
+            taps: [[0; 2]; Self::MAX],
+            n: 0,
+            len: usize::MAX,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        (self.n, self.len) = (0, usize::MAX);
+    }
+
+    /// Adds the tap over `x` and `w`; `false` (nothing added) when the table is full.
+    pub(crate) fn push(&mut self, x: &[i8], w: &[u8]) -> bool {
+        let Some(slot) = self.taps.get_mut(self.n) else {
+            return false;
+        };
+        *slot = [x.as_ptr() as usize, w.as_ptr() as usize];
+        self.n += 1;
+        self.len = self.len.min(x.len()).min(w.len());
+        true
+    }
+}
