@@ -30,7 +30,8 @@ unsafe extern "C" {
 /// Bytes reserved for the model blob region and the frames region (memory.x).
 const BLOB_REGION: usize = 0x10_0000;
 const FRAMES_REGION: usize = 0x20_0000;
-/// The engine's working memory. The shipped edge model needs 55,296 bytes.
+/// The engine's working memory. The shipped edge model needs 61,060 bytes (activations and
+/// kernel scratch; `Model::arena_len`).
 const ARENA_LEN: usize = 96 * 1024;
 /// Instructions per SysTick tick with `-icount shift=0` at the MPS2 core clock of 25 MHz.
 const INSTR_PER_TICK: u32 = 40;
