@@ -12,15 +12,15 @@ use emoedge_core::NUM_CLASSES;
 use std::path::Path;
 use std::process::Command;
 
-/// Flash address of the model blob (firmware/mcu/memory.x).
+/// Flash address of the model blob on MPS2 AN386/AN385 (firmware/mcu/memory/).
 pub const BLOB_ADDR: u32 = 0x0008_0000;
-/// Flash address of the test frames (firmware/mcu/memory.x).
+/// Flash address of the test frames on MPS2 AN386/AN385 (firmware/mcu/memory/).
 pub const FRAMES_ADDR: u32 = 0x0018_0000;
 /// Where `cargo build --release` in firmware/mcu puts the Cortex-M4F firmware.
 pub const DEFAULT_FIRMWARE: &str = "firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu";
 
 /// The Cortex-M cores the firmware is built for and run on in QEMU (MPS2 FPGA images, whose
-/// memory map `firmware/mcu/memory.x` follows).
+/// memory maps `firmware/mcu/memory/` follows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Core {
     /// Cortex-M4F, Armv7E-M with the DSP extension (`thumbv7em-none-eabihf`), on MPS2 AN386.
@@ -30,6 +30,9 @@ pub enum Core {
     /// no M0+ board of this family, and the M3 runs Armv6-M code unchanged, so the counts are
     /// of the M0+ instructions.
     M0plus,
+    /// Cortex-M33 with the DSP extension, Armv8-M Mainline (`thumbv8m.main-none-eabihf`,
+    /// built with `-C target-cpu=cortex-m33`), on MPS2 AN505 in the secure state.
+    M33,
 }
 
 impl Core {
@@ -38,6 +41,16 @@ impl Core {
         match self {
             Core::M4f => "thumbv7em-none-eabihf",
             Core::M0plus => "thumbv6m-none-eabi",
+            Core::M33 => "thumbv8m.main-none-eabihf",
+        }
+    }
+
+    /// Where the board's memory map puts the model blob and the test frames.
+    pub fn blob_and_frames_addr(self) -> (u32, u32) {
+        match self {
+            Core::M4f | Core::M0plus => (BLOB_ADDR, FRAMES_ADDR),
+            // AN505's code memory, secure alias.
+            Core::M33 => (0x1000_0000 + BLOB_ADDR, 0x1000_0000 + FRAMES_ADDR),
         }
     }
 
@@ -46,6 +59,7 @@ impl Core {
         match self {
             Core::M4f => ("mps2-an386", "cortex-m4"),
             Core::M0plus => ("mps2-an385", "cortex-m3"),
+            Core::M33 => ("mps2-an505", "cortex-m33"),
         }
     }
 
@@ -139,6 +153,7 @@ pub fn run_qemu(
     frames: Option<&Path>,
 ) -> Result<String> {
     let (machine, cpu) = core.qemu_machine();
+    let (blob_addr, frames_addr) = core.blob_and_frames_addr();
     let mut cmd = Command::new("qemu-system-arm");
     cmd.args([
         "-cpu",
@@ -159,11 +174,11 @@ pub fn run_qemu(
     .arg(firmware);
     if let Some(b) = blob {
         cmd.arg("-device")
-            .arg(format!("loader,file={},addr={BLOB_ADDR:#x}", b.display()));
+            .arg(format!("loader,file={},addr={blob_addr:#x}", b.display()));
     }
     if let Some(f) = frames {
         cmd.arg("-device")
-            .arg(format!("loader,file={},addr={FRAMES_ADDR:#x}", f.display()));
+            .arg(format!("loader,file={},addr={frames_addr:#x}", f.display()));
     }
     let out = cmd
         .output()

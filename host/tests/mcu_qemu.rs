@@ -1,12 +1,13 @@
 //! The MCU firmware in QEMU, for each core it is built for (Cortex-M4F on MPS2 AN386, the
-//! Cortex-M0+ build on AN385): a model flashed apart from the firmware runs on test frames
+//! Cortex-M0+ build on AN385, the Cortex-M33 on AN505): a model flashed apart from the
+//! firmware runs on test frames
 //! with exactly the host engine's logits; a missing or tampered blob is reported by the
 //! firmware, which exits cleanly instead of faulting; and the kernels' core-specific code
 //! (DSP instructions, Armv6-M assembly) gives the reference kernels' outputs on the core
 //! itself (`kernel-check`).
 //!
-//! Needs the firmware built (`cargo build --release --target T` in firmware/mcu, for both
-//! targets) and qemu-system-arm. Without them the tests say they skipped, unless
+//! Needs the firmware built (`cargo build --release --target T` in firmware/mcu, for each
+//! target) and qemu-system-arm. Without them the tests say they skipped, unless
 //! `$EMOEDGE_REQUIRE_MCU` is set (CI).
 
 use burn::prelude::*;
@@ -43,7 +44,7 @@ fn firmware(core: Core, bin: &str) -> Option<PathBuf> {
 
 #[test]
 fn kernels_equal_the_reference_on_every_core() {
-    for core in [Core::M4f, Core::M0plus] {
+    for core in [Core::M4f, Core::M0plus, Core::M33] {
         let Some(fw) = firmware(core, "kernel-check") else {
             continue;
         };
@@ -106,24 +107,28 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
             .starts_with(":020000040008")
     );
 
-    // The same blob on the Cortex-M0+ build (no DSP: the Armv6-M kernels).
-    if let Some(m0) = firmware(Core::M0plus, "emoedge-mcu") {
+    // The same blob on the other builds: the Cortex-M0+ (no DSP: the Armv6-M kernels) and
+    // the Cortex-M33 (the DSP kernels on Armv8-M, another memory map).
+    for (core, name) in [(Core::M0plus, "m0plus"), (Core::M33, "m33")] {
+        let Some(other) = firmware(core, "emoedge-mcu") else {
+            continue;
+        };
         let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
             .args([
-                "flash", "--qemu", "--core", "m0plus", "--frames", "12", "--model",
+                "flash", "--qemu", "--core", name, "--frames", "12", "--model",
             ])
             .arg(&dir)
             .arg("--firmware")
-            .arg(&m0)
+            .arg(&other)
             .env("EMOEDGE_DATA", data_dir())
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{text}");
+        assert!(out.status.success(), "{name}: {text}");
         assert!(
             text.contains("all 12 frames: MCU labels and logits equal the host engine's"),
-            "{text}"
+            "{name}: {text}"
         );
     }
 

@@ -2,12 +2,13 @@
 //! separately from the firmware, over a batch of 48x48 frames from a second flash region.
 //! Results and per-layer costs go out over semihosting.
 //!
-//! Flash layout (memory.x): firmware at 0x0, model blob at 0x00080000, frames at 0x00180000.
-//! Frames region: the test-frames format of `emoedge_core::test_frames`.
+//! Flash layout (`memory/`): on MPS2 AN386/AN385 (Cortex-M4F, M0+ code) firmware at 0x0,
+//! model blob at 0x00080000, frames at 0x00180000; on AN505 (Cortex-M33) the same offsets
+//! from 0x10000000. Frames region: the test-frames format of `emoedge_core::test_frames`.
 //!
 //! Timing: QEMU has no cycle model; run with `-icount shift=0` and SysTick (core clock,
-//! 25 MHz on MPS2) advances once per 40 retired instructions, so the counts printed here
-//! are instructions (resolution 40), not cycles.
+//! 25 MHz on AN386/AN385, 20 MHz on AN505) advances once per 40 (50) retired instructions,
+//! so the counts printed here are instructions, not cycles.
 #![no_std]
 #![no_main]
 
@@ -27,14 +28,18 @@ unsafe extern "C" {
     static _frames: u8;
 }
 
-/// Bytes reserved for the model blob region and the frames region (memory.x).
+/// Bytes reserved for the model blob region and the frames region (`memory/`).
 const BLOB_REGION: usize = 0x10_0000;
 const FRAMES_REGION: usize = 0x20_0000;
 /// The engine's working memory. The shipped edge model needs 61,060 bytes (activations and
 /// kernel scratch; `Model::arena_len`).
 const ARENA_LEN: usize = 96 * 1024;
-/// Instructions per SysTick tick with `-icount shift=0` at the MPS2 core clock of 25 MHz.
+/// Instructions per SysTick tick with `-icount shift=0` (one instruction per nanosecond) at
+/// the board's core clock: 25 MHz on MPS2 AN386/AN385, 20 MHz on AN505.
+#[cfg(not(mps2_an505))]
 const INSTR_PER_TICK: u32 = 40;
+#[cfg(mps2_an505)]
+const INSTR_PER_TICK: u32 = 50;
 /// Most layers whose costs are kept.
 const MAX_LAYERS: usize = emoedge_core::model::MAX_LAYERS;
 
@@ -42,7 +47,7 @@ static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
 
 /// A read-only view of a flash region.
 fn region(start: *const u8, len: usize) -> &'static [u8] {
-    // SAFETY: the regions are reserved in memory.x, mapped for the whole run, and nothing
+    // SAFETY: the regions are reserved in the memory map (`memory/`), mapped for the whole run, and nothing
     // writes them while the firmware runs.
     unsafe { core::slice::from_raw_parts(start, len) }
 }
