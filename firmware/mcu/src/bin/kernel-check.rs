@@ -23,7 +23,7 @@ use emoedge_core::kernels::pointwise::{PointwiseParams, pointwise};
 use emoedge_core::kernels::{CHANNEL_RECORD_LEN, ChannelParams, reference};
 use emoedge_core::quant::{OutputQuant, Requant};
 use emoedge_core::shape::{Shape, Window};
-use emoedge_mcu::{exit_ok, fail};
+use emoedge_mcu::semihosting::{exit_ok, fail};
 
 /// Largest tensor, weight and scratch sizes a case may use.
 const MAX_ACTS: usize = 12 * 1024;

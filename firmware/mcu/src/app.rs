@@ -1,0 +1,224 @@
+//! What the firmware does on every board: checks the model blob flashed into its region,
+//! runs the engine on each test frame of the frames region, and reports one line per frame
+//! (frame number, label, int8 logits), the cost of each layer and the whole inference, over
+//! the board's console.
+//!
+//! Costs come from the board's clock ([`Cost`]): a running count of instructions (QEMU) or
+//! cycles (rp2040js, silicon), read before and after each layer.
+
+use core::fmt::Write;
+use cortex_m::peripheral::{SYST, syst::SystClkSource};
+use emoedge_camera::{FrameInfo, FrameSource};
+use emoedge_core::emotion::argmax;
+use emoedge_core::model::{HEADER_LEN, Header, MAX_LAYERS};
+use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
+use emoedge_core::test_frames::TestFrames;
+use emoedge_core::{Emotion, Engine, Model};
+
+/// What the board's clock counts, for the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Cost {
+    /// The unit's name, plural ("instructions", "cycles").
+    pub unit: &'static str,
+    /// Its short form after "MAC/" ("instr", "cycle").
+    pub short: &'static str,
+}
+
+/// A running count from SysTick on the core clock, for boards with nothing better: SysTick
+/// counts down 24 bits, so each reading adds the ticks since the last one, and readings must
+/// come less than 2^24 ticks apart (every layer on QEMU's boards, where a tick is 40 or 50
+/// instructions). Each tick is worth `per_tick` units.
+pub struct SysTickCount {
+    last: u32,
+    ticks: u64,
+    per_tick: u64,
+}
+
+impl SysTickCount {
+    /// Starts SysTick free-running on the core clock.
+    pub fn start(syst: &mut SYST, per_tick: u32) -> Self {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(0x00ff_ffff);
+        syst.clear_current();
+        syst.enable_counter();
+        Self {
+            last: SYST::get_current(),
+            ticks: 0,
+            per_tick: per_tick as u64,
+        }
+    }
+
+    /// Units counted since [`SysTickCount::start`].
+    pub fn now(&mut self) -> u64 {
+        let now = SYST::get_current();
+        self.ticks += (self.last.wrapping_sub(now) & 0x00ff_ffff) as u64;
+        self.last = now;
+        self.ticks * self.per_tick
+    }
+}
+
+/// Why the run stopped early. Every case is reported as one `emoedge-mcu: error:` line.
+#[derive(Debug)]
+pub enum Failure {
+    /// No valid header at the blob region's start (erased flash, another image, truncated).
+    NoBlob(emoedge_core::ModelError),
+    /// The header promises more bytes than the region holds.
+    BlobTooLarge { len: usize, region: usize },
+    /// The blob parsed as a header but its body was refused (CRC, layers, bounds).
+    Rejected(emoedge_core::ModelError),
+    /// The model needs more working memory than the firmware has.
+    Arena { needed: usize, have: usize },
+    /// The frames region holds no valid test frames.
+    Frames(emoedge_core::test_frames::TestFramesError),
+    /// The engine refused a frame (cannot happen for a parsed model and a right-sized arena).
+    Engine {
+        frame: usize,
+        error: emoedge_core::EngineError,
+    },
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Failure::NoBlob(e) => write!(f, "no valid model blob in its flash region: {e}"),
+            Failure::BlobTooLarge { len, region } => {
+                write!(
+                    f,
+                    "model blob of {len} bytes exceeds its {region} byte region"
+                )
+            }
+            Failure::Rejected(e) => write!(f, "model blob rejected: {e}"),
+            Failure::Arena { needed, have } => {
+                write!(f, "model needs {needed} arena bytes, firmware has {have}")
+            }
+            Failure::Frames(e) => write!(f, "test frames: {e}"),
+            Failure::Engine { frame, error } => write!(f, "frame {frame}: {error}"),
+        }
+    }
+}
+
+/// Runs the model of `blob_region` on every frame of `frames_region`, writing the report to
+/// `out`; `clock` gives the running count of [`Cost`] units that times the layers.
+pub fn run(
+    out: &mut impl Write,
+    clock: &mut impl FnMut() -> u64,
+    cost: Cost,
+    blob_region: &'static [u8],
+    frames_region: &'static [u8],
+    arena: &mut [i8],
+) -> Result<(), Failure> {
+    // The header first, so that a missing or truncated blob is named as such.
+    let header = Header::parse(blob_region.get(..HEADER_LEN).unwrap_or(blob_region))
+        .map_err(Failure::NoBlob)?;
+    let blob = blob_region
+        .get(..header.blob_len())
+        .ok_or(Failure::BlobTooLarge {
+            len: header.blob_len(),
+            region: blob_region.len(),
+        })?;
+    let model = Model::parse(blob).map_err(Failure::Rejected)?;
+    if model.arena_len() > arena.len() {
+        return Err(Failure::Arena {
+            needed: model.arena_len(),
+            have: arena.len(),
+        });
+    }
+    let _ = writeln!(
+        out,
+        "emoedge-mcu: model ok: {} bytes, {} layers, {} weight bytes, {} MACs, arena {} bytes",
+        blob.len(),
+        model.steps().len(),
+        model.weight_bytes(),
+        model.macs(),
+        model.arena_len()
+    );
+
+    let frames = TestFrames::parse(frames_region).map_err(Failure::Frames)?;
+    let mut frames = FlashFrames { frames, next: 0 };
+    let engine = Engine::new(&model);
+    let (mut right, mut known) = (0usize, 0usize);
+    let mut layer_units = [0u64; MAX_LAYERS];
+    let mut total_units = 0u64;
+    let mut gray = [0u8; INPUT_LEN];
+    let mut count = 0;
+    while let Ok(Some(info)) = frames.next_frame(&mut gray) {
+        let i = count;
+        count += 1;
+        let mut x = [0i8; INPUT_LEN];
+        quantize_input(&gray, &mut x);
+        let start = clock();
+        let mut last = start;
+        let logits = *engine
+            .run_observed(&x, arena, |layer| {
+                let now = clock();
+                layer_units[layer] += now - last;
+                last = now;
+            })
+            .map_err(|error| Failure::Engine { frame: i, error })?;
+        total_units += last - start;
+        let label = argmax(&logits)
+            .and_then(Emotion::from_index)
+            .unwrap_or(Emotion::Neutral);
+        if let Some(truth) = info.label {
+            known += 1;
+            right += (truth as usize == label.index()) as usize;
+        }
+        let _ = writeln!(
+            out,
+            "frame {} label {} logits {:?}",
+            i,
+            label.name(),
+            logits
+        );
+    }
+    let n = count.max(1) as u64;
+    for (i, s) in model.steps().iter().enumerate() {
+        let units = layer_units[i] / n;
+        let _ = writeln!(
+            out,
+            "layer {} {} macs {} {} {} ({}.{:02} MAC/{})",
+            i,
+            s.step.op_name(),
+            s.macs,
+            cost.unit,
+            units,
+            s.macs / units.max(1),
+            (s.macs * 100 / units.max(1)) % 100,
+            cost.short,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "emoedge-mcu: {} frames, {}/{} right, {} {} per inference",
+        count,
+        right,
+        known,
+        total_units / n,
+        cost.unit
+    );
+    Ok(())
+}
+
+/// Test frames flashed into their own region ([`emoedge_core::test_frames`]). The camera
+/// driver of `emoedge-camera` implements the same [`FrameSource`], so a board with a camera
+/// runs the same loop.
+struct FlashFrames {
+    frames: TestFrames<'static>,
+    next: usize,
+}
+
+impl FrameSource for FlashFrames {
+    type Error = core::convert::Infallible;
+
+    fn next_frame(
+        &mut self,
+        out: &mut [u8; INPUT_LEN],
+    ) -> Result<Option<FrameInfo>, core::convert::Infallible> {
+        let Some((label, pixels)) = self.frames.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        out.copy_from_slice(pixels);
+        Ok(Some(FrameInfo { label }))
+    }
+}

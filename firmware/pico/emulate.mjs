@@ -1,0 +1,138 @@
+// Runs the emoedge Pico firmware in rp2040js (an RP2040 emulator) and prints what it writes
+// to UART0.
+//
+//   node emulate.mjs FIRMWARE.elf [--blob FILE] [--frames FILE] [--max-cycles N]
+//
+// The ELF's loadable segments go into the emulated flash (and SRAM), the model blob at
+// 0x10100000 and the test frames at 0x10180000, as on a Pico flashed by `emoedge flash
+// --board pico`; the rest of the flash reads as erased (0xff). rp2040js ships no bootrom,
+// and the bootrom's code may only run on RP2040 chips, so none is loaded: the core starts
+// past boot2, with VTOR, SP and PC taken from the firmware's vector table at 0x10000100, as
+// boot2 would leave them. The firmware must therefore make no calls into the ROM.
+//
+// Exit status: 0 when the firmware reports "emoedge-mcu: done", 1 when it reports an error
+// or stops without a verdict, 2 on bad arguments or when --max-cycles runs out. The last
+// stderr line gives the cycles the emulator counted.
+import { readFileSync } from 'node:fs';
+import { Simulator, ConsoleLogger, LogLevel } from 'rp2040js';
+
+const FLASH = 0x10000000;
+const SRAM = 0x20000000;
+const BLOB_ADDR = 0x10100000;
+const FRAMES_ADDR = 0x10180000;
+const VECTORS = 0x10000100;
+const CYCLE_NANOS = 1e9 / 125_000_000; // the firmware's 125 MHz system clock
+
+function usage(msg) {
+  process.stderr.write(`emulate.mjs: ${msg}\n`);
+  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--blob FILE] [--frames FILE] [--max-cycles N]\n');
+  process.exit(2);
+}
+
+function readFile(path, what) {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    usage(`cannot read ${what} ${path}: ${e.message}`);
+  }
+}
+
+// The loadable segments of a 32-bit little-endian ARM ELF, at their load addresses.
+function loadSegments(elf, path) {
+  const v = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
+  if (elf.length < 52 || v.getUint32(0, false) !== 0x7f454c46 || elf[4] !== 1 || elf[5] !== 1) {
+    usage(`${path} is not a 32-bit little-endian ELF file`);
+  }
+  const phoff = v.getUint32(28, true);
+  const phentsize = v.getUint16(42, true);
+  const phnum = v.getUint16(44, true);
+  const out = [];
+  for (let i = 0; i < phnum; i++) {
+    const p = phoff + i * phentsize;
+    if (p + 32 > elf.length) usage(`${path}: program header ${i} is past the end of the file`);
+    const type = v.getUint32(p, true);
+    const offset = v.getUint32(p + 4, true);
+    const paddr = v.getUint32(p + 12, true);
+    const filesz = v.getUint32(p + 16, true);
+    if (type !== 1 || filesz === 0) continue;
+    if (offset + filesz > elf.length) usage(`${path}: segment ${i} is past the end of the file`);
+    out.push({ addr: paddr, bytes: elf.subarray(offset, offset + filesz) });
+  }
+  return out;
+}
+
+const args = process.argv.slice(2);
+let firmware = null;
+let blob = null;
+let frames = null;
+let maxCycles = 20e9;
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a === '--blob') blob = args[++i];
+  else if (a === '--frames') frames = args[++i];
+  else if (a === '--max-cycles') maxCycles = Number(args[++i]);
+  else if (a.startsWith('--')) usage(`unknown option ${a}`);
+  else if (firmware === null) firmware = a;
+  else usage(`unexpected argument ${a}`);
+}
+if (firmware === null) usage('no firmware given');
+if (!(maxCycles > 0)) usage('--max-cycles needs a positive number');
+
+const sim = new Simulator();
+const mcu = sim.rp2040;
+mcu.logger = new ConsoleLogger(LogLevel.Error);
+mcu.flash.fill(0xff);
+
+function place(addr, bytes, what) {
+  if (addr >= FLASH && addr + bytes.length <= FLASH + mcu.flash.length) {
+    mcu.flash.set(bytes, addr - FLASH);
+  } else if (addr >= SRAM && addr + bytes.length <= SRAM + mcu.sram.length) {
+    mcu.sram.set(bytes, addr - SRAM);
+  } else {
+    usage(`${what}: ${bytes.length} bytes at 0x${addr.toString(16)} do not fit flash or SRAM`);
+  }
+}
+
+for (const s of loadSegments(readFile(firmware, 'firmware'), firmware)) place(s.addr, s.bytes, firmware);
+if (blob !== null) place(BLOB_ADDR, readFile(blob, 'model blob'), blob);
+if (frames !== null) place(FRAMES_ADDR, readFile(frames, 'test frames'), frames);
+
+mcu.core.VTOR = VECTORS;
+mcu.core.SP = mcu.readUint32(VECTORS);
+mcu.core.PC = mcu.readUint32(VECTORS + 4) & ~1;
+
+let line = '';
+let verdict = null;
+mcu.uart[0].onByte = (b) => {
+  if (b === 10) {
+    process.stdout.write(line + '\n');
+    if (line.startsWith('emoedge-mcu: done')) verdict = 0;
+    else if (line.startsWith('emoedge-mcu: error:')) verdict = 1;
+    line = '';
+  } else if (b !== 13) {
+    line += String.fromCharCode(b);
+  }
+};
+
+const { clock } = sim;
+let idle = 0;
+while (verdict === null) {
+  if (mcu.core.cycles > maxCycles) {
+    process.stderr.write(`emulate.mjs: no verdict after ${maxCycles} cycles\n`);
+    process.exit(2);
+  }
+  if (mcu.core.waiting) {
+    // Asleep (WFI): run the clock to the next alarm; with none, the firmware has stopped.
+    const next = clock.nanosToNextAlarm;
+    if (!(next > 0) || ++idle > 1000) {
+      if (line) process.stdout.write(line + '\n');
+      process.stderr.write('emulate.mjs: the firmware stopped without reporting done\n');
+      process.exit(1);
+    }
+    clock.tick(next);
+  } else {
+    clock.tick(mcu.core.executeInstruction() * CYCLE_NANOS);
+  }
+}
+process.stderr.write(`emulate.mjs: ${mcu.core.cycles} cycles\n`);
+process.exit(verdict);

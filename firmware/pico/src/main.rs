@@ -1,0 +1,142 @@
+//! emoedge-pico: the emoedge firmware on a Raspberry Pi Pico (RP2040, Cortex-M0+).
+//!
+//! The board layer only: clocks from the 12 MHz crystal through the PLLs (125 MHz system
+//! clock), UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 for the report, and the flash
+//! regions of `memory.x`: model blob at 0x10100000, test frames at 0x10180000. The rest is
+//! `emoedge_mcu::app`, as on every board. Costs are cycles of the 125 MHz system clock from
+//! the microsecond timer (as the emulator models them, when run in rp2040js).
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+use emoedge_mcu::app::{self, Cost};
+use hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
+use rp2040_hal::{self as hal, Clock, fugit::RateExtU32, pac};
+
+/// The second-stage bootloader the RP2040's bootrom runs from the first 256 bytes of flash
+/// (generic 03h-read QSPI setup, which works with the Pico's W25Q16).
+#[unsafe(link_section = ".boot2")]
+#[used]
+pub static BOOT2_FIRMWARE: [u8; 256] = rp2040_boot2::BOOT_LOADER_GENERIC_03H;
+
+/// The Pico's crystal.
+const XTAL_HZ: u32 = 12_000_000;
+/// Flash regions of the model blob and the test frames (memory.x).
+const BLOB_REGION: usize = 0x8_0000;
+const FRAMES_REGION: usize = 0x8_0000;
+/// The engine's working memory (the shipped model needs 61,060 bytes).
+const ARENA_LEN: usize = 96 * 1024;
+
+static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
+
+unsafe extern "C" {
+    static _model_blob: u8;
+    static _frames: u8;
+}
+
+/// A read-only view of a flash region.
+fn region(start: *const u8, len: usize) -> &'static [u8] {
+    // SAFETY: the regions are reserved in memory.x inside the 2 MiB flash, which is mapped
+    // (XIP) for the whole run, and nothing writes them while the firmware runs.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+#[hal::entry]
+fn main() -> ! {
+    let Some(mut pac) = pac::Peripherals::take() else {
+        halt()
+    };
+    let mut watchdog = hal::Watchdog::new(pac.WATCHDOG);
+    let Ok(clocks) = hal::clocks::init_clocks_and_plls(
+        XTAL_HZ,
+        pac.XOSC,
+        pac.CLOCKS,
+        pac.PLL_SYS,
+        pac.PLL_USB,
+        &mut pac.RESETS,
+        &mut watchdog,
+    ) else {
+        halt()
+    };
+    let sio = hal::Sio::new(pac.SIO);
+    let pins = hal::gpio::Pins::new(
+        pac.IO_BANK0,
+        pac.PADS_BANK0,
+        sio.gpio_bank0,
+        &mut pac.RESETS,
+    );
+    let uart_pins = (
+        pins.gpio0.into_function::<hal::gpio::FunctionUart>(),
+        pins.gpio1.into_function::<hal::gpio::FunctionUart>(),
+    );
+    let config = UartConfig::new(115_200.Hz(), DataBits::Eight, None, StopBits::One);
+    let Ok(mut uart) = UartPeripheral::new(pac.UART0, uart_pins, &mut pac.RESETS)
+        .enable(config, clocks.peripheral_clock.freq())
+    else {
+        halt()
+    };
+
+    // The RP2040's 64-bit microsecond timer, in cycles of the 125 MHz system clock
+    // (resolution 125 cycles); SysTick's 24 bits wrap within one layer at this clock.
+    let timer = hal::Timer::new(pac.TIMER, &mut pac.RESETS, &clocks);
+    let cycles_per_us = (clocks.system_clock.freq().to_Hz() / 1_000_000) as u64;
+    let mut clock = || timer.get_counter().ticks() * cycles_per_us;
+    let cost = Cost {
+        unit: "cycles",
+        short: "cycle",
+    };
+    // SAFETY: the only reference to ARENA, taken once, here.
+    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+    let blob = region(&raw const _model_blob, BLOB_REGION);
+    let frames = region(&raw const _frames, FRAMES_REGION);
+    match app::run(&mut uart, &mut clock, cost, blob, frames, arena) {
+        Ok(()) => {
+            let _ = writeln!(uart, "emoedge-mcu: done");
+        }
+        Err(e) => {
+            let _ = writeln!(uart, "emoedge-mcu: error: {e}");
+        }
+    }
+    halt()
+}
+
+/// Stops: the core sleeps until reset.
+fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// UART0's transmit FIFO, written directly: what the panic and fault handlers have when the
+/// `UartPeripheral` is out of reach (the UART is configured long before any panic can come).
+struct Uart0Raw;
+
+impl Write for Uart0Raw {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // SAFETY: only the handlers below use this, and they never return to code that is
+        // using UART0.
+        let uart = unsafe { pac::UART0::steal() };
+        for b in s.bytes() {
+            while uart.uartfr().read().txff().bit_is_set() {}
+            // SAFETY: any byte is a valid data value.
+            uart.uartdr().write(|w| unsafe { w.data().bits(b) });
+        }
+        Ok(())
+    }
+}
+
+#[cortex_m_rt::exception]
+unsafe fn HardFault(ef: &cortex_m_rt::ExceptionFrame) -> ! {
+    let _ = writeln!(
+        Uart0Raw,
+        "emoedge-mcu: error: hard fault at pc {:#010x}",
+        ef.pc()
+    );
+    halt()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let _ = writeln!(Uart0Raw, "emoedge-mcu: error: panic: {info}");
+    halt()
+}
