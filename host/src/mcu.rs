@@ -9,13 +9,15 @@
 use crate::data::Dataset;
 use anyhow::{Context, Result, bail};
 use emoedge_core::NUM_CLASSES;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Flash address of the model blob on MPS2 AN386/AN385 (firmware/mcu/memory/).
 pub const BLOB_ADDR: u32 = 0x0008_0000;
 /// Flash address of the test frames on MPS2 AN386/AN385 (firmware/mcu/memory/).
 pub const FRAMES_ADDR: u32 = 0x0018_0000;
+/// Bytes of the frames region on the MPS2 boards.
+const FRAMES_REGION: usize = 0x20_0000;
 /// Where `cargo build --release` in firmware/mcu puts the Cortex-M4F firmware.
 pub const DEFAULT_FIRMWARE: &str = "firmware/mcu/target/thumbv7em-none-eabihf/release/emoedge-mcu";
 
@@ -72,6 +74,198 @@ impl Core {
     }
 }
 
+/// Boards people own, with their own firmware under `firmware/`: where the model blob goes
+/// in their flash, how big its region is, how they are flashed and how they are emulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Board {
+    /// Raspberry Pi Pico (RP2040, Cortex-M0+, 2 MiB flash): firmware/pico, emulated in
+    /// rp2040js.
+    Pico,
+}
+
+impl Board {
+    /// The board's name on the command line and its firmware folder under `firmware/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Pico => "pico",
+        }
+    }
+
+    /// Flash address of the model blob (the board's memory.x).
+    pub fn blob_addr(self) -> u32 {
+        match self {
+            Board::Pico => 0x1010_0000,
+        }
+    }
+
+    /// Bytes reserved for the blob at [`Board::blob_addr`].
+    pub fn blob_region(self) -> usize {
+        match self {
+            Board::Pico => 0x8_0000,
+        }
+    }
+
+    /// Flash address of the test frames: right after the blob region.
+    pub fn frames_addr(self) -> u32 {
+        self.blob_addr() + self.blob_region() as u32
+    }
+
+    /// Bytes reserved for test frames at [`Board::frames_addr`].
+    pub fn frames_region(self) -> usize {
+        match self {
+            Board::Pico => 0x8_0000,
+        }
+    }
+
+    /// The UF2 family ID its bootloader accepts.
+    pub fn uf2_family(self) -> u32 {
+        match self {
+            Board::Pico => 0xe48b_ff56, // RP2040
+        }
+    }
+
+    /// The chip's name for `probe-rs --chip`.
+    pub fn probe_chip(self) -> &'static str {
+        match self {
+            Board::Pico => "RP2040",
+        }
+    }
+
+    /// Where `cargo build --release` in the board's firmware folder puts the ELF.
+    pub fn firmware(self) -> PathBuf {
+        match self {
+            Board::Pico => {
+                PathBuf::from("firmware/pico/target/thumbv6m-none-eabi/release/emoedge-pico")
+            }
+        }
+    }
+
+    /// Refuses a blob that does not fit the board's region.
+    pub fn check_fits(self, blob_len: usize) -> Result<()> {
+        if blob_len > self.blob_region() {
+            bail!(
+                "the model blob has {blob_len} bytes; the {} board keeps {} bytes for it at {:#010x}",
+                self.name(),
+                self.blob_region(),
+                self.blob_addr()
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs the board's firmware in its emulator with the blob and frames in flash; returns
+    /// what it printed on its console. Fails when the firmware reports an error.
+    pub fn emulate(self, firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<String> {
+        match self {
+            Board::Pico => run_rp2040js(firmware, blob, frames),
+        }
+    }
+
+    /// The `probe-rs` command that writes `blob_file` (raw bytes) into the board's flash.
+    pub fn probe_command(self, blob_file: &Path) -> Command {
+        let mut cmd = Command::new("probe-rs");
+        cmd.args(["download", "--binary-format", "bin", "--base-address"])
+            .arg(format!("{:#x}", self.blob_addr()))
+            .args(["--chip", self.probe_chip()])
+            .arg(blob_file);
+        cmd
+    }
+}
+
+/// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
+/// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
+/// emulated flash and prints UART0).
+fn run_rp2040js(firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<String> {
+    // The runner's folder: the firmware's own (its ELF lies in its target folder), else
+    // firmware/pico under the working directory.
+    let dir = firmware
+        .ancestors()
+        .find(|p| p.join("emulate.mjs").is_file())
+        .unwrap_or(Path::new("firmware/pico"));
+    if !dir.join("node_modules/rp2040js").is_dir() {
+        bail!(
+            "rp2040js is not installed in {}: run `npm ci --prefix {}` (Node.js and npm from \
+             your system's packages)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("emulate.mjs"))
+        .arg(firmware)
+        .arg("--blob")
+        .arg(blob);
+    if let Some(f) = frames {
+        cmd.arg("--frames").arg(f);
+    }
+    let out = cmd
+        .output()
+        .context("running node (install Node.js from your system's packages)")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("the firmware failed in rp2040js:\n{text}");
+    }
+    Ok(text)
+}
+
+/// Writes `ds` as test frames and `blob` into a temporary folder, runs `run` on their paths
+/// and returns what it printed and the logits it reported per frame.
+fn with_frames(
+    blob: &[u8],
+    ds: &Dataset,
+    frames_room: usize,
+    run: impl FnOnce(&Path, &Path) -> Result<String>,
+) -> Result<(String, Vec<[i8; NUM_CLASSES]>)> {
+    let tmp = tempfile::tempdir()?;
+    let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
+    std::fs::write(&blob_file, blob)?;
+    let frames =
+        emoedge_core::test_frames::write((0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))));
+    if frames.len() > frames_room {
+        bail!(
+            "{} test frames take {} bytes; the frames region holds {frames_room}",
+            ds.len(),
+            frames.len()
+        );
+    }
+    std::fs::write(&frames_file, &frames)?;
+    let text = run(&blob_file, &frames_file)?;
+    let got = parse_frames(&text);
+    if got.len() != ds.len() {
+        bail!(
+            "the firmware reported {} frames, expected {}:\n{text}",
+            got.len(),
+            ds.len()
+        );
+    }
+    Ok((text, got))
+}
+
+/// Runs the board's firmware in its emulator on every image of `ds` (labels included);
+/// returns what it printed and the logits it reported per frame.
+pub fn run_board_frames(
+    board: Board,
+    firmware: &Path,
+    blob: &[u8],
+    ds: &Dataset,
+) -> Result<(String, Vec<[i8; NUM_CLASSES]>)> {
+    if !firmware.is_file() {
+        bail!(
+            "no firmware at {}: build it with `cargo build --release` in firmware/{}",
+            firmware.display(),
+            board.name()
+        );
+    }
+    board.check_fits(blob.len())?;
+    with_frames(blob, ds, board.frames_region(), |b, f| {
+        board.emulate(firmware, b, Some(f))
+    })
+}
+
 /// UF2 image of `data` at `addr`: 512-byte blocks carrying 256 bytes each.
 pub fn uf2_image(data: &[u8], addr: u32, family: u32) -> Result<Vec<u8>> {
     if !addr.is_multiple_of(256) {
@@ -125,22 +319,9 @@ pub fn run_frames(
             core.target()
         );
     }
-    let tmp = tempfile::tempdir()?;
-    let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
-    std::fs::write(&blob_file, blob)?;
-    let frames =
-        emoedge_core::test_frames::write((0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))));
-    std::fs::write(&frames_file, &frames)?;
-    let text = run_qemu(firmware, core, Some(&blob_file), Some(&frames_file))?;
-    let got = parse_frames(&text);
-    if got.len() != ds.len() {
-        bail!(
-            "QEMU reported {} frames, expected {}:\n{text}",
-            got.len(),
-            ds.len()
-        );
-    }
-    Ok((text, got))
+    with_frames(blob, ds, FRAMES_REGION, |b, f| {
+        run_qemu(firmware, core, Some(b), Some(f))
+    })
 }
 
 /// Runs the firmware in QEMU (the core's MPS2 board, instruction counting) with the blob
@@ -243,6 +424,37 @@ mod tests {
         }
         assert_eq!(&back[..600], &blob[..]);
         assert!(uf2_image(&blob, 0x1008_0001, 0).is_err());
+    }
+
+    #[test]
+    fn boards_refuse_blobs_larger_than_their_region() {
+        let b = Board::Pico;
+        assert!(b.check_fits(b.blob_region()).is_ok());
+        let err = b.check_fits(b.blob_region() + 1).unwrap_err().to_string();
+        assert!(err.contains("pico") && err.contains("0x10100000"), "{err}");
+    }
+
+    #[test]
+    fn probe_rs_is_asked_for_the_blob_region() {
+        let cmd = Board::Pico.probe_command(Path::new("m.bin"));
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(cmd.get_program(), "probe-rs");
+        assert_eq!(
+            args,
+            [
+                "download",
+                "--binary-format",
+                "bin",
+                "--base-address",
+                "0x10100000",
+                "--chip",
+                "RP2040",
+                "m.bin"
+            ]
+        );
     }
 
     #[test]
