@@ -81,6 +81,9 @@ pub enum Board {
     /// Raspberry Pi Pico (RP2040, Cortex-M0+, 2 MiB flash): firmware/pico, emulated in
     /// rp2040js.
     Pico,
+    /// STM32F405/407 boards (Cortex-M4F, 1 MiB flash): firmware/stm32f405, emulated in QEMU's
+    /// netduinoplus2.
+    Stm32f405,
 }
 
 impl Board {
@@ -88,6 +91,7 @@ impl Board {
     pub fn name(self) -> &'static str {
         match self {
             Board::Pico => "pico",
+            Board::Stm32f405 => "stm32f405",
         }
     }
 
@@ -95,6 +99,8 @@ impl Board {
     pub fn blob_addr(self) -> u32 {
         match self {
             Board::Pico => 0x1010_0000,
+            // Flash sector 5.
+            Board::Stm32f405 => 0x0802_0000,
         }
     }
 
@@ -102,6 +108,8 @@ impl Board {
     pub fn blob_region(self) -> usize {
         match self {
             Board::Pico => 0x8_0000,
+            // Sectors 5-7.
+            Board::Stm32f405 => 0x6_0000,
         }
     }
 
@@ -113,14 +121,16 @@ impl Board {
     /// Bytes reserved for test frames at [`Board::frames_addr`].
     pub fn frames_region(self) -> usize {
         match self {
-            Board::Pico => 0x8_0000,
+            // Pico: 512 KiB; STM32F405: sectors 8-11.
+            Board::Pico | Board::Stm32f405 => 0x8_0000,
         }
     }
 
     /// The UF2 family ID its bootloader accepts.
     pub fn uf2_family(self) -> u32 {
         match self {
-            Board::Pico => 0xe48b_ff56, // RP2040
+            Board::Pico => 0xe48b_ff56,      // RP2040
+            Board::Stm32f405 => 0x5775_5a57, // STM32F4
         }
     }
 
@@ -128,6 +138,7 @@ impl Board {
     pub fn probe_chip(self) -> &'static str {
         match self {
             Board::Pico => "RP2040",
+            Board::Stm32f405 => "STM32F405RGTx",
         }
     }
 
@@ -137,6 +148,9 @@ impl Board {
             Board::Pico => {
                 PathBuf::from("firmware/pico/target/thumbv6m-none-eabi/release/emoedge-pico")
             }
+            Board::Stm32f405 => PathBuf::from(
+                "firmware/stm32f405/target/thumbv7em-none-eabihf/release/emoedge-stm32f405",
+            ),
         }
     }
 
@@ -158,6 +172,7 @@ impl Board {
     pub fn emulate(self, firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<String> {
         match self {
             Board::Pico => run_rp2040js(firmware, blob, frames),
+            Board::Stm32f405 => run_netduinoplus2(firmware, blob, frames, self),
         }
     }
 
@@ -211,6 +226,98 @@ fn run_rp2040js(firmware: &Path, blob: &Path, frames: Option<&Path>) -> Result<S
     }
     Ok(text)
 }
+
+/// The STM32F405 firmware in QEMU's netduinoplus2 (an STM32F405 with its USART1 on
+/// stdout), blob and frames loaded at the board's addresses. Board firmware does not exit
+/// the emulator (a chip has nothing to exit to), so QEMU is stopped at the firmware's
+/// verdict line, or after [`BOARD_EMULATION_LIMIT`].
+fn run_netduinoplus2(
+    firmware: &Path,
+    blob: &Path,
+    frames: Option<&Path>,
+    board: Board,
+) -> Result<String> {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args([
+        "-machine",
+        "netduinoplus2",
+        "-nographic",
+        "-monitor",
+        "none",
+    ])
+    .args(["-icount", "shift=0", "-kernel"])
+    .arg(firmware)
+    .arg("-device")
+    .arg(format!(
+        "loader,file={},addr={:#x}",
+        blob.display(),
+        board.blob_addr()
+    ));
+    if let Some(f) = frames {
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr={:#x}",
+            f.display(),
+            board.frames_addr()
+        ));
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;
+    let stdout = child.stdout.take().context("QEMU's output")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + BOARD_EMULATION_LIMIT;
+    let mut text = String::new();
+    let verdict = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let line = line.trim_end_matches('\r').to_string();
+                text += &line;
+                text.push('\n');
+                if line.starts_with("emoedge-mcu: done") {
+                    break Ok(());
+                }
+                if line.starts_with("emoedge-mcu: error:") {
+                    break Err(anyhow::anyhow!("the firmware failed in QEMU:\n{text}"));
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                break Err(anyhow::anyhow!(
+                    "no verdict from the firmware after {} s in QEMU:\n{text}",
+                    BOARD_EMULATION_LIMIT.as_secs()
+                ));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                break Err(anyhow::anyhow!(
+                    "QEMU stopped before the firmware's verdict:\n{text}{err}"
+                ));
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    verdict.map(|()| text)
+}
+
+/// How long an emulated board may run before it is stopped without a verdict.
+const BOARD_EMULATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Writes `ds` as test frames and `blob` into a temporary folder, runs `run` on their paths
 /// and returns what it printed and the logits it reported per frame.

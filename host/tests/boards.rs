@@ -1,11 +1,13 @@
-//! Boards people own (`emoedge flash --board`): the Pico firmware runs the shipped model in
-//! rp2040js with exactly the host engine's logits and refuses missing or tampered blobs on
-//! its UART; images carry the blob at the board's address; `--probe` asks probe-rs for the
-//! board's region (a stand-in `probe-rs` on `PATH` records what it was asked).
+//! Boards people own (`emoedge flash --board`): each board's firmware runs the shipped model
+//! in an emulator of its chip (the Pico in rp2040js, the STM32F405 in QEMU's netduinoplus2)
+//! with exactly the host engine's logits and refuses missing or tampered blobs on its UART;
+//! images carry the blob at the board's address; `--probe` asks probe-rs for the board's
+//! region (a stand-in `probe-rs` on `PATH` records what it was asked).
 //!
-//! The emulator test needs the Pico firmware built (`cargo build --release` in
-//! firmware/pico), Node.js and rp2040js (`npm ci --prefix firmware/pico`); without them it
-//! says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set (CI).
+//! The emulator test needs each firmware built (`cargo build --release` in firmware/pico and
+//! firmware/stm32f405), Node.js with rp2040js (`npm ci --prefix firmware/pico`) and
+//! qemu-system-arm; without them it says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set
+//! (CI).
 
 use emoedge::mcu::Board;
 use emoedge_test_support::data_dir;
@@ -29,78 +31,83 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-/// The Pico firmware, when it, Node and rp2040js are there.
-fn pico_firmware() -> Option<PathBuf> {
-    let fw = root().join(Board::Pico.firmware());
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let rp2040js = root().join("firmware/pico/node_modules/rp2040js").is_dir();
-    if fw.is_file() && node && rp2040js {
+/// The board's firmware, when it and the board's emulator are there.
+fn board_firmware(board: Board) -> Option<PathBuf> {
+    let fw = root().join(board.firmware());
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let emulator = match board {
+        Board::Pico => {
+            runs("node", "--version") && root().join("firmware/pico/node_modules/rp2040js").is_dir()
+        }
+        Board::Stm32f405 => runs("qemu-system-arm", "--version"),
+    };
+    if fw.is_file() && emulator {
         return Some(fw);
     }
     assert!(
         std::env::var_os("EMOEDGE_REQUIRE_MCU").is_none(),
-        "Pico firmware {} ({}), node ({node}) or rp2040js ({rp2040js}) missing",
+        "{board:?}: firmware {} ({}) or its emulator ({emulator}) missing",
         fw.display(),
         fw.is_file()
     );
     eprintln!(
-        "SKIPPED: build firmware/pico (cargo build --release), install Node.js and run `npm ci --prefix firmware/pico`"
+        "SKIPPED: build firmware/{} (cargo build --release) and install its emulator (README)",
+        board.name()
     );
     None
 }
 
+/// Every board's firmware in its emulator: 20 `test` frames with the host engine's logits,
+/// then blobs the host would refuse, which the firmware must name on its UART and stop at,
+/// never fault.
 #[test]
-fn pico_in_rp2040js_matches_the_host_engine_and_refuses_bad_blobs() {
-    let Some(fw) = pico_firmware() else { return };
-    let out = emoedge(&["flash", "--board", "pico", "--emulate", "--frames", "20"])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    eprintln!("{t}");
-    assert!(out.status.success(), "{t}");
-    assert!(
-        t.contains("all 20 frames: MCU labels and logits equal the host engine's"),
-        "{t}"
-    );
-    assert!(t.contains("cycles per inference"), "{t}");
+fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
+    for board in [Board::Pico, Board::Stm32f405] {
+        let Some(fw) = board_firmware(board) else {
+            continue;
+        };
+        let name = board.name();
+        let out = emoedge(&["flash", "--board", name, "--emulate", "--frames", "20"])
+            .output()
+            .unwrap();
+        let t = text(&out);
+        eprintln!("{t}");
+        assert!(out.status.success(), "{name}: {t}");
+        assert!(
+            t.contains("all 20 frames: MCU labels and logits equal the host engine's"),
+            "{name}: {t}"
+        );
+        assert!(t.contains(" per inference"), "{name}: {t}");
 
-    // The runner is given blobs the host would refuse; the firmware must name the problem
-    // on its UART and stop, never fault.
-    let tmp = tempfile::tempdir().unwrap();
-    let blob = std::fs::read(root().join("models/edge/model.blob")).unwrap();
-    let erased = tmp.path().join("erased.bin");
-    std::fs::write(&erased, [0xffu8; 64]).unwrap();
-    let err = Board::Pico
-        .emulate(&fw, &erased, None)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("no valid model blob"), "{err}");
-    let mut bad = blob.clone();
-    let n = bad.len();
-    bad[n - 3] ^= 0x10;
-    let tampered = tmp.path().join("tampered.blob");
-    std::fs::write(&tampered, &bad).unwrap();
-    let err = Board::Pico
-        .emulate(&fw, &tampered, None)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("model blob rejected") && err.contains("CRC"),
-        "{err}"
-    );
-    std::fs::write(&tampered, &blob[..blob.len() / 2]).unwrap();
-    let err = Board::Pico
-        .emulate(&fw, &tampered, None)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("model blob rejected"), "{err}");
-    assert!(
-        !err.contains("hard fault") && !err.contains("panic"),
-        "{err}"
-    );
+        let tmp = tempfile::tempdir().unwrap();
+        let blob = std::fs::read(root().join("models/edge/model.blob")).unwrap();
+        let erased = tmp.path().join("erased.bin");
+        std::fs::write(&erased, [0xffu8; 64]).unwrap();
+        let err = board.emulate(&fw, &erased, None).unwrap_err().to_string();
+        assert!(err.contains("no valid model blob"), "{name}: {err}");
+        let mut bad = blob.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 0x10;
+        let tampered = tmp.path().join("tampered.blob");
+        std::fs::write(&tampered, &bad).unwrap();
+        let err = board.emulate(&fw, &tampered, None).unwrap_err().to_string();
+        assert!(
+            err.contains("model blob rejected") && err.contains("CRC"),
+            "{name}: {err}"
+        );
+        std::fs::write(&tampered, &blob[..blob.len() / 2]).unwrap();
+        let err = board.emulate(&fw, &tampered, None).unwrap_err().to_string();
+        assert!(err.contains("model blob rejected"), "{name}: {err}");
+        assert!(
+            !err.contains("hard fault") && !err.contains("panic"),
+            "{name}: {err}"
+        );
+    }
 }
 
 #[test]

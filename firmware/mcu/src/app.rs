@@ -27,16 +27,17 @@ pub struct Cost {
 /// A running count from SysTick on the core clock, for boards with nothing better: SysTick
 /// counts down 24 bits, so each reading adds the ticks since the last one, and readings must
 /// come less than 2^24 ticks apart (every layer on QEMU's boards, where a tick is 40 or 50
-/// instructions). Each tick is worth `per_tick` units.
+/// instructions). Each tick is worth `num / den` units.
 pub struct SysTickCount {
     last: u32,
     ticks: u64,
-    per_tick: u64,
+    num: u64,
+    den: u64,
 }
 
 impl SysTickCount {
-    /// Starts SysTick free-running on the core clock.
-    pub fn start(syst: &mut SYST, per_tick: u32) -> Self {
+    /// Starts SysTick free-running on the core clock; a tick is worth `num / den` units.
+    pub fn start(syst: &mut SYST, num: u32, den: u32) -> Self {
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(0x00ff_ffff);
         syst.clear_current();
@@ -44,7 +45,8 @@ impl SysTickCount {
         Self {
             last: SYST::get_current(),
             ticks: 0,
-            per_tick: per_tick as u64,
+            num: num as u64,
+            den: den.max(1) as u64,
         }
     }
 
@@ -53,7 +55,7 @@ impl SysTickCount {
         let now = SYST::get_current();
         self.ticks += (self.last.wrapping_sub(now) & 0x00ff_ffff) as u64;
         self.last = now;
-        self.ticks * self.per_tick
+        self.ticks * self.num / self.den
     }
 }
 

@@ -51,7 +51,7 @@ fn main() -> ! {
         unit: "instructions",
         short: "instr",
     };
-    let mut count = SysTickCount::start(&mut cp.SYST, INSTR_PER_TICK);
+    let mut count = SysTickCount::start(&mut cp.SYST, INSTR_PER_TICK, 1);
     // SAFETY: the only reference to ARENA, taken once, here.
     let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
     let blob = region(&raw const _model_blob, BLOB_REGION);

@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     frames_out: Option<PathBuf>,
     /// Image format: raw bytes (`bin`), Intel HEX or UF2 placed at the blob's flash address
-    /// [default: uf2 with --board, hex without].
+    /// [default: uf2 for the Pico, hex otherwise].
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Flash address of the blob in the image [default: the board's, or 0x00080000 for the
@@ -49,7 +49,8 @@ pub struct Args {
     #[arg(long, requires = "board")]
     probe: bool,
     /// Run the board's firmware in an emulator of its chip with the blob and test frames,
-    /// and compare with the host (needs --board; the Pico runs in rp2040js).
+    /// and compare with the host (needs --board; the Pico runs in rp2040js, the STM32F405
+    /// in QEMU's netduinoplus2).
     #[arg(long, requires = "board")]
     emulate: bool,
     /// Run the firmware of firmware/mcu with the blob and test frames in QEMU and compare
@@ -100,10 +101,11 @@ pub fn run(a: Args) -> Result<Outcome> {
     let addr = a
         .addr
         .unwrap_or_else(|| a.board.map_or(BLOB_ADDR, Board::blob_addr));
-    let format = a.format.unwrap_or(if a.board.is_some() {
-        Format::Uf2
-    } else {
-        Format::Hex
+    // UF2 where a drag-and-drop bootloader takes it (the Pico); Intel HEX for probes and
+    // vendor tools otherwise.
+    let format = a.format.unwrap_or(match a.board {
+        Some(Board::Pico) => Format::Uf2,
+        Some(Board::Stm32f405) | None => Format::Hex,
     });
     let family = a
         .uf2_family

@@ -1,0 +1,126 @@
+//! emoedge-stm32f405: the emoedge firmware on an STM32F405/407 board (Cortex-M4F with the
+//! DSP kernels).
+//!
+//! The board layer only: clocks, USART1 on PA9 (TX) / PA10 (RX) at 115200 8N1 for the
+//! report, and the flash sectors of `memory.x`: model blob at 0x08020000 (sectors 5-7), test
+//! frames at 0x08080000 (sectors 8-11). The rest is `emoedge_mcu::app`, as on every board.
+//!
+//! Clocks: on a chip, the PLL runs the core at 168 MHz from the internal 16 MHz oscillator
+//! (no crystal needed, any F405/F407 board), and costs are SysTick cycles. QEMU's
+//! `netduinoplus2` models no RCC (its registers read as zero, so the HSI never reports
+//! ready and a PLL would never lock): there the firmware leaves the clock tree alone, and
+//! with `-icount shift=0` SysTick's 168 MHz is 1000/168 retired instructions per tick, so
+//! it reports instructions.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+use cortex_m_rt::entry;
+use emoedge_mcu::app::{self, Cost, SysTickCount};
+use stm32f4xx_hal::{pac, prelude::*, rcc::Config};
+
+/// Flash regions of the model blob and the test frames (memory.x).
+const BLOB_REGION: usize = 0x6_0000;
+const FRAMES_REGION: usize = 0x8_0000;
+/// The engine's working memory (the shipped model needs 61,060 bytes).
+const ARENA_LEN: usize = 96 * 1024;
+
+static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
+
+unsafe extern "C" {
+    static _model_blob: u8;
+    static _frames: u8;
+}
+
+/// A read-only view of a flash region.
+fn region(start: *const u8, len: usize) -> &'static [u8] {
+    // SAFETY: the regions are reserved in memory.x inside the 1 MiB flash, mapped for the
+    // whole run, and nothing writes them while the firmware runs.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+#[entry]
+fn main() -> ! {
+    let (Some(dp), Some(mut cp)) = (pac::Peripherals::take(), cortex_m::Peripherals::take()) else {
+        halt()
+    };
+    // A real chip comes out of reset on the HSI with HSIRDY set; QEMU's RCC reads zero.
+    let on_chip = dp.RCC.cr().read().hsirdy().bit_is_set();
+    let config = if on_chip {
+        Config::hsi().sysclk(168.MHz())
+    } else {
+        Config::hsi()
+    };
+    let mut rcc = dp.RCC.freeze(config);
+    let gpioa = dp.GPIOA.split(&mut rcc);
+    let Ok(mut tx) = dp.USART1.tx(gpioa.pa9, 115_200.bps(), &mut rcc) else {
+        halt()
+    };
+    let (cost, mut count) = if on_chip {
+        let cost = Cost {
+            unit: "cycles",
+            short: "cycle",
+        };
+        (cost, SysTickCount::start(&mut cp.SYST, 1, 1))
+    } else {
+        let cost = Cost {
+            unit: "instructions",
+            short: "instr",
+        };
+        (cost, SysTickCount::start(&mut cp.SYST, 1000, 168))
+    };
+    let mut clock = || count.now();
+    // SAFETY: the only reference to ARENA, taken once, here.
+    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+    let blob = region(&raw const _model_blob, BLOB_REGION);
+    let frames = region(&raw const _frames, FRAMES_REGION);
+    match app::run(&mut tx, &mut clock, cost, blob, frames, arena) {
+        Ok(()) => {
+            let _ = writeln!(tx, "emoedge-mcu: done");
+        }
+        Err(e) => {
+            let _ = writeln!(tx, "emoedge-mcu: error: {e}");
+        }
+    }
+    halt()
+}
+
+/// Stops: the core sleeps until reset.
+fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// USART1's data register, written directly: what the panic and fault handlers have when the
+/// serial port is out of reach (it is configured long before any panic can come).
+struct Usart1Raw;
+
+impl Write for Usart1Raw {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // SAFETY: only the handlers below use this, and they never return to code that is
+        // using USART1.
+        let usart = unsafe { pac::USART1::steal() };
+        for b in s.bytes() {
+            while usart.sr().read().txe().bit_is_clear() {}
+            usart.dr().write(|w| unsafe { w.dr().bits(b as u16) });
+        }
+        Ok(())
+    }
+}
+
+#[cortex_m_rt::exception]
+unsafe fn HardFault(ef: &cortex_m_rt::ExceptionFrame) -> ! {
+    let _ = writeln!(
+        Usart1Raw,
+        "emoedge-mcu: error: hard fault at pc {:#010x}",
+        ef.pc()
+    );
+    halt()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let _ = writeln!(Usart1Raw, "emoedge-mcu: error: panic: {info}");
+    halt()
+}
