@@ -6,3 +6,23 @@
 pub mod app;
 #[cfg(feature = "semihosting")]
 pub mod semihosting;
+
+/// A flash region the board's memory map reserves, as a read-only slice.
+///
+/// # Safety
+///
+/// `start..start + len` must be a region the memory map reserves inside mapped flash, and
+/// nothing may write it while the firmware runs (both hold for the blob and frames regions of
+/// every board's `memory.x`).
+pub unsafe fn flash_region(start: *const u8, len: usize) -> &'static [u8] {
+    // SAFETY: the caller's promise above.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+/// Stops: the core sleeps until reset (what a board does after its report; an emulator's
+/// runner stops at the verdict line).
+pub fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

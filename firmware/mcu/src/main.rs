@@ -14,6 +14,7 @@
 
 use cortex_m_rt::entry;
 use emoedge_mcu::app::{self, Cost, SysTickCount};
+use emoedge_mcu::flash_region;
 use emoedge_mcu::semihosting::{Console, exit_ok, fail};
 
 unsafe extern "C" {
@@ -36,13 +37,6 @@ const INSTR_PER_TICK: u32 = 50;
 
 static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
 
-/// A read-only view of a flash region.
-fn region(start: *const u8, len: usize) -> &'static [u8] {
-    // SAFETY: the regions are reserved in the memory map (`memory/`), mapped for the whole
-    // run, and nothing writes them while the firmware runs.
-    unsafe { core::slice::from_raw_parts(start, len) }
-}
-
 #[entry]
 fn main() -> ! {
     let mut cp =
@@ -54,8 +48,9 @@ fn main() -> ! {
     let mut count = SysTickCount::start(&mut cp.SYST, INSTR_PER_TICK, 1);
     // SAFETY: the only reference to ARENA, taken once, here.
     let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
-    let blob = region(&raw const _model_blob, BLOB_REGION);
-    let frames = region(&raw const _frames, FRAMES_REGION);
+    // SAFETY: memory.x reserves both regions in flash, and nothing writes them.
+    let blob = unsafe { flash_region(&raw const _model_blob, BLOB_REGION) };
+    let frames = unsafe { flash_region(&raw const _frames, FRAMES_REGION) };
     let mut clock = || count.now();
     match app::run(&mut Console::open(), &mut clock, cost, blob, frames, arena) {
         Ok(()) => exit_ok(),

@@ -28,17 +28,13 @@ impl core::fmt::Write for Console {
 pub fn fail(msg: core::fmt::Arguments) -> ! {
     hprintln!("emoedge-mcu: error: {}", msg);
     debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    crate::halt()
 }
 
 /// Stops with a successful exit status.
 pub fn exit_ok() -> ! {
     debug::exit(debug::EXIT_SUCCESS);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    crate::halt()
 }
 
 #[exception]

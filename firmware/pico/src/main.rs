@@ -10,6 +10,7 @@
 
 use core::fmt::Write;
 use emoedge_mcu::app::{self, Cost};
+use emoedge_mcu::{flash_region, halt};
 use hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{self as hal, Clock, fugit::RateExtU32, pac};
 
@@ -32,13 +33,6 @@ static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
 unsafe extern "C" {
     static _model_blob: u8;
     static _frames: u8;
-}
-
-/// A read-only view of a flash region.
-fn region(start: *const u8, len: usize) -> &'static [u8] {
-    // SAFETY: the regions are reserved in memory.x inside the 2 MiB flash, which is mapped
-    // (XIP) for the whole run, and nothing writes them while the firmware runs.
-    unsafe { core::slice::from_raw_parts(start, len) }
 }
 
 #[hal::entry]
@@ -87,8 +81,9 @@ fn main() -> ! {
     };
     // SAFETY: the only reference to ARENA, taken once, here.
     let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
-    let blob = region(&raw const _model_blob, BLOB_REGION);
-    let frames = region(&raw const _frames, FRAMES_REGION);
+    // SAFETY: memory.x reserves both regions in flash, and nothing writes them.
+    let blob = unsafe { flash_region(&raw const _model_blob, BLOB_REGION) };
+    let frames = unsafe { flash_region(&raw const _frames, FRAMES_REGION) };
     match app::run(&mut uart, &mut clock, cost, blob, frames, arena) {
         Ok(()) => {
             let _ = writeln!(uart, "emoedge-mcu: done");
@@ -98,13 +93,6 @@ fn main() -> ! {
         }
     }
     halt()
-}
-
-/// Stops: the core sleeps until reset.
-fn halt() -> ! {
-    loop {
-        cortex_m::asm::wfi();
-    }
 }
 
 /// UART0's transmit FIFO, written directly: what the panic and fault handlers have when the

@@ -17,6 +17,7 @@
 use core::fmt::Write;
 use cortex_m_rt::entry;
 use emoedge_mcu::app::{self, Cost, SysTickCount};
+use emoedge_mcu::{flash_region, halt};
 use stm32f4xx_hal::{pac, prelude::*, rcc::Config};
 
 /// Flash regions of the model blob and the test frames (memory.x).
@@ -30,13 +31,6 @@ static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
 unsafe extern "C" {
     static _model_blob: u8;
     static _frames: u8;
-}
-
-/// A read-only view of a flash region.
-fn region(start: *const u8, len: usize) -> &'static [u8] {
-    // SAFETY: the regions are reserved in memory.x inside the 1 MiB flash, mapped for the
-    // whole run, and nothing writes them while the firmware runs.
-    unsafe { core::slice::from_raw_parts(start, len) }
 }
 
 #[entry]
@@ -72,8 +66,9 @@ fn main() -> ! {
     let mut clock = || count.now();
     // SAFETY: the only reference to ARENA, taken once, here.
     let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
-    let blob = region(&raw const _model_blob, BLOB_REGION);
-    let frames = region(&raw const _frames, FRAMES_REGION);
+    // SAFETY: memory.x reserves both regions in flash, and nothing writes them.
+    let blob = unsafe { flash_region(&raw const _model_blob, BLOB_REGION) };
+    let frames = unsafe { flash_region(&raw const _frames, FRAMES_REGION) };
     match app::run(&mut tx, &mut clock, cost, blob, frames, arena) {
         Ok(()) => {
             let _ = writeln!(tx, "emoedge-mcu: done");
@@ -83,13 +78,6 @@ fn main() -> ! {
         }
     }
     halt()
-}
-
-/// Stops: the core sleeps until reset.
-fn halt() -> ! {
-    loop {
-        cortex_m::asm::wfi();
-    }
 }
 
 /// USART1's data register, written directly: what the panic and fault handlers have when the
