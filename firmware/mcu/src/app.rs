@@ -201,6 +201,15 @@ pub fn run(
     Ok(())
 }
 
+/// Writes the verdict line of a run on a board's UART: `emoedge-mcu: done`, or
+/// `emoedge-mcu: error: …` naming the failure. The emulator runners stop at either.
+pub fn report_verdict(out: &mut impl Write, result: Result<(), Failure>) {
+    let _ = match result {
+        Ok(()) => writeln!(out, "emoedge-mcu: done"),
+        Err(e) => writeln!(out, "emoedge-mcu: error: {e}"),
+    };
+}
+
 /// Test frames flashed into their own region ([`emoedge_core::test_frames`]). The camera
 /// driver of `emoedge-camera` implements the same [`FrameSource`], so a board with a camera
 /// runs the same loop.

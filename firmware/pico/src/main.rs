@@ -84,14 +84,8 @@ fn main() -> ! {
     // SAFETY: memory.x reserves both regions in flash, and nothing writes them.
     let blob = unsafe { flash_region(&raw const _model_blob, BLOB_REGION) };
     let frames = unsafe { flash_region(&raw const _frames, FRAMES_REGION) };
-    match app::run(&mut uart, &mut clock, cost, blob, frames, arena) {
-        Ok(()) => {
-            let _ = writeln!(uart, "emoedge-mcu: done");
-        }
-        Err(e) => {
-            let _ = writeln!(uart, "emoedge-mcu: error: {e}");
-        }
-    }
+    let result = app::run(&mut uart, &mut clock, cost, blob, frames, arena);
+    app::report_verdict(&mut uart, result);
     halt()
 }
 

@@ -9,6 +9,7 @@ use super::depthwise::DepthwiseParams;
 use super::pointwise::PointwiseParams;
 use super::pool::{AvgPoolParams, MaxPoolParams};
 use super::{KernelError, check_io, check_len};
+use crate::quant::Requant;
 use crate::shape::{Shape, Window};
 
 /// The input element under tap `(ky, kx)` of output `(oy, ox)`, channel `ch`, or `None` in
@@ -175,4 +176,16 @@ pub fn avg_pool(p: &AvgPoolParams, input: &[i8], output: &mut [i8]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Reference [`Requant::apply`]: `round_half_even(acc · mult / 2^(31 + shift))` saturated to
+/// `i32`, computed straight from the definition in `i128`.
+pub fn requant(acc: i32, r: Requant) -> i32 {
+    let v = acc as i128 * r.mult() as i128;
+    let s = 31 + r.shift();
+    let q = v >> s;
+    let rem = v - (q << s);
+    let half = 1i128 << (s - 1);
+    let up = rem > half || (rem == half && q & 1 == 1);
+    (q + up as i128).clamp(i32::MIN as i128, i32::MAX as i128) as i32
 }

@@ -246,18 +246,6 @@ fn check_dense(b: &mut Buffers, rng: &mut Rng, case: usize, input_len: u32, out_
     same("dense", case, what, &b.fast[..n], &b.slow[..n]);
 }
 
-/// `round_half_even(acc · mult / 2^(31 + shift))` saturated, straight from the definition
-/// in `i128`.
-fn requant_by_definition(acc: i32, r: Requant) -> i32 {
-    let v = acc as i128 * r.mult() as i128;
-    let s = 31 + r.shift();
-    let q = v >> s;
-    let rem = v - (q << s);
-    let half = 1i128 << (s - 1);
-    let up = rem > half || (rem == half && q & 1 == 1);
-    (q + up as i128).clamp(i32::MIN as i128, i32::MAX as i128) as i32
-}
-
 /// A random window that fits `h x w` (kernel 1-3, stride 1-2, padding below the kernel).
 fn window(rng: &mut Rng, h: u16, w: u16) -> Window {
     let (kh, kw) = (rng.range(1, 3) as u8, rng.range(1, 3) as u8);
@@ -343,19 +331,19 @@ fn main() -> ! {
             let tie = Requant::new(1 << 30, n as i32).unwrap_or(Requant::ZERO);
             let q = (rng.next() as i32) >> 12;
             let acc = q.wrapping_mul(2 << n).wrapping_add(1 << n);
-            if tie.apply(acc) != requant_by_definition(acc, tie) {
+            if tie.apply(acc) != reference::requant(acc, tie) {
                 fail(format_args!("requant tie: acc {} shift {}", acc, n));
             }
             acc
         };
-        if r.apply(acc) != requant_by_definition(acc, r) {
+        if r.apply(acc) != reference::requant(acc, r) {
             fail(format_args!(
                 "requant: acc {} mult {} shift {}: {} on this core, {} by definition",
                 acc,
                 mult,
                 shift,
                 r.apply(acc),
-                requant_by_definition(acc, r)
+                reference::requant(acc, r)
             ));
         }
     }
