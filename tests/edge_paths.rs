@@ -160,7 +160,7 @@ fn pipeline(
     let opts = Options {
         detect: Default::default(),
         detect_width: 0,
-        margin_pct: 10,
+        crop: emoedge_core::preprocess::CropContract::FER2013,
         detect_every,
         redetect_change,
     };

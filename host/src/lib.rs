@@ -12,6 +12,7 @@
 
 pub mod atomic;
 pub mod backend;
+pub mod camera_eval;
 pub mod cmd;
 pub mod data;
 pub mod eval;
@@ -23,5 +24,6 @@ pub mod mcu;
 pub mod model;
 pub mod quantize;
 pub mod report;
+pub mod stream;
 pub mod train;
 pub mod verify;

@@ -122,19 +122,151 @@ pub struct FaceBox {
     pub h: u32,
 }
 
-impl FaceBox {
-    /// The box grown by `margin_pct` percent of its size on every side (the detector's box
-    /// is tight; FER2013 crops show the whole head).
-    pub fn with_margin(self, margin_pct: u32) -> Self {
-        let dx = (self.w * margin_pct / 100) as i32;
-        let dy = (self.h * margin_pct / 100) as i32;
-        Self {
-            x: self.x - dx,
-            y: self.y - dy,
-            w: self.w + 2 * dx as u32,
-            h: self.h + 2 * dy as u32,
+/// How a face detector's box becomes the box the model's 48x48 crop is cut from: the crop is
+/// `scale` times the box's size, its centre moved by (`dx`, `dy`) box sides. All in
+/// thousandths, so every runtime computes the same pixels with integers alone.
+///
+/// Why it exists: FER2013's faces were cut from OpenCV detections with their own framing
+/// (more forehead and chin than the Haar box covers). A crop framed differently from the
+/// training images costs accuracy though the face was found; the contract reproduces the
+/// training framing from the detector's box. [`CropContract::FER2013`] was fitted by
+/// measurement (`emoedge eval-camera --fit-crop`; `models/MODEL.md`, "Crop contract").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CropContract {
+    /// Crop side over box side, thousandths (1000: the box as it is).
+    pub scale_milli: u32,
+    /// Crop centre to the right of the box centre, thousandths of the box width.
+    pub dx_milli: i32,
+    /// Crop centre below the box centre, thousandths of the box height.
+    pub dy_milli: i32,
+}
+
+/// Why a crop contract could not be read from text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CropContractError {
+    /// Not three comma-separated numbers.
+    Shape,
+    /// A part is not a decimal number with at most three digits after the point.
+    Number,
+    /// The scale is not above zero or above 10.
+    Scale,
+}
+
+impl core::fmt::Display for CropContractError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Shape => "expected SCALE,DX,DY, e.g. 1.25,0,0.05",
+            Self::Number => "each part must be a decimal number with at most 3 decimals",
+            Self::Scale => "the scale must be above 0 and at most 10",
+        })
+    }
+}
+
+impl CropContract {
+    /// The contract fitted to FER2013's framing with OpenCV's default frontal cascade; the
+    /// one every runtime uses unless told otherwise.
+    pub const FER2013: Self = Self {
+        scale_milli: 1200,
+        dx_milli: 0,
+        dy_milli: 0,
+    };
+
+    /// The detector's box as it is.
+    pub const BOX: Self = Self {
+        scale_milli: 1000,
+        dx_milli: 0,
+        dy_milli: 0,
+    };
+
+    /// The crop box for a detector box.
+    pub fn crop_box(self, b: FaceBox) -> FaceBox {
+        let (w, h) = (b.w as i64, b.h as i64);
+        let s = self.scale_milli as i64;
+        let cw = round_div(w * s, 1000).max(1);
+        let ch = round_div(h * s, 1000).max(1);
+        // Twice the crop centre, so that odd sizes stay exact.
+        let cx2 = 2 * b.x as i64 + w + round_div(2 * w * self.dx_milli as i64, 1000);
+        let cy2 = 2 * b.y as i64 + h + round_div(2 * h * self.dy_milli as i64, 1000);
+        FaceBox {
+            x: (cx2 - cw).div_euclid(2) as i32,
+            y: (cy2 - ch).div_euclid(2) as i32,
+            w: cw as u32,
+            h: ch as u32,
         }
     }
+
+    /// Reads `SCALE,DX,DY` as decimals, e.g. `1.25,0,0.05`.
+    pub fn parse(text: &str) -> Result<Self, CropContractError> {
+        let mut parts = text.split(',').map(|p| milli(p.trim()));
+        let (Some(s), Some(dx), Some(dy), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CropContractError::Shape);
+        };
+        let (s, dx, dy) = (s?, dx?, dy?);
+        if s <= 0 || s > 10_000 {
+            return Err(CropContractError::Scale);
+        }
+        Ok(Self {
+            scale_milli: s as u32,
+            dx_milli: dx,
+            dy_milli: dy,
+        })
+    }
+}
+
+impl core::fmt::Display for CropContract {
+    /// The form [`CropContract::parse`] reads.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let m = |v: i32| {
+            let sign = if v < 0 { "-" } else { "" };
+            (sign, v.unsigned_abs() / 1000, v.unsigned_abs() % 1000)
+        };
+        let (a, b, c) = (
+            m(self.scale_milli as i32),
+            m(self.dx_milli),
+            m(self.dy_milli),
+        );
+        write!(
+            f,
+            "{}{}.{:03},{}{}.{:03},{}{}.{:03}",
+            a.0, a.1, a.2, b.0, b.1, b.2, c.0, c.1, c.2
+        )
+    }
+}
+
+/// `n / d` rounded to the nearest integer, halves up (`d > 0`).
+fn round_div(n: i64, d: i64) -> i64 {
+    (2 * n + d).div_euclid(2 * d)
+}
+
+/// A decimal with at most three fraction digits, in thousandths.
+fn milli(t: &str) -> Result<i32, CropContractError> {
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty())
+        || !all_digits(int)
+        || !all_digits(frac)
+        || frac.len() > 3
+        || int.len() > 5
+    {
+        return Err(CropContractError::Number);
+    }
+    let int: i32 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| CropContractError::Number)?
+    };
+    let mut f = 0i32;
+    for k in 0..3 {
+        f = f * 10 + frac.as_bytes().get(k).map_or(0, |b| (b - b'0') as i32);
+    }
+    let v = int * 1000 + f;
+    Ok(if neg { -v } else { v })
 }
 
 /// Crops `face` out of `frame` and resizes it to 48x48 gray by area averaging: each output
@@ -352,16 +484,17 @@ mod tests {
     }
 
     #[test]
-    fn margin_grows_symmetrically() {
+    fn crop_contract_scales_and_shifts_about_the_box_centre() {
         let b = FaceBox {
             x: 100,
             y: 50,
             w: 100,
             h: 80,
-        }
-        .with_margin(10);
+        };
+        assert_eq!(CropContract::BOX.crop_box(b), b);
+        let grown = CropContract::parse("1.2,0,0").unwrap().crop_box(b);
         assert_eq!(
-            b,
+            grown,
             FaceBox {
                 x: 90,
                 y: 42,
@@ -369,5 +502,43 @@ mod tests {
                 h: 96
             }
         );
+        let moved = CropContract::parse("1,0.1,-0.25").unwrap().crop_box(b);
+        assert_eq!(
+            moved,
+            FaceBox {
+                x: 110,
+                y: 30,
+                w: 100,
+                h: 80
+            }
+        );
+    }
+
+    #[test]
+    fn crop_contract_text_round_trips_and_bad_text_is_named() {
+        for c in [
+            CropContract::FER2013,
+            CropContract::BOX,
+            CropContract::parse("1.375,-0.012,0.5").unwrap(),
+        ] {
+            let mut s = heapless::String::<40>::new();
+            core::fmt::write(&mut s, format_args!("{c}")).unwrap();
+            assert_eq!(CropContract::parse(&s), Ok(c), "{s}");
+        }
+        assert_eq!(CropContract::parse("1.2,0"), Err(CropContractError::Shape));
+        assert_eq!(
+            CropContract::parse("1.2,0,0,0"),
+            Err(CropContractError::Shape)
+        );
+        assert_eq!(
+            CropContract::parse("1.2,x,0"),
+            Err(CropContractError::Number)
+        );
+        assert_eq!(
+            CropContract::parse("1.2345,0,0"),
+            Err(CropContractError::Number)
+        );
+        assert_eq!(CropContract::parse("0,0,0"), Err(CropContractError::Scale));
+        assert_eq!(CropContract::parse("-1,0,0"), Err(CropContractError::Scale));
     }
 }

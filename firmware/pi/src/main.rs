@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use emoedge_core::preprocess::CropContract;
 use emoedge_pi::camera::{Backoff, Camera, open_v4l2};
 use emoedge_pi::detect::{Cascade, DetectParams, Detector};
 use emoedge_pi::pipeline::{Options, Pipeline};
@@ -72,9 +73,11 @@ struct Args {
     /// Neighbours a detection needs (OpenCV minNeighbors).
     #[arg(long, default_value_t = 5)]
     min_neighbors: usize,
-    /// Margin around each face box before cropping, percent.
-    #[arg(long, default_value_t = 10)]
-    margin: u32,
+    /// Crop contract: how a face box becomes the model's crop, as SCALE,DX,DY (crop side
+    /// over box side; centre shift in box sides) [default: the model card's, fitted to
+    /// FER2013's framing]
+    #[arg(long, value_name = "SCALE,DX,DY", value_parser = parse_crop)]
+    crop: Option<CropContract>,
     /// Test-time flip averaging: classify each face and its mirror image and sum their
     /// logits (twice the inference per face; models/MODEL.md has what it gains).
     #[arg(long)]
@@ -127,7 +130,7 @@ fn run(args: Args) -> Result<bool> {
             min_size: args.min_size,
         },
         detect_width: args.detect_width,
-        margin_pct: args.margin,
+        crop: args.crop.unwrap_or(CropContract::FER2013),
         detect_every: args.detect_every,
         redetect_change: args.redetect_change,
     };
@@ -251,6 +254,10 @@ fn run(args: Args) -> Result<bool> {
         stage[3] / n
     );
     Ok(errors == 0)
+}
+
+fn parse_crop(s: &str) -> Result<CropContract, String> {
+    CropContract::parse(s).map_err(|e| e.to_string())
 }
 
 /// Whether `e` comes from writing to a pipe whose reader has closed it.

@@ -1,4 +1,4 @@
-//! Per frame: detect faces, crop each with a margin to 48x48 gray, classify, smooth over
+//! Per frame: detect faces, crop each by the crop contract to 48x48 gray, classify, smooth over
 //! time per tracked face (video), and report with per-stage timings.
 
 use crate::detect::{DetectParams, Detector, Rect, Resizer};
@@ -6,7 +6,7 @@ use crate::source::Frame;
 use anyhow::Result;
 use emoedge_core::Emotion;
 use emoedge_core::emotion::{Smoother, argmax};
-use emoedge_core::preprocess::{FaceBox, INPUT_LEN, PixelFormat, crop_to_input};
+use emoedge_core::preprocess::{CropContract, FaceBox, INPUT_LEN, PixelFormat, crop_to_input};
 use emoedge_runtime::{Classifier, Score};
 use serde::Serialize;
 use std::time::Instant;
@@ -19,8 +19,8 @@ pub struct Options {
     /// Run the detector on a copy of the frame at most this wide (0: full size). Boxes are
     /// mapped back to full-size coordinates, and crops come from the full-size frame.
     pub detect_width: u32,
-    /// Margin added around each detected box before cropping, percent of its size.
-    pub margin_pct: u32,
+    /// How each detected box becomes the box its 48x48 crop is cut from.
+    pub crop: CropContract,
     /// On video, run the detector on one frame in this many (1: every frame) and carry
     /// the tracked boxes over the frames between: detection is most of a frame's cost,
     /// and faces move little in a few frames. A face that enters is found at the next
@@ -205,13 +205,12 @@ impl<'m> Pipeline<'m> {
         let t1 = Instant::now();
         self.crops.clear();
         for r in &boxes {
-            let fb = FaceBox {
+            let fb = self.opts.crop.crop_box(FaceBox {
                 x: r.x,
                 y: r.y,
                 w: r.w as u32,
                 h: r.h as u32,
-            }
-            .with_margin(self.opts.margin_pct);
+            });
             let mut crop = [0u8; INPUT_LEN];
             crop_to_input(&frame, fb, &mut crop)
                 .map_err(|e| anyhow::anyhow!("{}: crop {e:?}", f.source))?;

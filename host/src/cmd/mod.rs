@@ -4,9 +4,11 @@ mod average;
 mod bench;
 mod curves;
 mod eval;
+mod eval_camera;
 mod flash;
 mod progress;
 mod quantize;
+mod stream;
 mod train;
 mod verify;
 
@@ -35,6 +37,12 @@ enum Command {
     Train(train::Args),
     /// Evaluate a model on a folder: accuracy, per-class precision/recall/F1, confusion.
     Eval(eval::Args),
+    /// Run the whole Pi pipeline (detect, crop, classify) on a camera-like stream made
+    /// from a labelled folder: faces found, accuracy among them beside direct accuracy,
+    /// end-to-end accuracy, extra boxes, per class; and the detector on real photos.
+    EvalCamera(eval_camera::Args),
+    /// Write a camera-like stream made from a labelled folder: PNG frames + truth.csv.
+    Stream(stream::Args),
     /// Quantize a trained run to int8 and write the ONNX model, the MCU blob and quant.json.
     Quantize(quantize::Args),
     /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
@@ -57,6 +65,8 @@ impl Cli {
         match self.command {
             Command::Train(a) => train::run(a),
             Command::Eval(a) => eval::run(a),
+            Command::EvalCamera(a) => eval_camera::run(a),
+            Command::Stream(a) => stream::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Verify(a) => verify::run(a),
             Command::Flash(a) => flash::run(a),

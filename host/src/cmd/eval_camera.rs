@@ -1,0 +1,195 @@
+//! `emoedge eval-camera`: the whole Pi pipeline on a camera-like stream made from a labelled
+//! folder: faces found, accuracy among them beside direct accuracy on the same faces,
+//! end-to-end accuracy, extra boxes, per class; and the detector on real photos.
+
+use super::stream::SpecArgs;
+use super::{Outcome, progress};
+use crate::camera_eval::{Figures, PhotoCheck, Setup, check_photos, fit_crop, run_stream, spread};
+use crate::data::load_split;
+use crate::stream::StreamSpec;
+use anyhow::{Context, Result, bail};
+use emoedge_core::preprocess::CropContract;
+use emoedge_pi::detect::{Cascade, DetectParams};
+use emoedge_runtime::{ModelDir, Runtime};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model folder (int8).
+    #[arg(long, default_value = "models/edge")]
+    model: PathBuf,
+    /// Int8 runtime.
+    #[arg(long, value_enum, default_value_t = Runtime::Engine)]
+    runtime: Runtime,
+    /// Folder of <class>/*.png faces [default: $EMOEDGE_DATA/fer2013/test]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Faces to use, spread evenly over the folder (0: all).
+    #[arg(long, default_value_t = 0)]
+    faces: usize,
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// OpenCV Haar cascade XML.
+    #[arg(long, default_value = "models/haarcascade_frontalface_default.xml")]
+    cascade: PathBuf,
+    /// Pyramid step of the detector (OpenCV scaleFactor).
+    #[arg(long, default_value_t = DetectParams::default().scale_factor)]
+    scale_factor: f64,
+    /// Neighbours a detection needs (OpenCV minNeighbors).
+    #[arg(long, default_value_t = DetectParams::default().min_neighbors)]
+    min_neighbors: usize,
+    /// Smallest face side, in frame pixels.
+    #[arg(long, default_value_t = DetectParams::default().min_size)]
+    min_size: u32,
+    /// Detect on a copy of the frame this wide (0: as it is).
+    #[arg(long, default_value_t = 0)]
+    detect_width: u32,
+    /// Crop contract as SCALE,DX,DY [default: the shipped one]
+    #[arg(long, value_name = "SCALE,DX,DY", value_parser = parse_crop)]
+    crop: Option<CropContract>,
+    /// Also print the crop contract that maps the found faces' boxes onto their truth boxes
+    /// (medians); run it on a stream made from `train`.
+    #[arg(long)]
+    fit_crop: bool,
+    /// Photos with reference boxes for the false-positive count [default: $EMOEDGE_DATA/faces]
+    #[arg(long)]
+    photos: Option<PathBuf>,
+    /// Write the report as JSON here (atomically).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_crop(s: &str) -> Result<CropContract, String> {
+    CropContract::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: PathBuf,
+    data: PathBuf,
+    stream: StreamSpec,
+    cascade: PathBuf,
+    scale_factor: f64,
+    min_neighbors: usize,
+    min_size: u32,
+    detect_width: u32,
+    crop: String,
+    overall: Figures,
+    per_class: Vec<(&'static str, Figures)>,
+    fitted_crop: Option<String>,
+    photos: PhotoCheck,
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let spec = a.spec.spec()?;
+    if a.scale_factor.is_nan() || a.scale_factor <= 1.0 {
+        bail!("--scale-factor must be above 1");
+    }
+    let dir = ModelDir::new(&a.model);
+    if !dir.has_int8() {
+        bail!(
+            "{}: no int8 model (model.blob, model.int8.onnx)",
+            a.model.display()
+        );
+    }
+    let setup = Setup {
+        cascade: Cascade::load(&a.cascade)?,
+        detect: DetectParams {
+            scale_factor: a.scale_factor,
+            min_neighbors: a.min_neighbors,
+            min_size: a.min_size,
+        },
+        detect_width: a.detect_width,
+        crop: a.crop.unwrap_or(CropContract::FER2013),
+        runtime: a.runtime,
+    };
+    let data = match a.data {
+        Some(d) => d,
+        None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
+    };
+    let photos = match a.photos {
+        Some(p) => p,
+        None => emoedge_core::paths::data_subdir("faces")?,
+    };
+    let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
+    let picks = spread(ds.len(), a.faces);
+    let pb = progress::bar("frames", picks.len() as u64);
+    let outcomes = run_stream(&dir, &setup, &spec, &ds, &picks, &|n| pb.inc(n as u64))
+        .with_context(|| format!("running the pipeline on a stream from {}", data.display()))?;
+    pb.finish_and_clear();
+    let photo = check_photos(&photos, &dir, &setup)?;
+    let overall = Figures::of(&outcomes);
+    let per_class: Vec<_> = Figures::per_class(&outcomes)
+        .into_iter()
+        .map(|(e, f)| (e.name(), f))
+        .collect();
+    let fitted = a.fit_crop.then(|| fit_crop(&outcomes)).flatten();
+
+    println!(
+        "{} faces from {} in {}x{} frames (faces {}-{} px, seed {}); crop {}",
+        overall.faces,
+        data.display(),
+        spec.frame.0,
+        spec.frame.1,
+        spec.face_px.0,
+        spec.face_px.1,
+        spec.seed,
+        setup.crop
+    );
+    println!(
+        "{:<10} {:>6} {:>7} {:>9} {:>9} {:>9} {:>6}",
+        "class", "faces", "found", "pipeline", "direct*", "end2end", "extra"
+    );
+    let pct = |v: f64| format!("{:.2}%", v * 100.0);
+    for (name, f) in per_class
+        .iter()
+        .map(|(n, f)| (*n, f))
+        .chain([("all", &overall)])
+    {
+        println!(
+            "{:<10} {:>6} {:>7} {:>9} {:>9} {:>9} {:>6}",
+            name,
+            f.faces,
+            pct(f.found_rate),
+            pct(f.found_accuracy),
+            pct(f.found_direct_accuracy),
+            pct(f.end_to_end_accuracy),
+            f.extra_boxes
+        );
+    }
+    println!(
+        "* direct: the model on the same found faces' 48x48 images; on all faces {}",
+        pct(overall.direct_accuracy)
+    );
+    println!(
+        "photos {}: {} of {} reference faces found, {} false positives in {} photos",
+        photo.dir.display(),
+        photo.found,
+        photo.faces,
+        photo.false_positives,
+        photo.photos
+    );
+    if let Some(c) = fitted {
+        println!("fitted crop contract (medians over found faces): {c}");
+    }
+    if let Some(path) = &a.json {
+        let report = Report {
+            model: a.model.clone(),
+            data: data.clone(),
+            stream: spec,
+            cascade: a.cascade.clone(),
+            scale_factor: a.scale_factor,
+            min_neighbors: a.min_neighbors,
+            min_size: a.min_size,
+            detect_width: a.detect_width,
+            crop: setup.crop.to_string(),
+            overall,
+            per_class,
+            fitted_crop: fitted.map(|c| c.to_string()),
+            photos: photo,
+        };
+        crate::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    }
+    Ok(super::report_skipped(&skipped))
+}

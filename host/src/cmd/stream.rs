@@ -1,0 +1,108 @@
+//! `emoedge stream`: camera-like frames made from a labelled folder, written as PNG files
+//! with a `truth.csv`, for `emoedge-pi` or any other pipeline to be run on.
+
+use super::{Outcome, progress};
+use crate::data::load_split;
+use crate::stream::StreamSpec;
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// How the frames are made (shared with `emoedge eval-camera`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Seed of every random choice; the same seed makes the same frames.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Frame size.
+    #[arg(long, value_name = "WxH", default_value = "640x480")]
+    frame: String,
+    /// Side of a face's 48x48 image in the frame, pixels, drawn per frame.
+    #[arg(long, value_name = "MIN-MAX", default_value = "96-192")]
+    face_px: String,
+    /// Largest rotation of a face either way, degrees.
+    #[arg(long, default_value_t = 5.0)]
+    rotation: f32,
+}
+
+impl SpecArgs {
+    /// The spec these flags describe, checked.
+    pub fn spec(&self) -> Result<StreamSpec> {
+        let (w, h) = emoedge_pi::source::parse_size(&self.frame)?;
+        let (lo, hi) = self
+            .face_px
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .with_context(|| {
+                format!("--face-px {}: expected MIN-MAX, e.g. 96-192", self.face_px)
+            })?;
+        let spec = StreamSpec {
+            frame: (w, h),
+            face_px: (lo, hi),
+            rotation_deg: self.rotation,
+            seed: self.seed,
+            ..StreamSpec::default()
+        };
+        spec.check()?;
+        Ok(spec)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Folder of <class>/*.png faces [default: $EMOEDGE_DATA/fer2013/test]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Folder to write `frame-NNNNNN.png` and `truth.csv` into (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Faces to use, spread evenly over the folder (0: all).
+    #[arg(long, default_value_t = 0)]
+    faces: usize,
+    #[command(flatten)]
+    spec: SpecArgs,
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let spec = a.spec.spec()?;
+    let data = match a.data {
+        Some(d) => d,
+        None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
+    };
+    let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
+    let picks = crate::camera_eval::spread(ds.len(), a.faces);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let pb = progress::bar("frames", picks.len() as u64);
+    let rows = picks
+        .par_iter()
+        .map(|&i| -> Result<String> {
+            let shot = spec.render(i as u64, ds.image(i));
+            let name = format!("frame-{i:06}.png");
+            let mut png = Vec::new();
+            image::GrayImage::from_raw(shot.width, shot.height, shot.gray)
+                .context("frame buffer size")?
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+            crate::atomic::write_ctx(&a.out.join(&name), &png)?;
+            pb.inc(1);
+            let [x, y, w, h] = shot.truth;
+            let label =
+                emoedge_core::Emotion::from_index(ds.labels[i] as usize).map_or("?", |e| e.name());
+            Ok(format!(
+                "{name},{},{label},{x},{y},{w},{h},{:.2}\n",
+                ds.paths[i].display(),
+                shot.rotation_deg
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    pb.finish_and_clear();
+    let mut csv = String::from("frame,source,label,x,y,w,h,rotation_deg\n");
+    csv.extend(rows);
+    crate::atomic::write_ctx(&a.out.join("truth.csv"), csv.as_bytes())?;
+    eprintln!(
+        "{} frames and truth.csv written to {} (seed {})",
+        picks.len(),
+        a.out.display(),
+        spec.seed
+    );
+    Ok(super::report_skipped(&skipped))
+}
