@@ -9,7 +9,7 @@ bench/setup.sh >/dev/null
 py=bench/.venv/bin/python
 out=bench/out
 mkdir -p "$out"
-cascade=models/haarcascade_frontalface_default.xml
+cascade=models/haarcascade_frontalface_alt2.xml
 "$py" bench/make_stream.py --out "$out/stream.gray" --hold "$hold"
 cargo build -q --release -p emoedge-pi
 pi=target/release/emoedge-pi

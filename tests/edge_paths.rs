@@ -154,7 +154,7 @@ fn pipeline(
     redetect_change: u8,
 ) -> Pipeline<'static> {
     let cascade = Cascade::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_default.xml"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_alt2.xml"),
     )
     .unwrap();
     let opts = Options {

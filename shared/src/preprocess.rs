@@ -130,7 +130,7 @@ pub struct FaceBox {
 /// (more forehead and chin than the Haar box covers). A crop framed differently from the
 /// training images costs accuracy though the face was found; the contract reproduces the
 /// training framing from the detector's box. [`CropContract::FER2013`] was fitted by
-/// measurement (`emoedge eval-camera --fit-crop`; `models/MODEL.md`, "Crop contract").
+/// measurement (`emoedge eval-camera` on a stream made from `train`; `models/MODEL.md`, "Crop contract").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CropContract {
     /// Crop side over box side, thousandths (1000: the box as it is).
@@ -166,9 +166,9 @@ impl CropContract {
     /// The contract fitted to FER2013's framing with OpenCV's default frontal cascade; the
     /// one every runtime uses unless told otherwise.
     pub const FER2013: Self = Self {
-        scale_milli: 1200,
+        scale_milli: 1021,
         dx_milli: 0,
-        dy_milli: 0,
+        dy_milli: 6,
     };
 
     /// The detector's box as it is.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// The model folder used when `--model` is not given.
 const DEFAULT_MODEL: &str = "models/edge";
 /// The face cascade used when `--cascade` is not given (OpenCV's, shipped with its licence).
-const DEFAULT_CASCADE: &str = "models/haarcascade_frontalface_default.xml";
+const DEFAULT_CASCADE: &str = "models/haarcascade_frontalface_alt2.xml";
 
 /// Find faces in images or video frames and label their emotions (JSON lines on stdout).
 #[derive(Parser, Debug)]
@@ -65,13 +65,13 @@ struct Args {
     #[arg(long, default_value_t = 10, value_name = "LEVELS")]
     redetect_change: u8,
     /// Smallest face side, in frame pixels.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = DetectParams::default().min_size)]
     min_size: u32,
     /// Pyramid step of the detector (OpenCV scaleFactor).
-    #[arg(long, default_value_t = 1.1)]
+    #[arg(long, default_value_t = DetectParams::default().scale_factor)]
     scale_factor: f64,
     /// Neighbours a detection needs (OpenCV minNeighbors).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = DetectParams::default().min_neighbors)]
     min_neighbors: usize,
     /// Crop contract: how a face box becomes the model's crop, as SCALE,DX,DY (crop side
     /// over box side; centre shift in box sides) [default: the model card's, fitted to

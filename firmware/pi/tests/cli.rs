@@ -34,7 +34,7 @@ fn a_closed_stdout_ends_the_run_quietly() {
         .arg("--model")
         .arg(project("models/edge"))
         .arg("--cascade")
-        .arg(project("models/haarcascade_frontalface_default.xml"))
+        .arg(project("models/haarcascade_frontalface_alt2.xml"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 fn finds_the_reference_faces() {
     let data = data_dir();
     let cascade =
-        Cascade::load(&data.join("haarcascades/haarcascade_frontalface_default.xml")).unwrap();
+        Cascade::load(&data.join("haarcascades/haarcascade_frontalface_alt2.xml")).unwrap();
     let mut det = Detector::new(cascade);
     let csv = std::fs::read_to_string(data.join("faces/boxes.csv")).unwrap();
     let mut truth: BTreeMap<String, Vec<Rect>> = BTreeMap::new();

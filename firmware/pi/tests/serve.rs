@@ -54,7 +54,7 @@ fn command_on(input: &Path, extra: &[&str]) -> Command {
         .arg("--model")
         .arg(project("models/edge"))
         .arg("--cascade")
-        .arg(project("models/haarcascade_frontalface_default.xml"))
+        .arg(project("models/haarcascade_frontalface_alt2.xml"))
         .args(extra)
         .env_remove("EMOEDGE_TOKEN")
         .stdout(Stdio::piped())

@@ -4,7 +4,9 @@
 
 use super::stream::SpecArgs;
 use super::{Outcome, progress};
-use crate::camera_eval::{Figures, PhotoCheck, Setup, check_photos, fit_crop, run_stream, spread};
+use crate::camera_eval::{
+    FaceOutcome, Figures, PhotoCheck, Setup, check_photos, fit_crop, run_stream, spread,
+};
 use crate::data::load_split;
 use crate::stream::StreamSpec;
 use anyhow::{Context, Result, bail};
@@ -31,7 +33,7 @@ pub struct Args {
     #[command(flatten)]
     spec: SpecArgs,
     /// OpenCV Haar cascade XML.
-    #[arg(long, default_value = "models/haarcascade_frontalface_default.xml")]
+    #[arg(long, default_value = "models/haarcascade_frontalface_alt2.xml")]
     cascade: PathBuf,
     /// Pyramid step of the detector (OpenCV scaleFactor).
     #[arg(long, default_value_t = DetectParams::default().scale_factor)]
@@ -48,10 +50,6 @@ pub struct Args {
     /// Crop contract as SCALE,DX,DY [default: the shipped one]
     #[arg(long, value_name = "SCALE,DX,DY", value_parser = parse_crop)]
     crop: Option<CropContract>,
-    /// Also print the crop contract that maps the found faces' boxes onto their truth boxes
-    /// (medians); run it on a stream made from `train`.
-    #[arg(long)]
-    fit_crop: bool,
     /// Photos with reference boxes for the false-positive count [default: $EMOEDGE_DATA/faces]
     #[arg(long)]
     photos: Option<PathBuf>,
@@ -79,6 +77,8 @@ struct Report {
     per_class: Vec<(&'static str, Figures)>,
     fitted_crop: Option<String>,
     photos: PhotoCheck,
+    /// Each face: its truth, the direct and truth-box classes, the matched detection.
+    outcomes: Vec<FaceOutcome>,
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
@@ -124,7 +124,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         .into_iter()
         .map(|(e, f)| (e.name(), f))
         .collect();
-    let fitted = a.fit_crop.then(|| fit_crop(&outcomes)).flatten();
+    let fitted = fit_crop(&outcomes);
 
     println!(
         "{} faces from {} in {}x{} frames (faces {}-{} px, seed {}); crop {}",
@@ -159,8 +159,10 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     println!(
-        "* direct: the model on the same found faces' 48x48 images; on all faces {}",
-        pct(overall.direct_accuracy)
+        "* direct: the model on the same found faces' 48x48 images; on all faces {}; \
+         frames cropped at the truth boxes {}",
+        pct(overall.direct_accuracy),
+        pct(overall.truth_crop_accuracy)
     );
     println!(
         "photos {}: {} of {} reference faces found, {} false positives in {} photos",
@@ -171,7 +173,9 @@ pub fn run(a: Args) -> Result<Outcome> {
         photo.photos
     );
     if let Some(c) = fitted {
-        println!("fitted crop contract (medians over found faces): {c}");
+        println!(
+            "crop contract fitted to these faces (medians of truth box against detection): {c}"
+        );
     }
     if let Some(path) = &a.json {
         let report = Report {
@@ -188,6 +192,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             per_class,
             fitted_crop: fitted.map(|c| c.to_string()),
             photos: photo,
+            outcomes,
         };
         crate::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }

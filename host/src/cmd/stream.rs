@@ -21,27 +21,42 @@ pub struct SpecArgs {
     #[arg(long, value_name = "MIN-MAX", default_value = "96-192")]
     face_px: String,
     /// Largest rotation of a face either way, degrees.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = StreamSpec::default().rotation_deg)]
     rotation: f32,
+    /// Mirrored context around a face on each side, fraction of its side, drawn per frame.
+    #[arg(long, value_name = "MIN-MAX", default_value = "0.15-0.35")]
+    context: String,
+    /// Exposure gain, drawn per frame.
+    #[arg(long, value_name = "MIN-MAX", default_value = "0.7-1.2")]
+    gain: String,
+    /// Side light: brightness change across a face, fraction, either way.
+    #[arg(long, default_value_t = StreamSpec::default().side_light)]
+    side_light: f32,
+    /// Sensor noise, standard deviation in grey levels.
+    #[arg(long, default_value_t = StreamSpec::default().noise)]
+    noise: f32,
+}
+
+/// `MIN-MAX` as two numbers.
+fn range<T: std::str::FromStr>(flag: &str, text: &str) -> Result<(T, T)> {
+    text.split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+        .with_context(|| format!("--{flag} {text}: expected MIN-MAX, e.g. 1-2"))
 }
 
 impl SpecArgs {
     /// The spec these flags describe, checked.
     pub fn spec(&self) -> Result<StreamSpec> {
         let (w, h) = emoedge_pi::source::parse_size(&self.frame)?;
-        let (lo, hi) = self
-            .face_px
-            .split_once('-')
-            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-            .with_context(|| {
-                format!("--face-px {}: expected MIN-MAX, e.g. 96-192", self.face_px)
-            })?;
         let spec = StreamSpec {
             frame: (w, h),
-            face_px: (lo, hi),
+            face_px: range("face-px", &self.face_px)?,
+            context: range("context", &self.context)?,
             rotation_deg: self.rotation,
+            gain: range("gain", &self.gain)?,
+            side_light: self.side_light,
+            noise: self.noise,
             seed: self.seed,
-            ..StreamSpec::default()
         };
         spec.check()?;
         Ok(spec)

@@ -80,6 +80,10 @@ fn print_report(r: &Report, o: &Options) {
             dev.display()
         );
     }
+    eprintln!(
+        "crop contract (detector box to 48x48, SCALE,DX,DY): {}",
+        r.crop_contract
+    );
     if !r.forms.iter().any(|f| f.form == crate::eval::Form::Float) {
         eprintln!(
             "no float weights in {}: comparing the int8 forms only",

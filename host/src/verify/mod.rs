@@ -97,6 +97,9 @@ pub struct Report {
     /// Whether the device blob equals the shipped one, when one was given.
     #[serde(skip)]
     pub device_blob_identical: Option<bool>,
+    /// The crop contract every runtime with a face detector applies (`SCALE,DX,DY`): the
+    /// accuracy here holds for faces cropped that way (`emoedge eval-camera` measures it).
+    pub crop_contract: String,
     /// Accuracy per form: float (when the folder has it), tract, engine.
     pub forms: Vec<FormReport>,
     /// Share of images on which tract and the engine give the same label.
@@ -276,6 +279,7 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
         weights_sha256: hashes.recorded(),
         weights_summary: hashes.summary(),
         device_blob_identical,
+        crop_contract: emoedge_core::preprocess::CropContract::FER2013.to_string(),
         forms,
         agreement_tract_engine,
         agreement_float_tract,
