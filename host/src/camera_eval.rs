@@ -103,6 +103,7 @@ pub fn run_stream(
             let faces: Vec<[u8; INPUT_LEN]> = chunk.iter().map(|&i| *ds.image(i)).collect();
             let mut scores = Vec::new();
             direct.scores(&faces, &mut scores)?;
+            let mut truth_crops = vec![[0u8; INPUT_LEN]; chunk.len()];
             let mut out = Vec::with_capacity(chunk.len());
             for (k, &i) in chunk.iter().enumerate() {
                 let shot = spec.render(i as u64, ds.image(i));
@@ -116,28 +117,23 @@ pub fn run_stream(
                     video: false,
                 };
                 let report = pipeline.process(&frame, 0.0)?;
-                let truth_crop = {
-                    let f = emoedge_core::preprocess::Frame::new(
-                        &frame.gray,
-                        frame.width,
-                        frame.height,
-                        emoedge_core::preprocess::PixelFormat::Gray8,
-                    )
-                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", frame.source))?;
-                    let [x, y, w, h] = shot.truth;
-                    let mut crop = [0u8; INPUT_LEN];
-                    let b = FaceBox {
-                        x,
-                        y,
-                        w: w as u32,
-                        h: h as u32,
-                    };
-                    crop_to_input(&f, b, &mut crop)
-                        .map_err(|e| anyhow::anyhow!("{}: crop {e:?}", frame.source))?;
-                    let mut one = Vec::new();
-                    direct.scores(&[crop], &mut one)?;
-                    argmax(&one[0]).unwrap_or(0) as u8
+                // The frame cut at the face's truth box; classified with the chunk's others.
+                let at_truth = emoedge_core::preprocess::Frame::new(
+                    &frame.gray,
+                    frame.width,
+                    frame.height,
+                    emoedge_core::preprocess::PixelFormat::Gray8,
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", frame.source))?;
+                let [x, y, w, h] = shot.truth;
+                let b = FaceBox {
+                    x,
+                    y,
+                    w: w as u32,
+                    h: h as u32,
                 };
+                crop_to_input(&at_truth, b, &mut truth_crops[k])
+                    .map_err(|e| anyhow::anyhow!("{}: crop {e:?}", frame.source))?;
                 let truth = rect(shot.truth);
                 let best = report
                     .faces
@@ -154,11 +150,15 @@ pub fn run_stream(
                     index: i,
                     label: ds.labels[i],
                     direct: argmax(&scores[k]).unwrap_or(0) as u8,
-                    truth_crop,
+                    truth_crop: 0, // set below, once the chunk's crops are scored
                     truth: shot.truth,
                     found,
                     extra: (report.faces.len() - usize::from(found.is_some())) as u32,
                 });
+            }
+            direct.scores(&truth_crops, &mut scores)?;
+            for (o, score) in out.iter_mut().zip(&scores) {
+                o.truth_crop = argmax(score).unwrap_or(0) as u8;
             }
             progress(chunk.len());
             Ok(out)

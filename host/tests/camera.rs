@@ -1,22 +1,10 @@
 //! Camera-like streams and the whole Pi pipeline on them, through the CLI, on real FER2013
 //! faces and the shipped model.
 
-use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn emoedge(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
-        .args(args)
-        .env("EMOEDGE_DATA", data_dir())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    emoedge_test_support::run_tool(env!("CARGO_BIN_EXE_emoedge"), args)
 }
 
 fn repo(p: &str) -> String {

@@ -7,17 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn emoedge(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
-        .args(args)
-        .env("EMOEDGE_DATA", data_dir())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    emoedge_test_support::run_tool(env!("CARGO_BIN_EXE_emoedge"), args)
 }
 
 /// A FER-style folder of symlinks to every `step`-th image of a real split.

@@ -152,6 +152,8 @@ pub enum CropContractError {
     Scale,
 }
 
+impl core::error::Error for CropContractError {}
+
 impl core::fmt::Display for CropContractError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
@@ -194,9 +196,13 @@ impl CropContract {
             h: ch as u32,
         }
     }
+}
+
+impl core::str::FromStr for CropContract {
+    type Err = CropContractError;
 
     /// Reads `SCALE,DX,DY` as decimals, e.g. `1.25,0,0.05`.
-    pub fn parse(text: &str) -> Result<Self, CropContractError> {
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         let mut parts = text.split(',').map(|p| milli(p.trim()));
         let (Some(s), Some(dx), Some(dy), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -216,7 +222,7 @@ impl CropContract {
 }
 
 impl core::fmt::Display for CropContract {
-    /// The form [`CropContract::parse`] reads.
+    /// The form [`CropContract`]'s `FromStr` reads.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let m = |v: i32| {
             let sign = if v < 0 { "-" } else { "" };
@@ -492,7 +498,7 @@ mod tests {
             h: 80,
         };
         assert_eq!(CropContract::BOX.crop_box(b), b);
-        let grown = CropContract::parse("1.2,0,0").unwrap().crop_box(b);
+        let grown = "1.2,0,0".parse::<CropContract>().unwrap().crop_box(b);
         assert_eq!(
             grown,
             FaceBox {
@@ -502,7 +508,7 @@ mod tests {
                 h: 96
             }
         );
-        let moved = CropContract::parse("1,0.1,-0.25").unwrap().crop_box(b);
+        let moved = "1,0.1,-0.25".parse::<CropContract>().unwrap().crop_box(b);
         assert_eq!(
             moved,
             FaceBox {
@@ -519,26 +525,35 @@ mod tests {
         for c in [
             CropContract::FER2013,
             CropContract::BOX,
-            CropContract::parse("1.375,-0.012,0.5").unwrap(),
+            "1.375,-0.012,0.5".parse::<CropContract>().unwrap(),
         ] {
             let mut s = heapless::String::<40>::new();
             core::fmt::write(&mut s, format_args!("{c}")).unwrap();
-            assert_eq!(CropContract::parse(&s), Ok(c), "{s}");
+            assert_eq!(s.parse::<CropContract>(), Ok(c), "{s}");
         }
-        assert_eq!(CropContract::parse("1.2,0"), Err(CropContractError::Shape));
         assert_eq!(
-            CropContract::parse("1.2,0,0,0"),
+            "1.2,0".parse::<CropContract>(),
             Err(CropContractError::Shape)
         );
         assert_eq!(
-            CropContract::parse("1.2,x,0"),
+            "1.2,0,0,0".parse::<CropContract>(),
+            Err(CropContractError::Shape)
+        );
+        assert_eq!(
+            "1.2,x,0".parse::<CropContract>(),
             Err(CropContractError::Number)
         );
         assert_eq!(
-            CropContract::parse("1.2345,0,0"),
+            "1.2345,0,0".parse::<CropContract>(),
             Err(CropContractError::Number)
         );
-        assert_eq!(CropContract::parse("0,0,0"), Err(CropContractError::Scale));
-        assert_eq!(CropContract::parse("-1,0,0"), Err(CropContractError::Scale));
+        assert_eq!(
+            "0,0,0".parse::<CropContract>(),
+            Err(CropContractError::Scale)
+        );
+        assert_eq!(
+            "-1,0,0".parse::<CropContract>(),
+            Err(CropContractError::Scale)
+        );
     }
 }

@@ -13,6 +13,22 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
 }
 
+/// Runs a command-line tool with `EMOEDGE_DATA` set to [`data_dir`]: whether it succeeded,
+/// and its stdout and stderr together.
+pub fn run_tool(bin: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env("EMOEDGE_DATA", data_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("running {bin}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Writes a learnable toy split into `dir` (`<class>/NNNNNN.png`, 48x48 gray):
 /// `per_class` images per class, class `k` with a bright vertical band in the k-th seventh
 /// of the image over a pattern that `seed` shifts.

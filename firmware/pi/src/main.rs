@@ -76,7 +76,7 @@ struct Args {
     /// Crop contract: how a face box becomes the model's crop, as SCALE,DX,DY (crop side
     /// over box side; centre shift in box sides) [default: the model card's, fitted to
     /// FER2013's framing]
-    #[arg(long, value_name = "SCALE,DX,DY", value_parser = parse_crop)]
+    #[arg(long, value_name = "SCALE,DX,DY")]
     crop: Option<CropContract>,
     /// Test-time flip averaging: classify each face and its mirror image and sum their
     /// logits (twice the inference per face; models/MODEL.md has what it gains).
@@ -254,10 +254,6 @@ fn run(args: Args) -> Result<bool> {
         stage[3] / n
     );
     Ok(errors == 0)
-}
-
-fn parse_crop(s: &str) -> Result<CropContract, String> {
-    CropContract::parse(s).map_err(|e| e.to_string())
 }
 
 /// Whether `e` comes from writing to a pipe whose reader has closed it.

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     detect_width: u32,
     /// Crop contract as SCALE,DX,DY [default: the shipped one]
-    #[arg(long, value_name = "SCALE,DX,DY", value_parser = parse_crop)]
+    #[arg(long, value_name = "SCALE,DX,DY")]
     crop: Option<CropContract>,
     /// Photos with reference boxes for the false-positive count [default: $EMOEDGE_DATA/faces]
     #[arg(long)]
@@ -56,10 +56,6 @@ pub struct Args {
     /// Write the report as JSON here (atomically).
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-fn parse_crop(s: &str) -> Result<CropContract, String> {
-    CropContract::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Serialize)]
