@@ -1,17 +1,18 @@
 //! One model, every edge path: the host quantizer's output runs in the Pi runtime through
-//! tract and through the `shared/` engine, on real photos, with the same faces and labels.
+//! tract and through the `emoedge-core` engine, on real photos, with the same faces and labels.
 
 use burn::prelude::*;
 use emoedge::data::{Dataset, load_split};
 use emoedge::eval::{Form, predict_form};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
-use emoedge_core::preprocess::{mirror, sum_logits};
-use emoedge_pi::detect::{Cascade, Detector};
-use emoedge_pi::pipeline::{Options, Pipeline};
-use emoedge_pi::source::{Files, FrameSource};
+use emoedge_core::Emotion;
+use emoedge_core::preprocess::{FaceBox, mirror, sum_logits};
 use emoedge_runtime::{Classifier, ModelDir, Runtime};
 use emoedge_test_support::data_dir;
+use emoedge_vision::detect::{Cascade, Detector};
+use emoedge_vision::frame::{Files, FrameSource};
+use emoedge_vision::pipeline::{Options, Pipeline};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -144,7 +145,7 @@ fn model_and_test_split() -> (tempfile::TempDir, Dataset) {
 }
 
 /// Per image: its path and each face's box and label.
-type Faces = Vec<(String, Vec<([i32; 4], &'static str)>)>;
+type Faces = Vec<(String, Vec<(FaceBox, Emotion)>)>;
 
 /// A pipeline on the shipped cascade with these tracking settings (1, 0: detect every frame).
 fn pipeline(
@@ -302,9 +303,9 @@ fn stream_boxes(
     (w, h): (u32, u32),
     every: u32,
     change: u8,
-) -> Vec<Vec<[i32; 4]>> {
+) -> Vec<Vec<FaceBox>> {
     let mut p = pipeline(model, Runtime::Engine, every, change);
-    let mut src = emoedge_pi::source::RawGray::new(stream, w, h);
+    let mut src = emoedge_vision::frame::RawGray::new(stream, w, h);
     let mut out = Vec::new();
     while let Some(f) = src.next_frame() {
         let r = p.process(&f.unwrap(), 0.0).unwrap();

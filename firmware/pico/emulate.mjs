@@ -1,11 +1,12 @@
 // Runs the emoedge Pico firmware in rp2040js (an RP2040 emulator) and prints what it writes
 // to UART0.
 //
-//   node emulate.mjs FIRMWARE.elf [--blob FILE] [--frames FILE] [--max-cycles N]
+//   node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N]
 //
-// The ELF's loadable segments go into the emulated flash (and SRAM), the model blob at
-// 0x10100000 and the test frames at 0x10180000, as on a Pico flashed by `emoedge flash
-// --board pico`; the rest of the flash reads as erased (0xff). rp2040js ships no bootrom,
+// The ELF's loadable segments go into the emulated flash (and SRAM), and each --load file at
+// its address: `emoedge flash --board pico --emulate` loads the model blob and the test
+// frames at the regions of the Pico's memory map (emoedge-boards); the rest of the flash
+// reads as erased (0xff). rp2040js ships no bootrom,
 // and the bootrom's code may only run on RP2040 chips, so none is loaded: the core starts
 // past boot2, with VTOR, SP and PC taken from the firmware's vector table at 0x10000100, as
 // boot2 would leave them. The firmware must therefore make no calls into the ROM.
@@ -18,14 +19,12 @@ import { Simulator, ConsoleLogger, LogLevel } from 'rp2040js';
 
 const FLASH = 0x10000000;
 const SRAM = 0x20000000;
-const BLOB_ADDR = 0x10100000;
-const FRAMES_ADDR = 0x10180000;
 const VECTORS = 0x10000100;
 const CYCLE_NANOS = 1e9 / 125_000_000; // the firmware's 125 MHz system clock
 
 function usage(msg) {
   process.stderr.write(`emulate.mjs: ${msg}\n`);
-  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--blob FILE] [--frames FILE] [--max-cycles N]\n');
+  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N]\n');
   process.exit(2);
 }
 
@@ -63,13 +62,17 @@ function loadSegments(elf, path) {
 
 const args = process.argv.slice(2);
 let firmware = null;
-let blob = null;
-let frames = null;
+const loads = [];
 let maxCycles = 20e9;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
-  if (a === '--blob') blob = args[++i];
-  else if (a === '--frames') frames = args[++i];
+  if (a === '--load') {
+    const spec = args[++i] ?? '';
+    const at = spec.lastIndexOf('@');
+    const addr = Number(spec.slice(at + 1));
+    if (at <= 0 || !Number.isInteger(addr)) usage(`--load needs FILE@ADDR, got ${spec}`);
+    loads.push({ file: spec.slice(0, at), addr });
+  }
   else if (a === '--max-cycles') maxCycles = Number(args[++i]);
   else if (a.startsWith('--')) usage(`unknown option ${a}`);
   else if (firmware === null) firmware = a;
@@ -94,8 +97,7 @@ function place(addr, bytes, what) {
 }
 
 for (const s of loadSegments(readFile(firmware, 'firmware'), firmware)) place(s.addr, s.bytes, firmware);
-if (blob !== null) place(BLOB_ADDR, readFile(blob, 'model blob'), blob);
-if (frames !== null) place(FRAMES_ADDR, readFile(frames, 'test frames'), frames);
+for (const l of loads) place(l.addr, readFile(l.file, 'file to load'), l.file);
 
 mcu.core.VTOR = VECTORS;
 mcu.core.SP = mcu.readUint32(VECTORS);

@@ -1,6 +1,6 @@
-//! The whole Pi pipeline (`emoedge-pi`'s detector, crop contract and classifier) measured on
-//! a camera-like stream ([`crate::stream`]) against the same faces classified directly, and
-//! the detector's false positives on real photos.
+//! The whole face pipeline (`emoedge-vision`, as `emoedge-pi` runs it: detector, crop
+//! contract and classifier) measured on a camera-like stream ([`crate::stream`]) against the
+//! same faces classified directly, and the detector's false positives on real photos.
 //!
 //! The figures answer a user's question, "is the label on my face as good as the model's
 //! score?", by splitting the loss into faces not found and faces found but cropped
@@ -11,10 +11,9 @@ use crate::stream::StreamSpec;
 use emoedge_core::Emotion;
 use emoedge_core::emotion::argmax;
 use emoedge_core::preprocess::{CropContract, FaceBox, INPUT_LEN, crop_to_input};
-use emoedge_pi::detect::{Cascade, DetectParams, Detector, Rect};
-use emoedge_pi::pipeline::{Options, Pipeline};
-use emoedge_pi::source::Frame;
 use emoedge_runtime::{Classifier, ModelDir, Runtime};
+use emoedge_vision::detect::{Cascade, DetectParams, Detector};
+use emoedge_vision::{Frame, Options, Pipeline};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -74,9 +73,9 @@ pub struct FaceOutcome {
     /// would give with a perfect detector and the box-as-is contract.
     pub truth_crop: u8,
     /// Where the face's 48x48 image lies in the frame.
-    pub truth: [i32; 4],
+    pub truth: FaceBox,
     /// The detection matched to the face and the class the pipeline gave it.
-    pub found: Option<([i32; 4], u8)>,
+    pub found: Option<(FaceBox, u8)>,
     /// Detections in the frame other than the matched one.
     pub extra: u32,
 }
@@ -118,40 +117,23 @@ pub fn run_stream(
                 };
                 let report = pipeline.process(&frame, 0.0)?;
                 // The frame cut at the face's truth box; classified with the chunk's others.
-                let at_truth = emoedge_core::preprocess::Frame::new(
-                    &frame.gray,
-                    frame.width,
-                    frame.height,
-                    emoedge_core::preprocess::PixelFormat::Gray8,
-                )
-                .map_err(|e| anyhow::anyhow!("{}: {e:?}", frame.source))?;
-                let [x, y, w, h] = shot.truth;
-                let b = FaceBox {
-                    x,
-                    y,
-                    w: w as u32,
-                    h: h as u32,
-                };
-                crop_to_input(&at_truth, b, &mut truth_crops[k])
+                let truth = shot.truth;
+                crop_to_input(&frame.view()?, truth, &mut truth_crops[k])
                     .map_err(|e| anyhow::anyhow!("{}: crop {e:?}", frame.source))?;
-                let truth = rect(shot.truth);
                 let best = report
                     .faces
                     .iter()
-                    .map(|f| (rect(f.bbox).iou(&truth), f))
+                    .map(|f| (f.bbox.iou(&truth), f))
                     .filter(|(iou, _)| *iou >= MATCH_IOU)
                     .max_by(|a, b| a.0.total_cmp(&b.0))
                     .map(|(_, f)| f);
-                let found = best.map(|f| {
-                    let class = Emotion::from_name(f.label).map_or(u8::MAX, |e| e.index() as u8);
-                    (f.bbox, class)
-                });
+                let found = best.map(|f| (f.bbox, f.label.index() as u8));
                 out.push(FaceOutcome {
                     index: i,
                     label: ds.labels[i],
                     direct: argmax(&scores[k]).unwrap_or(0) as u8,
                     truth_crop: 0, // set below, once the chunk's crops are scored
-                    truth: shot.truth,
+                    truth,
                     found,
                     extra: (report.faces.len() - usize::from(found.is_some())) as u32,
                 });
@@ -165,10 +147,6 @@ pub fn run_stream(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(parts.into_iter().flatten().collect())
-}
-
-fn rect([x, y, w, h]: [i32; 4]) -> Rect {
-    Rect { x, y, w, h }
 }
 
 /// Accuracy figures over a set of faces.
@@ -248,10 +226,10 @@ pub fn fit_crop(outcomes: &[FaceOutcome]) -> Option<CropContract> {
     for o in outcomes {
         let Some((d, _)) = o.found else { continue };
         let t = o.truth;
-        let (dw, dh) = (d[2] as f64, d[3] as f64);
-        scale.push(t[2] as f64 / dw);
-        dx.push(((t[0] as f64 + t[2] as f64 / 2.0) - (d[0] as f64 + dw / 2.0)) / dw);
-        dy.push(((t[1] as f64 + t[3] as f64 / 2.0) - (d[1] as f64 + dh / 2.0)) / dh);
+        let (dw, dh) = (d.w as f64, d.h as f64);
+        scale.push(t.w as f64 / dw);
+        dx.push(((t.x as f64 + t.w as f64 / 2.0) - (d.x as f64 + dw / 2.0)) / dw);
+        dy.push(((t.y as f64 + t.h as f64 / 2.0) - (d.y as f64 + dh / 2.0)) / dh);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -290,7 +268,7 @@ pub fn check_photos(dir: &Path, model: &ModelDir, setup: &Setup) -> anyhow::Resu
     let csv_path = dir.join("boxes.csv");
     let text = std::fs::read_to_string(&csv_path)
         .with_context(|| format!("reading {}", csv_path.display()))?;
-    let mut refs: Vec<(String, Rect)> = Vec::new();
+    let mut refs: Vec<(String, FaceBox)> = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let bad = || {
@@ -304,14 +282,10 @@ pub fn check_photos(dir: &Path, model: &ModelDir, setup: &Setup) -> anyhow::Resu
             return Err(bad());
         }
         let num = |s: &str| s.parse::<i32>().map_err(|_| bad());
+        let side = |s: &str| s.parse::<u32>().map_err(|_| bad());
         refs.push((
             f[0].to_string(),
-            Rect {
-                x: num(f[2])?,
-                y: num(f[3])?,
-                w: num(f[4])?,
-                h: num(f[5])?,
-            },
+            FaceBox::new(num(f[2])?, num(f[3])?, side(f[4])?, side(f[5])?),
         ));
     }
     let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -343,9 +317,9 @@ pub fn check_photos(dir: &Path, model: &ModelDir, setup: &Setup) -> anyhow::Resu
                 video: false,
             };
             let report = pipeline.process(&frame, 0.0)?;
-            let boxes: Vec<Rect> = report.faces.iter().map(|f| rect(f.bbox)).collect();
+            let boxes: Vec<FaceBox> = report.faces.iter().map(|f| f.bbox).collect();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let mine: Vec<&Rect> = refs
+            let mine: Vec<&FaceBox> = refs
                 .iter()
                 .filter(|(f, _)| f == name)
                 .map(|(_, r)| r)

@@ -6,14 +6,15 @@
 //!   and weight averaging;
 //! - [`quantize`]: float to int8; [`export`]: the int8 ONNX and the MCU blob;
 //! - [`eval`]: every form of a model on a dataset; [`verify`]: the check that the deployed
-//!   forms are as accurate as the trained one; [`mcu`]: flash images and the firmware in
-//!   QEMU; [`report`]: figures and pictures;
-//! - [`cmd`]: the CLI, one thin module per subcommand.
+//!   forms are as accurate as the trained one; [`mcu`]: the boards and their firmware in
+//!   emulators; [`report`]: figures and pictures;
+//!
+//! The `emoedge` binary (`src/main.rs` and `src/cmd/`, one thin module per subcommand) parses
+//! flags and prints; everything it does is here.
 
 pub mod atomic;
 pub mod backend;
 pub mod camera_eval;
-pub mod cmd;
 pub mod data;
 pub mod eval;
 pub mod export;

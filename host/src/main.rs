@@ -1,8 +1,10 @@
 //! `emoedge`: thin entry point. Parses arguments, runs one subcommand, prints an error once
 //! with its causes, and maps the outcome to the exit status.
 
+mod cmd;
+
 use clap::Parser;
-use emoedge::cmd::{Cli, Outcome};
+use cmd::{Cli, Outcome};
 
 fn main() -> std::process::ExitCode {
     // Before any thread starts: training and evaluation free and re-allocate MB-sized

@@ -8,7 +8,7 @@
 //! frame depends only on the spec, the seed and the face's index, so a stream can be
 //! re-made anywhere, in any order, in parallel.
 
-use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
+use emoedge_core::preprocess::{FaceBox, INPUT_LEN, INPUT_SIDE};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -59,8 +59,8 @@ pub struct Shot {
     pub height: u32,
     /// `width · height` gray pixels.
     pub gray: Vec<u8>,
-    /// Where the face's 48x48 image lies (before its rotation), `[x, y, w, h]`.
-    pub truth: [i32; 4],
+    /// Where the face's 48x48 image lies (before its rotation).
+    pub truth: FaceBox,
     /// The rotation the face was given, degrees (positive: clockwise on screen).
     pub rotation_deg: f32,
 }
@@ -170,17 +170,16 @@ impl StreamSpec {
                 gray.push(p.round().clamp(0.0, 255.0) as u8);
             }
         }
-        let s = side as i32;
         Shot {
             width: fw,
             height: fh,
             gray,
-            truth: [
+            truth: FaceBox::new(
                 (cx - side as f32 / 2.0).round() as i32,
                 (cy - side as f32 / 2.0).round() as i32,
-                s,
-                s,
-            ],
+                side,
+                side,
+            ),
             rotation_deg: angle,
         }
     }
@@ -209,7 +208,7 @@ fn sample_mirrored(face: &[u8; INPUT_LEN], u: f32, v: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use emoedge_core::preprocess::{FaceBox, Frame, PixelFormat, crop_to_input};
+    use emoedge_core::preprocess::{Frame, PixelFormat, crop_to_input};
 
     fn face() -> [u8; INPUT_LEN] {
         core::array::from_fn(|i| {
@@ -235,19 +234,8 @@ mod tests {
             let shot = spec.render(index, &f);
             let frame =
                 Frame::new(&shot.gray, shot.width, shot.height, PixelFormat::Gray8).unwrap();
-            let [x, y, w, h] = shot.truth;
             let mut crop = [0u8; INPUT_LEN];
-            crop_to_input(
-                &frame,
-                FaceBox {
-                    x,
-                    y,
-                    w: w as u32,
-                    h: h as u32,
-                },
-                &mut crop,
-            )
-            .unwrap();
+            crop_to_input(&frame, shot.truth, &mut crop).unwrap();
             let err = crop
                 .iter()
                 .zip(&f)

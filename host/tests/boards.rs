@@ -9,7 +9,8 @@
 //! qemu-system-arm; without them it says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set
 //! (CI).
 
-use emoedge::mcu::Board;
+use emoedge::mcu::{self, Board, Emulator};
+use emoedge_boards::{PICO, STM32F405};
 use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,32 +33,39 @@ fn text(out: &Output) -> String {
 }
 
 /// The board's firmware, when it and the board's emulator are there.
-fn board_firmware(board: Board) -> Option<PathBuf> {
-    let fw = root().join(board.firmware());
+fn board_firmware(board: &Board) -> Option<PathBuf> {
+    let fw = root().join(mcu::firmware(board));
     let runs = |cmd: &str, arg: &str| {
         Command::new(cmd)
             .arg(arg)
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let emulator = match board {
-        Board::Pico => {
-            runs("node", "--version") && root().join("firmware/pico/node_modules/rp2040js").is_dir()
+    let emulator = match board.emulator {
+        Emulator::Rp2040js => {
+            runs("node", "--version")
+                && root()
+                    .join(board.firmware_dir)
+                    .join("node_modules/rp2040js")
+                    .is_dir()
         }
-        Board::Stm32f405 => runs("qemu-system-arm", "--version"),
+        Emulator::QemuSerial { .. } | Emulator::QemuSemihosting { .. } => {
+            runs("qemu-system-arm", "--version")
+        }
     };
     if fw.is_file() && emulator {
         return Some(fw);
     }
     assert!(
         std::env::var_os("EMOEDGE_REQUIRE_MCU").is_none(),
-        "{board:?}: firmware {} ({}) or its emulator ({emulator}) missing",
+        "{}: firmware {} ({}) or its emulator ({emulator}) missing",
+        board.name,
         fw.display(),
         fw.is_file()
     );
     eprintln!(
-        "SKIPPED: build firmware/{} (cargo build --release) and install its emulator (README)",
-        board.name()
+        "SKIPPED: build {} (cargo build --release) and install its emulator (README)",
+        board.firmware_dir
     );
     None
 }
@@ -67,11 +75,11 @@ fn board_firmware(board: Board) -> Option<PathBuf> {
 /// never fault.
 #[test]
 fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
-    for board in [Board::Pico, Board::Stm32f405] {
+    for board in [&PICO, &STM32F405] {
         let Some(fw) = board_firmware(board) else {
             continue;
         };
-        let name = board.name();
+        let name = board.name;
         let out = emoedge(&["flash", "--board", name, "--emulate", "--frames", "20"])
             .output()
             .unwrap();
@@ -88,20 +96,26 @@ fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
         let blob = std::fs::read(root().join("models/edge/model.blob")).unwrap();
         let erased = tmp.path().join("erased.bin");
         std::fs::write(&erased, [0xffu8; 64]).unwrap();
-        let err = board.emulate(&fw, &erased, None).unwrap_err().to_string();
+        let err = mcu::emulate(board, &fw, Some(&erased), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no valid model blob"), "{name}: {err}");
         let mut bad = blob.clone();
         let n = bad.len();
         bad[n - 3] ^= 0x10;
         let tampered = tmp.path().join("tampered.blob");
         std::fs::write(&tampered, &bad).unwrap();
-        let err = board.emulate(&fw, &tampered, None).unwrap_err().to_string();
+        let err = mcu::emulate(board, &fw, Some(&tampered), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("model blob rejected") && err.contains("CRC"),
             "{name}: {err}"
         );
         std::fs::write(&tampered, &blob[..blob.len() / 2]).unwrap();
-        let err = board.emulate(&fw, &tampered, None).unwrap_err().to_string();
+        let err = mcu::emulate(board, &fw, Some(&tampered), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model blob rejected"), "{name}: {err}");
         assert!(
             !err.contains("hard fault") && !err.contains("panic"),
@@ -122,8 +136,8 @@ fn board_images_carry_the_blob_at_the_board_address() {
     let img = std::fs::read(&uf2).unwrap();
     let word = |i: usize| u32::from_le_bytes(img[i * 4..i * 4 + 4].try_into().unwrap());
     assert_eq!(word(0), 0x0A32_4655, "UF2 magic");
-    assert_eq!(word(3), Board::Pico.blob_addr());
-    assert_eq!(word(7), Board::Pico.uf2_family());
+    assert_eq!(word(3), PICO.blob.origin);
+    assert_eq!(Some(word(7)), PICO.uf2_family);
     let blob = std::fs::read(root().join("models/edge/model.blob")).unwrap();
     assert_eq!(&img[32..32 + 256], &blob[..256]);
 
@@ -136,7 +150,7 @@ fn board_images_carry_the_blob_at_the_board_address() {
     assert!(out.status.success(), "{}", text(&out));
     let img = std::fs::read(&frames).unwrap();
     let word = |i: usize| u32::from_le_bytes(img[i * 4..i * 4 + 4].try_into().unwrap());
-    assert_eq!(word(3), Board::Pico.frames_addr());
+    assert_eq!(word(3), PICO.frames.origin);
     assert_eq!(&img[32..36], b"EMOF");
 
     let bin = tmp.path().join("model.bin");
@@ -150,7 +164,7 @@ fn board_images_carry_the_blob_at_the_board_address() {
     let out = emoedge(&["flash", "--board", "nosuch"]).output().unwrap();
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("possible values: pico"),
+        text(&out).contains("no board \"nosuch\"; the boards are pico, stm32f405"),
         "{}",
         text(&out)
     );

@@ -11,18 +11,19 @@
 //! `$EMOEDGE_REQUIRE_MCU` is set (CI).
 
 use burn::prelude::*;
-use emoedge::mcu::{Core, run_qemu};
+use emoedge::mcu::{self, Board};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
+use emoedge_boards::{MPS2_M0PLUS, MPS2_M4F, MPS2_M33};
 use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Firmware binary `bin` built for `core`, when it and QEMU are there.
-fn firmware(core: Core, bin: &str) -> Option<PathBuf> {
+/// Firmware binary `bin` built for `board`, when it and QEMU are there.
+fn firmware(board: &Board, bin: &str) -> Option<PathBuf> {
     let fw = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(core.firmware(bin));
+        .join(mcu::firmware_path(board, bin));
     let qemu = Command::new("qemu-system-arm")
         .arg("--version")
         .output()
@@ -37,26 +38,27 @@ fn firmware(core: Core, bin: &str) -> Option<PathBuf> {
     );
     eprintln!(
         "SKIPPED: build firmware/mcu (cargo build --release --target {}) and install qemu-system-arm",
-        core.target()
+        board.target
     );
     None
 }
 
 #[test]
 fn kernels_equal_the_reference_on_every_core() {
-    for core in [Core::M4f, Core::M0plus, Core::M33] {
-        let Some(fw) = firmware(core, "kernel-check") else {
+    for board in [&MPS2_M4F, &MPS2_M0PLUS, &MPS2_M33] {
+        let Some(fw) = firmware(board, "kernel-check") else {
             continue;
         };
-        let text = run_qemu(&fw, core, None, None).unwrap();
-        eprintln!("{core:?}: {text}");
-        assert!(text.contains("all equal the reference"), "{core:?}: {text}");
+        let text = mcu::emulate(board, &fw, None, None).unwrap();
+        let name = board.name;
+        eprintln!("{name}: {text}");
+        assert!(text.contains("all equal the reference"), "{name}: {text}");
     }
 }
 
 #[test]
 fn firmware_matches_host_engine_and_rejects_bad_blobs() {
-    let Some(fw) = firmware(Core::M4f, "emoedge-mcu") else {
+    let Some(fw) = firmware(&MPS2_M4F, "emoedge-mcu") else {
         return;
     };
     // A calibrated edge network (seeded init): labels are not the point, equality is.
@@ -109,13 +111,20 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
 
     // The same blob on the other builds: the Cortex-M0+ (no DSP: the Armv6-M kernels) and
     // the Cortex-M33 (the DSP kernels on Armv8-M, another memory map).
-    for (core, name) in [(Core::M0plus, "m0plus"), (Core::M33, "m33")] {
-        let Some(other) = firmware(core, "emoedge-mcu") else {
+    for board in [&MPS2_M0PLUS, &MPS2_M33] {
+        let Some(other) = firmware(board, "emoedge-mcu") else {
             continue;
         };
+        let name = board.name;
         let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
             .args([
-                "flash", "--qemu", "--core", name, "--frames", "12", "--model",
+                "flash",
+                "--board",
+                name,
+                "--emulate",
+                "--frames",
+                "12",
+                "--model",
             ])
             .arg(&dir)
             .arg("--firmware")
@@ -135,7 +144,7 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     // Erased flash (no blob): a clear message, a clean failing exit.
     let empty = t.path().join("empty.bin");
     std::fs::write(&empty, [0xffu8; 64]).unwrap();
-    let err = run_qemu(&fw, Core::M4f, Some(&empty), None)
+    let err = mcu::emulate(&MPS2_M4F, &fw, Some(&empty), None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -148,7 +157,7 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     bad[n - 3] ^= 0x10;
     let tampered = t.path().join("tampered.blob");
     std::fs::write(&tampered, &bad).unwrap();
-    let err = run_qemu(&fw, Core::M4f, Some(&tampered), None)
+    let err = mcu::emulate(&MPS2_M4F, &fw, Some(&tampered), None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -157,7 +166,7 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     );
     // A truncated one (header promises more than is flashed: the rest reads as erased flash).
     std::fs::write(&tampered, &blob[..blob.len() / 2]).unwrap();
-    let err = run_qemu(&fw, Core::M4f, Some(&tampered), None)
+    let err = mcu::emulate(&MPS2_M4F, &fw, Some(&tampered), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("model blob rejected"), "{err}");

@@ -9,6 +9,7 @@
 pub mod classifier;
 pub mod error;
 pub mod model_dir;
+pub mod paths;
 pub mod tract;
 
 pub use classifier::{Classifier, Runtime, Score};

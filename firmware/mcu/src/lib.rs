@@ -1,11 +1,15 @@
 //! The emoedge firmware's shared part: [`app`] (check the flashed model blob, run the
-//! engine on each test frame, report) is the same on every board; a board brings its clocks,
-//! console and memory map. The MPS2 boards in QEMU report over [`semihosting`].
+//! engine on each test frame, report) is the same on every board, and [`board`] is every
+//! board's main after its set-up; a board brings its clocks and console, and its memory map
+//! comes from `emoedge-boards`. The MPS2 boards in QEMU report over [`semihosting`].
 #![no_std]
 
 pub mod app;
+pub mod board;
 #[cfg(feature = "semihosting")]
 pub mod semihosting;
+
+pub use emoedge_boards::Board;
 
 /// A flash region the board's memory map reserves, as a read-only slice.
 ///

@@ -1,16 +1,16 @@
 //! emoedge-pico: the emoedge firmware on a Raspberry Pi Pico (RP2040, Cortex-M0+).
 //!
 //! The board layer only: clocks from the 12 MHz crystal through the PLLs (125 MHz system
-//! clock), UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 for the report, and the flash
-//! regions of `memory.x`: model blob at 0x10100000, test frames at 0x10180000. The rest is
-//! `emoedge_mcu::app`, as on every board. Costs are cycles of the 125 MHz system clock from
-//! the microsecond timer (as the emulator models them, when run in rp2040js).
+//! clock) and UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 for the report. The memory map
+//! (model blob at 0x10100000, test frames at 0x10180000) is `emoedge_boards::PICO`'s; the
+//! rest is `emoedge_mcu::board`, as on every board. Costs are cycles of the 125 MHz system
+//! clock from the microsecond timer (as the emulator models them, when run in rp2040js).
 #![no_std]
 #![no_main]
 
 use core::fmt::Write;
 use emoedge_mcu::app::{self, Cost};
-use emoedge_mcu::{flash_region, halt};
+use emoedge_mcu::{board, halt};
 use hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{self as hal, Clock, fugit::RateExtU32, pac};
 
@@ -22,19 +22,6 @@ pub static BOOT2_FIRMWARE: [u8; 256] = rp2040_boot2::BOOT_LOADER_GENERIC_03H;
 
 /// The Pico's crystal.
 const XTAL_HZ: u32 = 12_000_000;
-/// Flash regions of the model blob and the test frames (memory.x).
-const BLOB_REGION: usize = 0x8_0000;
-const FRAMES_REGION: usize = 0x8_0000;
-/// The engine's working memory (the shipped model needs 61,060 bytes).
-const ARENA_LEN: usize = 96 * 1024;
-
-static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
-
-unsafe extern "C" {
-    static _model_blob: u8;
-    static _frames: u8;
-}
-
 #[hal::entry]
 fn main() -> ! {
     let Some(mut pac) = pac::Peripherals::take() else {
@@ -79,12 +66,7 @@ fn main() -> ! {
         unit: "cycles",
         short: "cycle",
     };
-    // SAFETY: the only reference to ARENA, taken once, here.
-    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
-    // SAFETY: memory.x reserves both regions in flash, and nothing writes them.
-    let blob = unsafe { flash_region(&raw const _model_blob, BLOB_REGION) };
-    let frames = unsafe { flash_region(&raw const _frames, FRAMES_REGION) };
-    let result = app::run(&mut uart, &mut clock, cost, blob, frames, arena);
+    let result = board::run(&mut uart, &mut clock, cost, &emoedge_boards::PICO);
     app::report_verdict(&mut uart, result);
     halt()
 }
@@ -107,18 +89,4 @@ impl Write for Uart0Raw {
     }
 }
 
-#[cortex_m_rt::exception]
-unsafe fn HardFault(ef: &cortex_m_rt::ExceptionFrame) -> ! {
-    let _ = writeln!(
-        Uart0Raw,
-        "emoedge-mcu: error: hard fault at pc {:#010x}",
-        ef.pc()
-    );
-    halt()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let _ = writeln!(Uart0Raw, "emoedge-mcu: error: panic: {info}");
-    halt()
-}
+emoedge_mcu::fault_handlers!(Uart0Raw);

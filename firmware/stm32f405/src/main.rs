@@ -1,9 +1,10 @@
 //! emoedge-stm32f405: the emoedge firmware on an STM32F405/407 board (Cortex-M4F with the
 //! DSP kernels).
 //!
-//! The board layer only: clocks, USART1 on PA9 (TX) / PA10 (RX) at 115200 8N1 for the
-//! report, and the flash sectors of `memory.x`: model blob at 0x08020000 (sectors 5-7), test
-//! frames at 0x08080000 (sectors 8-11). The rest is `emoedge_mcu::app`, as on every board.
+//! The board layer only: clocks and USART1 on PA9 (TX) / PA10 (RX) at 115200 8N1 for the
+//! report. The memory map (model blob at 0x08020000 in sectors 5-7, test frames at
+//! 0x08080000 in sectors 8-11) is `emoedge_boards::STM32F405`'s; the rest is
+//! `emoedge_mcu::board`, as on every board.
 //!
 //! Clocks: on a chip, the PLL runs the core at 168 MHz from the internal 16 MHz oscillator
 //! (no crystal needed, any F405/F407 board), and costs are SysTick cycles. QEMU's
@@ -16,22 +17,10 @@
 
 use core::fmt::Write;
 use cortex_m_rt::entry;
+use emoedge_boards::STM32F405;
 use emoedge_mcu::app::{self, Cost, SysTickCount};
-use emoedge_mcu::{flash_region, halt};
+use emoedge_mcu::{board, halt};
 use stm32f4xx_hal::{pac, prelude::*, rcc::Config};
-
-/// Flash regions of the model blob and the test frames (memory.x).
-const BLOB_REGION: usize = 0x6_0000;
-const FRAMES_REGION: usize = 0x8_0000;
-/// The engine's working memory (the shipped model needs 61,060 bytes).
-const ARENA_LEN: usize = 96 * 1024;
-
-static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
-
-unsafe extern "C" {
-    static _model_blob: u8;
-    static _frames: u8;
-}
 
 #[entry]
 fn main() -> ! {
@@ -41,7 +30,7 @@ fn main() -> ! {
     // A real chip comes out of reset on the HSI with HSIRDY set; QEMU's RCC reads zero.
     let on_chip = dp.RCC.cr().read().hsirdy().bit_is_set();
     let config = if on_chip {
-        Config::hsi().sysclk(168.MHz())
+        Config::hsi().sysclk(STM32F405.clock_hz.Hz())
     } else {
         Config::hsi()
     };
@@ -61,15 +50,12 @@ fn main() -> ! {
             unit: "instructions",
             short: "instr",
         };
-        (cost, SysTickCount::start(&mut cp.SYST, 1000, 168))
+        // With `-icount shift=0` a nanosecond is one instruction.
+        let mhz = STM32F405.clock_hz / 1_000_000;
+        (cost, SysTickCount::start(&mut cp.SYST, 1000, mhz))
     };
     let mut clock = || count.now();
-    // SAFETY: the only reference to ARENA, taken once, here.
-    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
-    // SAFETY: memory.x reserves both regions in flash, and nothing writes them.
-    let blob = unsafe { flash_region(&raw const _model_blob, BLOB_REGION) };
-    let frames = unsafe { flash_region(&raw const _frames, FRAMES_REGION) };
-    let result = app::run(&mut tx, &mut clock, cost, blob, frames, arena);
+    let result = board::run(&mut tx, &mut clock, cost, &STM32F405);
     app::report_verdict(&mut tx, result);
     halt()
 }
@@ -91,18 +77,4 @@ impl Write for Usart1Raw {
     }
 }
 
-#[cortex_m_rt::exception]
-unsafe fn HardFault(ef: &cortex_m_rt::ExceptionFrame) -> ! {
-    let _ = writeln!(
-        Usart1Raw,
-        "emoedge-mcu: error: hard fault at pc {:#010x}",
-        ef.pc()
-    );
-    halt()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let _ = writeln!(Usart1Raw, "emoedge-mcu: error: panic: {info}");
-    halt()
-}
+emoedge_mcu::fault_handlers!(Usart1Raw);

@@ -3,15 +3,15 @@
 //! `verify` and `train --teacher` take like any run.
 
 use super::{Outcome, progress};
-use crate::data::load_split;
-use crate::json::{read_json, write_json};
-use crate::model::ModelConfig;
-use crate::train::average::{average_files, recalibrate_batchnorm};
-use crate::train::config::read_train_config;
-use crate::train::predict::evaluate_loss;
-use crate::train::run_dir::{RunDir, RunState, save_module};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use emoedge::data::load_split;
+use emoedge::json::{read_json, write_json};
+use emoedge::model::ModelConfig;
+use emoedge::train::average::{average_files, recalibrate_batchnorm};
+use emoedge::train::config::read_train_config;
+use emoedge::train::predict::evaluate_loss;
+use emoedge::train::run_dir::{RunDir, RunState, save_module};
 use emoedge_runtime::model_dir;
 use serde::Serialize;
 use std::ops::RangeInclusive;
@@ -106,12 +106,12 @@ pub fn run(a: Args) -> Result<Outcome> {
         None => (vec![src.weights()], None),
     };
     // Before the data: a missing checkpoint fails at once.
-    let device = crate::backend::device();
+    let device = emoedge::backend::device();
     let ad = device.clone().autodiff();
     let (model, hashes) = average_files(&files, &config, &ad)?;
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?,
+        None => emoedge_runtime::paths::data_subdir("fer2013")?,
     };
     let (train_set, mut skipped) =
         load_split(&data.join("train"), &progress::bar("decode train", 0))?;
@@ -152,7 +152,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         if from.exists() {
             let bytes =
                 std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
-            crate::atomic::write_ctx(&a.out.join(name), &bytes)?;
+            emoedge::atomic::write_ctx(&a.out.join(name), &bytes)?;
         }
     }
     write_json(

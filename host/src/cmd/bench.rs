@@ -1,13 +1,13 @@
 //! `emoedge bench`: throughput and latency figures, medians over repeated measurements.
 
 use super::Outcome;
-use crate::data::load_split;
-use crate::model::{Arch, ModelConfig, costs};
-use crate::train::config::TrainConfig;
 use anyhow::Result;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use emoedge::data::load_split;
+use emoedge::model::{Arch, ModelConfig, costs};
+use emoedge::train::config::TrainConfig;
 use emoedge_runtime::{ModelDir, TractModel, engine_logits};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
@@ -74,11 +74,11 @@ pub fn run(a: Args) -> Result<Outcome> {
             profile,
         } => {
             let cfg = match config {
-                Some(path) => crate::json::read_json::<ModelConfig>(&path)?,
+                Some(path) => emoedge::json::read_json::<ModelConfig>(&path)?,
                 None => ModelConfig::for_arch(arch),
             };
             if let Some(path) = save_config {
-                crate::atomic::write_ctx(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
+                emoedge::atomic::write_ctx(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
             }
             if profile {
                 profile_train(cfg, batch, steps)
@@ -96,7 +96,7 @@ pub fn run(a: Args) -> Result<Outcome> {
 
 fn bench_train(model_cfg: ModelConfig, batch: usize, steps: usize) -> Result<Outcome> {
     let arch = model_cfg.arch;
-    let device = crate::backend::device().autodiff();
+    let device = emoedge::backend::device().autodiff();
     device.seed(1);
     let cfg = TrainConfig::new(model_cfg, Default::default());
     let mut model = cfg.model.init(&device);
@@ -128,11 +128,11 @@ fn bench_train(model_cfg: ModelConfig, batch: usize, steps: usize) -> Result<Out
         "bench train: {arch:?} ({} params, {:.1} M MACs), batch {batch}, {} on {} threads: {:.1} images/s (median of {steps} steps, {:.1} ms/step; {})",
         k.params,
         k.macs as f64 / 1e6,
-        crate::backend::name(),
+        emoedge::backend::name(),
         rayon::current_num_threads(),
         batch as f64 / med,
         med * 1e3,
-        crate::malloc::tuning().map_or("allocator untouched".to_string(), |t| t.to_string())
+        emoedge::malloc::tuning().map_or("allocator untouched".to_string(), |t| t.to_string())
     );
     Ok(Outcome::Ok)
 }
@@ -143,8 +143,8 @@ fn bench_train(model_cfg: ModelConfig, batch: usize, steps: usize) -> Result<Out
 /// requiring a gradient as inside a network) as a whole. Medians, milliseconds per batch.
 fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Outcome> {
     let arch = cfg.arch;
-    use crate::model::Block;
-    let device = crate::backend::device().autodiff();
+    use emoedge::model::Block;
+    let device = emoedge::backend::device().autodiff();
     device.seed(1);
     let model = cfg.init(&device);
     let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2])
@@ -157,7 +157,7 @@ fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Outcome>
     let sync = |d: &Device| d.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
     println!(
         "profile train: {arch:?}, batch {batch}, {} on {} threads, median of {reps} (ms per batch)",
-        crate::backend::name(),
+        emoedge::backend::name(),
         rayon::current_num_threads()
     );
     println!(
@@ -238,7 +238,7 @@ fn bench_infer(dir: PathBuf, images: usize, reps: usize) -> Result<Outcome> {
         model.body().output_scale,
         model.output_zero_point(),
     )?;
-    let test = emoedge_core::paths::data_subdir("fer2013")?.join("test");
+    let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
     let (ds, _) = load_split(&test, &ProgressBar::hidden())?;
     let ds = ds.subsample(images);
     let mut arena = vec![0i8; model.arena_len()];

@@ -2,8 +2,8 @@
 //! (training draws it every epoch; this is for folders made before, or copied without it).
 
 use super::Outcome;
-use crate::report::history::read_metrics_csv;
 use anyhow::Result;
+use emoedge::report::history::read_metrics_csv;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -18,7 +18,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<Outcome> {
     let history = read_metrics_csv(&a.dir.join("metrics.csv"))?;
     let out = a.out.unwrap_or_else(|| a.dir.join("curves.png"));
-    crate::report::plots::curves(&history, &out)?;
+    emoedge::report::plots::curves(&history, &out)?;
     eprintln!("{} epochs drawn to {}", history.len(), out.display());
     Ok(Outcome::Ok)
 }

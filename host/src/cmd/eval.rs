@@ -1,10 +1,10 @@
 //! `emoedge eval`: accuracy, per-class figures and the confusion matrix of a model.
 
 use super::{Outcome, progress};
-use crate::data::load_split;
-use crate::eval::{Form, predict_form};
-use crate::report::metrics::{ClassMetrics, Confusion};
 use anyhow::Result;
+use emoedge::data::load_split;
+use emoedge::eval::{Form, predict_form};
+use emoedge::report::metrics::{ClassMetrics, Confusion};
 use emoedge_runtime::ModelDir;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ struct Report {
 pub fn run(a: Args) -> Result<Outcome> {
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
+        None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
     let is_model_folder = ModelDir::new(&a.model).has_int8();
     let form = a.form.unwrap_or(if is_model_folder {
@@ -74,7 +74,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             if a.flip { ", flip-averaged" } else { "" },
             confusion.accuracy() * 100.0
         );
-        crate::report::plots::confusion(&confusion, &title, png)?;
+        emoedge::report::plots::confusion(&confusion, &title, png)?;
         eprintln!("confusion matrix drawn to {}", png.display());
     }
     if let Some(path) = &a.json {
@@ -89,7 +89,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             per_class: confusion.per_class(),
             confusion: confusion.clone(),
         };
-        crate::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(super::report_skipped(&skipped))
 }

@@ -4,15 +4,14 @@
 
 use super::stream::SpecArgs;
 use super::{Outcome, progress};
-use crate::camera_eval::{
+use anyhow::{Context, Result, bail};
+use emoedge::camera_eval::{
     FaceOutcome, Figures, PhotoCheck, Setup, check_photos, fit_crop, run_stream, spread,
 };
-use crate::data::load_split;
-use crate::stream::StreamSpec;
-use anyhow::{Context, Result, bail};
-use emoedge_core::preprocess::CropContract;
-use emoedge_pi::detect::{Cascade, DetectParams};
+use emoedge::data::load_split;
+use emoedge::stream::StreamSpec;
 use emoedge_runtime::{ModelDir, Runtime};
+use emoedge_vision::args::DetectArgs;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -32,24 +31,8 @@ pub struct Args {
     faces: usize,
     #[command(flatten)]
     spec: SpecArgs,
-    /// OpenCV Haar cascade XML.
-    #[arg(long, default_value = "models/haarcascade_frontalface_alt2.xml")]
-    cascade: PathBuf,
-    /// Pyramid step of the detector (OpenCV scaleFactor).
-    #[arg(long, default_value_t = DetectParams::default().scale_factor)]
-    scale_factor: f64,
-    /// Neighbours a detection needs (OpenCV minNeighbors).
-    #[arg(long, default_value_t = DetectParams::default().min_neighbors)]
-    min_neighbors: usize,
-    /// Smallest face side, in frame pixels.
-    #[arg(long, default_value_t = DetectParams::default().min_size)]
-    min_size: u32,
-    /// Detect on a copy of the frame this wide (0: as it is).
-    #[arg(long, default_value_t = 0)]
-    detect_width: u32,
-    /// Crop contract as SCALE,DX,DY [default: the shipped one]
-    #[arg(long, value_name = "SCALE,DX,DY")]
-    crop: Option<CropContract>,
+    #[command(flatten)]
+    detect: DetectArgs,
     /// Photos with reference boxes for the false-positive count [default: $EMOEDGE_DATA/faces]
     #[arg(long)]
     photos: Option<PathBuf>,
@@ -79,9 +62,7 @@ struct Report {
 
 pub fn run(a: Args) -> Result<Outcome> {
     let spec = a.spec.spec()?;
-    if a.scale_factor.is_nan() || a.scale_factor <= 1.0 {
-        bail!("--scale-factor must be above 1");
-    }
+    let detect = a.detect.params()?;
     let dir = ModelDir::new(&a.model);
     if !dir.has_int8() {
         bail!(
@@ -90,23 +71,19 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     let setup = Setup {
-        cascade: Cascade::load(&a.cascade)?,
-        detect: DetectParams {
-            scale_factor: a.scale_factor,
-            min_neighbors: a.min_neighbors,
-            min_size: a.min_size,
-        },
-        detect_width: a.detect_width,
-        crop: a.crop.unwrap_or(CropContract::FER2013),
+        cascade: a.detect.cascade()?,
+        detect,
+        detect_width: a.detect.detect_width,
+        crop: a.detect.crop(),
         runtime: a.runtime,
     };
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
+        None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
     let photos = match a.photos {
         Some(p) => p,
-        None => emoedge_core::paths::data_subdir("faces")?,
+        None => emoedge_runtime::paths::data_subdir("faces")?,
     };
     let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
     let picks = spread(ds.len(), a.faces);
@@ -178,11 +155,11 @@ pub fn run(a: Args) -> Result<Outcome> {
             model: a.model.clone(),
             data: data.clone(),
             stream: spec,
-            cascade: a.cascade.clone(),
-            scale_factor: a.scale_factor,
-            min_neighbors: a.min_neighbors,
-            min_size: a.min_size,
-            detect_width: a.detect_width,
+            cascade: a.detect.cascade.clone(),
+            scale_factor: detect.scale_factor,
+            min_neighbors: detect.min_neighbors,
+            min_size: detect.min_size,
+            detect_width: a.detect.detect_width,
             crop: setup.crop.to_string(),
             overall,
             per_class,
@@ -190,7 +167,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             photos: photo,
             outcomes,
         };
-        crate::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(super::report_skipped(&skipped))
 }

@@ -1,19 +1,19 @@
 //! `emoedge flash`: the model blob as a flash image for a board, written to a connected
 //! board through probe-rs, or run on the firmware in an emulator and compared with the host.
 //!
-//! Boards (`--board`) know where their firmware keeps the blob, how big that region is and
-//! their UF2 family ([`crate::mcu::Board`]). `--emulate` runs the board's own firmware in an
-//! emulator of its chip (the Pico in rp2040js); `--qemu` runs the firmware of
-//! `firmware/mcu` on QEMU's MPS2 boards for the core chosen with `--core`. Neither builds
-//! anything: they run the built firmware with the blob and a batch of FER2013 `test` frames
-//! and check every label and logit against the engine on the host.
+//! Boards (`--board`, from `emoedge-boards`) know where their firmware keeps the blob, how
+//! big that region is, their UF2 family, their chip and their emulator. `--emulate` runs
+//! the board's firmware in its emulator (the Pico in rp2040js, the STM32F405 in QEMU's
+//! netduinoplus2, the MPS2 builds in QEMU counting instructions); `--qemu --core C` is the
+//! older spelling of `--board mps2-C --emulate`. Nothing is built: the built firmware runs
+//! with the blob and a batch of FER2013 `test` frames, and every label and logit is checked
+//! against the engine on the host.
 
 use super::Outcome;
-use crate::data::load_split;
-use crate::mcu::{
-    BLOB_ADDR, Board, Core, FRAMES_ADDR, intel_hex, run_board_frames, run_frames, uf2_image,
-};
 use anyhow::{Context, Result, bail};
+use emoedge::data::load_split;
+use emoedge::export::flash_image::{intel_hex, uf2_image};
+use emoedge::mcu::{self, Board, MPS2_M4F};
 use emoedge_runtime::{ModelDir, engine_logits};
 use std::path::PathBuf;
 
@@ -23,9 +23,10 @@ pub struct Args {
     #[arg(long, default_value = "models/edge")]
     model: PathBuf,
     /// The board to flash or emulate: sets the blob's address, the largest blob, the UF2
-    /// family and the chip for --probe.
-    #[arg(long, value_enum)]
-    board: Option<Board>,
+    /// family, the chip for --probe and the emulator for --emulate. Boards people own:
+    /// pico, stm32f405; QEMU's MPS2 builds: mps2-m4f, mps2-m0plus, mps2-m33.
+    #[arg(long, value_parser = mcu::parse_board)]
+    board: Option<&'static Board>,
     /// Write the blob as a flash image here (format from --format).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -37,8 +38,8 @@ pub struct Args {
     /// [default: uf2 for the Pico, hex otherwise].
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// Flash address of the blob in the image [default: the board's, or 0x00080000 for the
-    /// QEMU firmware of firmware/mcu].
+    /// Flash address of the blob in the image [default: the board's; mps2-m4f's 0x00080000
+    /// without --board].
     #[arg(long, value_parser = parse_u32)]
     addr: Option<u32>,
     /// UF2 family ID (the bootloader drops blocks of other families) [default: the board's,
@@ -48,17 +49,15 @@ pub struct Args {
     /// Write the blob into a connected board's flash with probe-rs (needs --board).
     #[arg(long, requires = "board")]
     probe: bool,
-    /// Run the board's firmware in an emulator of its chip with the blob and test frames,
-    /// and compare with the host (needs --board; the Pico runs in rp2040js, the STM32F405
-    /// in QEMU's netduinoplus2).
+    /// Run the board's firmware in its emulator with the blob and test frames, and compare
+    /// with the host (needs --board; the Pico runs in rp2040js, the STM32F405 in QEMU's
+    /// netduinoplus2, the MPS2 builds in QEMU).
     #[arg(long, requires = "board")]
     emulate: bool,
-    /// Run the firmware of firmware/mcu with the blob and test frames in QEMU and compare
-    /// with the host.
-    #[arg(long, conflicts_with = "emulate")]
+    /// The same as `--board mps2-CORE --emulate` (CORE from --core).
+    #[arg(long, conflicts_with_all = ["emulate", "board"])]
     qemu: bool,
-    /// Core to run --qemu on: the Cortex-M4F build (DSP kernels), the Cortex-M0+ build or the
-    /// Cortex-M33 build.
+    /// With --qemu: the MPS2 build to run (m4f, m0plus or m33).
     #[arg(long, value_enum, default_value_t = Core::M4f)]
     core: Core,
     /// Firmware ELF for --qemu or --emulate [default: the build under the firmware's target
@@ -68,6 +67,27 @@ pub struct Args {
     /// Test images to run (spread over the FER2013 test split).
     #[arg(long, default_value_t = 20)]
     frames: usize,
+}
+
+/// The MPS2 builds by core, for `--qemu --core`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Core {
+    /// mps2-m4f.
+    M4f,
+    /// mps2-m0plus.
+    M0plus,
+    /// mps2-m33.
+    M33,
+}
+
+impl Core {
+    fn board(self) -> &'static Board {
+        match self {
+            Core::M4f => &MPS2_M4F,
+            Core::M0plus => &emoedge_boards::MPS2_M0PLUS,
+            Core::M33 => &emoedge_boards::MPS2_M33,
+        }
+    }
 }
 
 /// Flash image formats.
@@ -95,28 +115,34 @@ pub fn run(a: Args) -> Result<Outcome> {
     let file = ModelDir::new(&a.model).read_blob()?;
     let model = file.model()?;
     let blob = file.bytes();
-    if let Some(board) = a.board {
-        board.check_fits(blob.len())?;
+    let (board, emulate) = match (a.board, a.qemu) {
+        (_, true) => (Some(a.core.board()), true),
+        (board, false) => (board, a.emulate),
+    };
+    if let Some(board) = board {
+        mcu::check_fits(board, blob.len())?;
     }
-    let addr = a
-        .addr
-        .unwrap_or_else(|| a.board.map_or(BLOB_ADDR, Board::blob_addr));
+    let layout = board.unwrap_or(&MPS2_M4F);
+    let addr = a.addr.unwrap_or(layout.blob.origin);
     // UF2 where a drag-and-drop bootloader takes it (the Pico); Intel HEX for probes and
     // vendor tools otherwise.
-    let format = a.format.unwrap_or(match a.board {
-        Some(Board::Pico) => Format::Uf2,
-        Some(Board::Stm32f405) | None => Format::Hex,
+    let format = a.format.unwrap_or(match board {
+        Some(b) if b.name == emoedge_boards::PICO.name => Format::Uf2,
+        _ => Format::Hex,
     });
     let family = a
         .uf2_family
-        .unwrap_or_else(|| a.board.unwrap_or(Board::Pico).uf2_family());
+        .or(layout.uf2_family)
+        .unwrap_or(emoedge_boards::PICO.uf2_family.unwrap_or_default());
+    let image = |bytes: &[u8], at: u32| -> Result<Vec<u8>> {
+        Ok(match format {
+            Format::Raw => bytes.to_vec(),
+            Format::Hex => intel_hex(bytes, at).into_bytes(),
+            Format::Uf2 => uf2_image(bytes, at, family)?,
+        })
+    };
     if let Some(out) = &a.out {
-        let bytes = match format {
-            Format::Raw => blob.to_vec(),
-            Format::Hex => intel_hex(blob, addr).into_bytes(),
-            Format::Uf2 => uf2_image(blob, addr, family)?,
-        };
-        crate::atomic::write_ctx(out, &bytes)?;
+        emoedge::atomic::write_ctx(out, &image(blob, addr)?)?;
         eprintln!(
             "wrote {} ({format:?}, blob of {} bytes at {addr:#010x})",
             out.display(),
@@ -124,15 +150,13 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     if let Some(out) = &a.frames_out {
-        let test = emoedge_core::paths::data_subdir("fer2013")?.join("test");
+        let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
         let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
         let ds = ds.subsample(a.frames);
         let frames = emoedge_core::test_frames::write(
             (0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))),
         );
-        let (at, room) = a.board.map_or((FRAMES_ADDR, 0x20_0000), |b| {
-            (b.frames_addr(), b.frames_region())
-        });
+        let (at, room) = (layout.frames.origin, layout.frames.len as usize);
         if frames.len() > room {
             bail!(
                 "{} test frames take {} bytes; the frames region holds {room}",
@@ -140,38 +164,24 @@ pub fn run(a: Args) -> Result<Outcome> {
                 frames.len()
             );
         }
-        let bytes = match format {
-            Format::Raw => frames,
-            Format::Hex => intel_hex(&frames, at).into_bytes(),
-            Format::Uf2 => uf2_image(&frames, at, family)?,
-        };
-        crate::atomic::write_ctx(out, &bytes)?;
+        emoedge::atomic::write_ctx(out, &image(&frames, at)?)?;
         eprintln!(
             "wrote {} ({format:?}, {} test frames at {at:#010x})",
             out.display(),
             ds.len()
         );
     }
-    if let (true, Some(board)) = (a.probe, a.board) {
+    if let (true, Some(board)) = (a.probe, board) {
         probe(board, blob)?;
     }
-    let emulator = match (a.qemu, a.emulate, a.board) {
-        (true, _, _) => Emulator::Qemu(
-            a.core,
-            a.firmware.unwrap_or_else(|| a.core.firmware("emoedge-mcu")),
-        ),
-        (_, true, Some(board)) => {
-            Emulator::Board(board, a.firmware.unwrap_or_else(|| board.firmware()))
-        }
-        _ => return Ok(Outcome::Ok),
+    let Some(board) = board.filter(|_| emulate) else {
+        return Ok(Outcome::Ok);
     };
-    let test = emoedge_core::paths::data_subdir("fer2013")?.join("test");
+    let firmware = a.firmware.unwrap_or_else(|| mcu::firmware(board));
+    let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
     let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
     let ds = ds.subsample(a.frames);
-    let (text, got) = match &emulator {
-        Emulator::Qemu(core, fw) => run_frames(fw, *core, blob, &ds)?,
-        Emulator::Board(board, fw) => run_board_frames(*board, fw, blob, &ds)?,
-    };
+    let (text, got) = mcu::run_frames(board, &firmware, blob, &ds)?;
     print!("{text}");
     let mut arena = vec![0i8; model.arena_len()];
     let mut differ = 0;
@@ -195,18 +205,12 @@ pub fn run(a: Args) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Where the firmware runs for --qemu or --emulate, and which firmware.
-enum Emulator {
-    Qemu(Core, PathBuf),
-    Board(Board, PathBuf),
-}
-
 /// Writes the blob into the connected board's flash with probe-rs, or says how to get it.
-fn probe(board: Board, blob: &[u8]) -> Result<()> {
+fn probe(board: &Board, blob: &[u8]) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let file = tmp.path().join("model.bin");
     std::fs::write(&file, blob).with_context(|| format!("writing {}", file.display()))?;
-    let mut cmd = board.probe_command(&file);
+    let mut cmd = mcu::probe_command(board, &file)?;
     eprintln!("running {cmd:?}");
     let status = match cmd.status() {
         Ok(status) => status,
@@ -219,15 +223,15 @@ fn probe(board: Board, blob: &[u8]) -> Result<()> {
     if !status.success() {
         bail!(
             "probe-rs failed ({status}) writing the blob to the {}",
-            board.name()
+            board.name
         );
     }
     eprintln!(
         "flashed {} bytes at {:#010x} on the {} ({})",
         blob.len(),
-        board.blob_addr(),
-        board.name(),
-        board.probe_chip()
+        board.blob.origin,
+        board.name,
+        board.probe_chip.unwrap_or_default()
     );
     Ok(())
 }

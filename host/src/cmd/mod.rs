@@ -48,7 +48,9 @@ enum Command {
     /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
     /// model, that they agree, and that the artifacts carry the same weights.
     Verify(verify::Args),
-    /// Write the blob as a flash image; with --qemu, run it on the MCU firmware in QEMU.
+    /// Write the blob (and test frames) as a flash image for a board, write it to a board
+    /// with probe-rs (--probe), or run the board's firmware in its emulator and compare
+    /// every logit with the host (--emulate).
     Flash(flash::Args),
     /// Average a run's weights over a range of epochs (SWA) into a model folder, with
     /// BatchNorm statistics re-estimated on the training images.
@@ -78,7 +80,7 @@ impl Cli {
 }
 
 /// Turns a list of skipped files into an outcome, printing each once.
-pub(crate) fn report_skipped(skipped: &[crate::data::Skipped]) -> Outcome {
+pub(crate) fn report_skipped(skipped: &[emoedge::data::Skipped]) -> Outcome {
     for s in skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }

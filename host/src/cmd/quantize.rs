@@ -1,12 +1,12 @@
 //! `emoedge quantize`: a training run → a model folder with every deployable form.
 
 use super::{Outcome, progress};
-use crate::data::{Dataset, decode_face, list_split};
-use crate::export::{blob::to_blob, onnx::to_onnx};
-use crate::hash::hex_string;
-use crate::quantize::{ConvKind, Method, QOp, Scales, calibrate, quantize_with};
-use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
+use emoedge::data::{Dataset, decode_face, list_split};
+use emoedge::export::{blob::to_blob, onnx::to_onnx};
+use emoedge::hash::hex_string;
+use emoedge::quantize::{ConvKind, Method, QOp, Scales, calibrate, quantize_with};
+use emoedge::train::run_dir::{RunDir, load_run};
 use emoedge_runtime::model_dir;
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
         .prefix(".quantize-")
         .tempdir_in(parent)?;
     for (name, bytes) in files {
-        crate::atomic::write_ctx(&tmp.path().join(name), bytes)?;
+        emoedge::atomic::write_ctx(&tmp.path().join(name), bytes)?;
     }
     let tmp = tmp.keep();
     if out.exists() {
@@ -81,9 +81,9 @@ fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
 }
 
 /// A warning naming the layers whose outputs barely varied over the calibration images
-/// ([`crate::quantize::Calibration::narrow`]), as quantize's errors name layers; `None` when
+/// ([`emoedge::quantize::Calibration::narrow`]), as quantize's errors name layers; `None` when
 /// there are none.
-fn narrow_warning(q: &crate::quantize::QuantModel) -> Option<String> {
+fn narrow_warning(q: &emoedge::quantize::QuantModel) -> Option<String> {
     let narrow = q.calibration.narrow();
     if narrow.is_empty() {
         return None;
@@ -109,7 +109,7 @@ fn narrow_warning(q: &crate::quantize::QuantModel) -> Option<String> {
         "warning: {} layer output(s) barely vary over {} calibration images, under {} of the widest ({:.3}): {}. Such a layer is (nearly) dead, or the calibration images are too few or unlike the data; a dead layer silences the layers after it. Check the deployed forms with `emoedge verify`.",
         narrow.len(),
         q.calibration.images,
-        crate::quantize::NARROW_FRACTION,
+        emoedge::quantize::NARROW_FRACTION,
         q.calibration.widest(),
         named.join(", ")
     ))
@@ -118,9 +118,9 @@ fn narrow_warning(q: &crate::quantize::QuantModel) -> Option<String> {
 pub fn run(a: Args) -> Result<Outcome> {
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?,
+        None => emoedge_runtime::paths::data_subdir("fer2013")?,
     };
-    let device = crate::backend::device();
+    let device = emoedge::backend::device();
     let (config, model) = load_run(&a.model, &device)?;
     let pb = progress::bar("calibrate", 0);
     let calib_set = calibration_set(&data.join("train"), a.calib)?;
@@ -189,12 +189,12 @@ pub fn run(a: Args) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Arch, ModelConfig};
-    use crate::quantize::{Calibration, quantize};
+    use emoedge::model::{Arch, ModelConfig};
+    use emoedge::quantize::{Calibration, quantize};
 
     /// An untrained edge net quantized with `spans(i)` as point `i`'s range.
-    fn quantized_with(spans: impl Fn(usize) -> f32) -> crate::quantize::QuantModel {
-        let device = crate::backend::device();
+    fn quantized_with(spans: impl Fn(usize) -> f32) -> emoedge::quantize::QuantModel {
+        let device = emoedge::backend::device();
         let model = ModelConfig::for_arch(Arch::Edge).init(&device);
         let points = model.convs.len() + 2; // convs, global pool, dense
         let calib = Calibration {

@@ -2,9 +2,9 @@
 //! with a `truth.csv`, for `emoedge-pi` or any other pipeline to be run on.
 
 use super::{Outcome, progress};
-use crate::data::load_split;
-use crate::stream::StreamSpec;
 use anyhow::{Context, Result};
+use emoedge::data::load_split;
+use emoedge::stream::StreamSpec;
 use rayon::prelude::*;
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ fn range<T: std::str::FromStr>(flag: &str, text: &str) -> Result<(T, T)> {
 impl SpecArgs {
     /// The spec these flags describe, checked.
     pub fn spec(&self) -> Result<StreamSpec> {
-        let (w, h) = emoedge_pi::source::parse_size(&self.frame)?;
+        let (w, h) = emoedge_vision::frame::parse_size(&self.frame)?;
         let spec = StreamSpec {
             frame: (w, h),
             face_px: range("face-px", &self.face_px)?,
@@ -82,10 +82,10 @@ pub fn run(a: Args) -> Result<Outcome> {
     let spec = a.spec.spec()?;
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
+        None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
     let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
-    let picks = crate::camera_eval::spread(ds.len(), a.faces);
+    let picks = emoedge::camera_eval::spread(ds.len(), a.faces);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let pb = progress::bar("frames", picks.len() as u64);
     let rows = picks
@@ -97,9 +97,9 @@ pub fn run(a: Args) -> Result<Outcome> {
             image::GrayImage::from_raw(shot.width, shot.height, shot.gray)
                 .context("frame buffer size")?
                 .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-            crate::atomic::write_ctx(&a.out.join(&name), &png)?;
+            emoedge::atomic::write_ctx(&a.out.join(&name), &png)?;
             pb.inc(1);
-            let [x, y, w, h] = shot.truth;
+            let emoedge_core::preprocess::FaceBox { x, y, w, h } = shot.truth;
             let label =
                 emoedge_core::Emotion::from_index(ds.labels[i] as usize).map_or("?", |e| e.name());
             Ok(format!(
@@ -112,7 +112,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     pb.finish_and_clear();
     let mut csv = String::from("frame,source,label,x,y,w,h,rotation_deg\n");
     csv.extend(rows);
-    crate::atomic::write_ctx(&a.out.join("truth.csv"), csv.as_bytes())?;
+    emoedge::atomic::write_ctx(&a.out.join("truth.csv"), csv.as_bytes())?;
     eprintln!(
         "{} frames and truth.csv written to {} (seed {})",
         picks.len(),

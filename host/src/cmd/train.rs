@@ -1,17 +1,17 @@
 //! `emoedge train`: train (or resume) a model on a FER-style dataset.
 
 use super::{Outcome, progress};
-use crate::data::{Dataset, load_split};
-use crate::model::{Arch, ModelConfig, costs};
-use crate::report::history::EpochMetrics;
-use crate::train::augment::AugmentConfig;
-use crate::train::batch::TrainSet;
-use crate::train::config::Distill;
-use crate::train::config::{Schedule, TrainConfig, WarmStart, read_train_config};
-use crate::train::distill;
-use crate::train::run_dir::RunDir;
-use crate::train::{Observer, RunOptions, train};
 use anyhow::{Context, Result, bail};
+use emoedge::data::{Dataset, load_split};
+use emoedge::model::{Arch, ModelConfig, costs};
+use emoedge::report::history::EpochMetrics;
+use emoedge::train::augment::AugmentConfig;
+use emoedge::train::batch::TrainSet;
+use emoedge::train::config::Distill;
+use emoedge::train::config::{Schedule, TrainConfig, WarmStart, read_train_config};
+use emoedge::train::distill;
+use emoedge::train::run_dir::RunDir;
+use emoedge::train::{Observer, RunOptions, train};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 
@@ -137,7 +137,7 @@ impl Observer for Bars {
 pub fn run(a: Args) -> Result<Outcome> {
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?,
+        None => emoedge_runtime::paths::data_subdir("fer2013")?,
     };
     let run = RunDir(a.out.clone());
     if a.resume && (!a.teachers.is_empty() || a.init.is_some()) {
@@ -198,7 +198,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         k.macs as f64 / 1e6,
         k.peak_activation,
         k.arena,
-        crate::backend::name()
+        emoedge::backend::name()
     );
     let (mut train_set, mut skipped) =
         load_split(&data.join("train"), &progress::bar("decode train", 0))?;
@@ -211,10 +211,10 @@ pub fn run(a: Args) -> Result<Outcome> {
     let soft = if cfg.ferplus > 0.0 {
         let csv = match a.ferplus_csv {
             Some(p) => p,
-            None => emoedge_core::paths::data_subdir("ferplus")?.join("fer2013new.csv"),
+            None => emoedge_runtime::paths::data_subdir("ferplus")?.join("fer2013new.csv"),
         };
-        let rows = crate::data::ferplus::load(&csv)?;
-        let (kept, soft, dropped) = crate::data::ferplus::join(train_set, &rows)?;
+        let rows = emoedge::data::ferplus::load(&csv)?;
+        let (kept, soft, dropped) = emoedge::data::ferplus::join(train_set, &rows)?;
         eprintln!(
             "FER+ targets (weight {}) from {}: {dropped} not-a-face images dropped",
             cfg.ferplus,
@@ -231,7 +231,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         train_set.class_counts(),
         test_set.len()
     );
-    let device = crate::backend::device();
+    let device = emoedge::backend::device();
     let teacher = match &cfg.distill {
         Some(d) => Some(teacher_targets(
             &run,

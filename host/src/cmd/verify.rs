@@ -1,9 +1,9 @@
-//! `emoedge verify`: runs [`crate::verify::verify`] on a model folder, prints its table and
+//! `emoedge verify`: runs [`emoedge::verify::verify`] on a model folder, prints its table and
 //! writes its report.
 
 use super::{Outcome, progress};
-use crate::verify::{McuCheck, Options, Report, verify};
 use anyhow::{Result, bail};
+use emoedge::verify::{McuCheck, Options, Report, verify};
 use emoedge_core::Emotion;
 use std::path::PathBuf;
 
@@ -25,27 +25,31 @@ pub struct Args {
     #[arg(long, default_value_t = 0.999)]
     min_agree: f64,
     /// Largest allowed logit difference between tract and the engine, in LSB: 1, the
-    /// design's bar. Models quantized with `--scales exact` (the default)
-    /// measure 0; the older plain scales reached 2-3 LSB, because tract rounds the
+    /// design's bar. Models quantized with `--scales exact` (the default) measure 0;
+    /// `--scales plain` models part by 1-3 LSB on some logits, because tract rounds the
     /// requantization product in f32 (BENCHMARKS.md).
     #[arg(long, default_value_t = 1)]
     max_lsb: u32,
     /// Write the full report as JSON here (atomically).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Also run the blob on the MCU firmware in QEMU on this many images (spread over the
-    /// data) and require its logits to equal the engine's.
+    /// Also run the blob on a board's firmware in its emulator (--board) on this many
+    /// images (spread over the data) and require its logits to equal the engine's.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
     mcu: Option<usize>,
-    /// Firmware ELF for --mcu.
-    #[arg(long, default_value = crate::mcu::DEFAULT_FIRMWARE)]
-    firmware: PathBuf,
+    /// The board for --mcu (see `emoedge flash --help`).
+    #[arg(long, value_parser = emoedge::mcu::parse_board, default_value = "mps2-m4f")]
+    board: &'static emoedge::mcu::Board,
+    /// Firmware ELF for --mcu [default: the board's, as `cargo build --release` in its
+    /// firmware folder makes it].
+    #[arg(long)]
+    firmware: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
     let data = match a.data {
         Some(d) => d,
-        None => emoedge_core::paths::data_subdir("fer2013")?.join("test"),
+        None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
     let options = Options {
         model: a.model,
@@ -55,14 +59,17 @@ pub fn run(a: Args) -> Result<Outcome> {
         min_agree: a.min_agree,
         max_lsb: a.max_lsb,
         mcu: a.mcu.map(|images| McuCheck {
-            firmware: a.firmware,
+            firmware: a
+                .firmware
+                .unwrap_or_else(|| emoedge::mcu::firmware(a.board)),
+            board: a.board,
             images,
         }),
     };
     let report = verify(&options, &|stage, len| progress::bar(stage, len))?;
     print_report(&report, &options);
     if let Some(path) = &a.json {
-        crate::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     if !report.passed() {
         bail!("verify failed: {}", report.failures.join("; "));
@@ -84,7 +91,7 @@ fn print_report(r: &Report, o: &Options) {
         "crop contract (detector box to 48x48, SCALE,DX,DY): {}",
         r.crop_contract
     );
-    if !r.forms.iter().any(|f| f.form == crate::eval::Form::Float) {
+    if !r.forms.iter().any(|f| f.form == emoedge::eval::Form::Float) {
         eprintln!(
             "no float weights in {}: comparing the int8 forms only",
             o.model.display()

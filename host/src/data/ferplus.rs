@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn the_shared_file_joins_its_images() {
-        let Ok(dir) = emoedge_core::paths::data_subdir("ferplus") else {
+        let Ok(dir) = emoedge_runtime::paths::data_subdir("ferplus") else {
             eprintln!("skipped: no data folder");
             return;
         };

@@ -44,7 +44,9 @@ pub struct Options {
 /// The MCU part of a verification.
 #[derive(Clone, Debug)]
 pub struct McuCheck {
-    /// Firmware ELF (`emoedge-mcu`, built for the Cortex-M4F).
+    /// The board whose emulator runs the firmware.
+    pub board: &'static crate::mcu::Board,
+    /// Its firmware ELF.
     pub firmware: PathBuf,
     /// Images to run.
     pub images: usize,
@@ -305,11 +307,11 @@ fn float_labels(dir: &std::path::Path, ds: &Dataset, pb: &ProgressBar) -> Result
         .collect())
 }
 
-/// Runs the firmware in QEMU on a sample of `ds`; returns on how many images its logits
+/// Runs the board's firmware in its emulator on a sample of `ds`; returns on how many images its logits
 /// equal the engine's, and how many it ran.
 fn mcu_agreement(m: &McuCheck, blob: &[u8], model: &Model, ds: &Dataset) -> Result<(usize, usize)> {
     let sample = ds.subsample(m.images);
-    let (_, got) = crate::mcu::run_frames(&m.firmware, crate::mcu::Core::M4f, blob, &sample)?;
+    let (_, got) = crate::mcu::run_frames(m.board, &m.firmware, blob, &sample)?;
     let mut arena = vec![0i8; model.arena_len()];
     let mut equal = 0;
     for (i, g) in got.iter().enumerate() {

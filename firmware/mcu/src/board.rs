@@ -1,0 +1,85 @@
+//! Every board's main after its set-up: the engine's arena, the blob and frames regions of
+//! the board's memory map, the run and its verdict; and the fault handlers that report on
+//! the board's console ([`fault_handlers!`]).
+
+use crate::app::{self, Cost, Failure};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+use emoedge_boards::Board;
+
+/// The engine's working memory on every board: the shipped model needs 61,060 bytes
+/// (activations and kernel scratch, `Model::arena_len`), the smallest board has 128 KiB.
+pub const ARENA_LEN: usize = 96 * 1024;
+
+static mut ARENA: [i8; ARENA_LEN] = [0; ARENA_LEN];
+static ARENA_TAKEN: AtomicBool = AtomicBool::new(false);
+
+unsafe extern "C" {
+    /// Start of the blob region (`memory.x`, from [`Board::memory_x`]).
+    static _model_blob: u8;
+    /// Start of the test frames region.
+    static _frames: u8;
+}
+
+/// The model blob and test frames regions of `board`'s flash, as its `memory.x` places them.
+fn regions(board: &Board) -> (&'static [u8], &'static [u8]) {
+    // SAFETY: the firmware's memory.x is `board.memory_x()` (each board's build script
+    // writes it from the same constant), which puts `_model_blob` and `_frames` at the
+    // starts of these regions, inside mapped flash and outside the firmware's code; nothing
+    // writes them while the firmware runs.
+    unsafe {
+        (
+            crate::flash_region(&raw const _model_blob, board.blob.len as usize),
+            crate::flash_region(&raw const _frames, board.frames.len as usize),
+        )
+    }
+}
+
+/// Runs the model flashed on `board` over its test frames ([`app::run`]), reporting on
+/// `console` with costs from `clock`. Call it once, from the board's main.
+pub fn run(
+    console: &mut impl Write,
+    clock: &mut impl FnMut() -> u64,
+    cost: Cost,
+    board: &Board,
+) -> Result<(), Failure> {
+    // The arena is handed out once: main runs once, before any interrupt could call here.
+    if ARENA_TAKEN.load(Ordering::Relaxed) {
+        return Err(Failure::Arena {
+            needed: ARENA_LEN,
+            have: 0,
+        });
+    }
+    ARENA_TAKEN.store(true, Ordering::Relaxed);
+    // SAFETY: the flag above lets this reference be taken once.
+    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+    let (blob, frames) = regions(board);
+    app::run(console, clock, cost, blob, frames, arena)
+}
+
+/// The hard-fault and panic handlers of a board without semihosting: each writes one
+/// `emoedge-mcu: error: …` line through `$console` (a unit struct implementing
+/// [`core::fmt::Write`] that reaches the UART's registers directly, since the HAL's handle
+/// is out of reach there) and halts, so that the emulators' runners stop at the verdict.
+#[macro_export]
+macro_rules! fault_handlers {
+    ($console:expr) => {
+        #[cortex_m_rt::exception]
+        unsafe fn HardFault(ef: &cortex_m_rt::ExceptionFrame) -> ! {
+            let _ = core::fmt::Write::write_fmt(
+                &mut $console,
+                format_args!("emoedge-mcu: error: hard fault at pc {:#010x}\n", ef.pc()),
+            );
+            $crate::halt()
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo) -> ! {
+            let _ = core::fmt::Write::write_fmt(
+                &mut $console,
+                format_args!("emoedge-mcu: error: panic: {info}\n"),
+            );
+            $crate::halt()
+        }
+    };
+}

@@ -1,0 +1,391 @@
+//! The microcontroller side of a deployment, from the host: the boards of
+//! `emoedge-boards` (where each keeps the model blob and the test frames, how it is flashed
+//! and emulated), and their firmware run in an emulator on test frames, its logits read
+//! back.
+//!
+//! The model blob lives in its own flash region, apart from the firmware, so a new model is
+//! flashed without rebuilding the firmware; frames go into a second region in the format of
+//! [`emoedge_core::test_frames`]. Boards people own run in an emulator of their chip (the
+//! Pico in rp2040js, the STM32F405 in QEMU's netduinoplus2); the MPS2 builds run in QEMU
+//! and count instructions per layer.
+
+use crate::data::Dataset;
+use anyhow::{Context, Result, bail};
+pub use emoedge_boards::{ALL as BOARDS, Board, Emulator, MPS2_M4F};
+use emoedge_core::NUM_CLASSES;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `--board NAME` as a command-line value: the board of that name, or an error listing them.
+pub fn parse_board(name: &str) -> Result<&'static Board, String> {
+    emoedge_boards::by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+        format!("no board {name:?}; the boards are {}", names.join(", "))
+    })
+}
+
+/// Where `cargo build --release` in the board's firmware folder puts binary `bin`, from the
+/// repository root.
+pub fn firmware_path(board: &Board, bin: &str) -> PathBuf {
+    Path::new(board.firmware_dir)
+        .join("target")
+        .join(board.target)
+        .join("release")
+        .join(bin)
+}
+
+/// The board's firmware binary, from the repository root.
+pub fn firmware(board: &Board) -> PathBuf {
+    firmware_path(board, board.firmware_bin)
+}
+
+/// Refuses a blob that does not fit the board's region.
+pub fn check_fits(board: &Board, blob_len: usize) -> Result<()> {
+    if blob_len > board.blob.len as usize {
+        bail!(
+            "the model blob has {blob_len} bytes; the {} board keeps {} bytes for it at {:#010x}",
+            board.name,
+            board.blob.len,
+            board.blob.origin
+        );
+    }
+    Ok(())
+}
+
+/// The `probe-rs` command that writes `blob_file` (raw bytes) into the board's blob region;
+/// an error for a board no probe reaches (the emulated MPS2 builds).
+pub fn probe_command(board: &Board, blob_file: &Path) -> Result<Command> {
+    let Some(chip) = board.probe_chip else {
+        bail!(
+            "the {} board is emulated only: there is no chip to write with probe-rs",
+            board.name
+        );
+    };
+    let mut cmd = Command::new("probe-rs");
+    cmd.args(["download", "--binary-format", "bin", "--base-address"])
+        .arg(format!("{:#x}", board.blob.origin))
+        .args(["--chip", chip])
+        .arg(blob_file);
+    Ok(cmd)
+}
+
+/// Runs `firmware` in the board's emulator with the blob and frames (when given) in their
+/// flash regions; returns what it printed. Fails when the firmware reports an error or
+/// stops without a verdict.
+pub fn emulate(
+    board: &Board,
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<String> {
+    match board.emulator {
+        Emulator::Rp2040js => run_rp2040js(board, firmware, blob, frames),
+        Emulator::QemuSerial { machine } => run_qemu_serial(board, machine, firmware, blob, frames),
+        Emulator::QemuSemihosting { machine, cpu } => {
+            run_qemu_semihosting(board, (machine, cpu), firmware, blob, frames)
+        }
+    }
+}
+
+/// Runs the board's firmware in its emulator on every image of `ds` (labels included);
+/// returns what it printed and the logits it reported per frame.
+pub fn run_frames(
+    board: &Board,
+    firmware: &Path,
+    blob: &[u8],
+    ds: &Dataset,
+) -> Result<(String, Vec<[i8; NUM_CLASSES]>)> {
+    if !firmware.is_file() {
+        bail!(
+            "no firmware at {}: build it with `cargo build --release --target {}` in {}",
+            firmware.display(),
+            board.target,
+            board.firmware_dir
+        );
+    }
+    check_fits(board, blob.len())?;
+    with_frames(blob, ds, board.frames.len as usize, |b, f| {
+        emulate(board, firmware, Some(b), Some(f))
+    })
+}
+
+/// QEMU's `-device loader` arguments for the files given, at the board's regions.
+fn loader_args(board: &Board, blob: Option<&Path>, frames: Option<&Path>) -> Vec<String> {
+    let mut args = Vec::new();
+    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
+        if let Some(f) = file {
+            args.push("-device".into());
+            args.push(format!("loader,file={},addr={addr:#x}", f.display()));
+        }
+    }
+    args
+}
+
+/// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
+/// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
+/// emulated flash and prints UART0).
+fn run_rp2040js(
+    board: &Board,
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<String> {
+    // The runner's folder: the firmware's own (its ELF lies in its target folder), else
+    // firmware/pico under the working directory.
+    let dir = firmware
+        .ancestors()
+        .find(|p| p.join("emulate.mjs").is_file())
+        .unwrap_or(Path::new(board.firmware_dir));
+    if !dir.join("node_modules/rp2040js").is_dir() {
+        bail!(
+            "rp2040js is not installed in {}: run `npm ci --prefix {}` (Node.js and npm from \
+             your system's packages)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("emulate.mjs")).arg(firmware);
+    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
+        if let Some(f) = file {
+            cmd.arg("--load").arg(format!("{}@{addr:#x}", f.display()));
+        }
+    }
+    let out = cmd
+        .output()
+        .context("running node (install Node.js from your system's packages)")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("the firmware failed in rp2040js:\n{text}");
+    }
+    Ok(text)
+}
+
+/// A board's firmware in a QEMU machine that models its chip (the STM32F405 in
+/// netduinoplus2, its USART1 on stdout), blob and frames loaded at the board's addresses.
+/// Board firmware does not exit the emulator (a chip has nothing to exit to), so QEMU is
+/// stopped at the firmware's verdict line, or after [`BOARD_EMULATION_LIMIT`].
+fn run_qemu_serial(
+    board: &Board,
+    machine: &str,
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<String> {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args(["-machine", machine, "-nographic", "-monitor", "none"])
+        .args(["-icount", "shift=0", "-kernel"])
+        .arg(firmware)
+        .args(loader_args(board, blob, frames));
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;
+    let stdout = child.stdout.take().context("QEMU's output")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + BOARD_EMULATION_LIMIT;
+    let mut text = String::new();
+    let verdict = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let line = line.trim_end_matches('\r').to_string();
+                text += &line;
+                text.push('\n');
+                if line.starts_with("emoedge-mcu: done") {
+                    break Ok(());
+                }
+                if line.starts_with("emoedge-mcu: error:") {
+                    break Err(anyhow::anyhow!("the firmware failed in QEMU:\n{text}"));
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                break Err(anyhow::anyhow!(
+                    "no verdict from the firmware after {} s in QEMU:\n{text}",
+                    BOARD_EMULATION_LIMIT.as_secs()
+                ));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                break Err(anyhow::anyhow!(
+                    "QEMU stopped before the firmware's verdict:\n{text}{err}"
+                ));
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    verdict.map(|()| text)
+}
+
+/// How long an emulated board may run before it is stopped without a verdict.
+const BOARD_EMULATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Writes `ds` as test frames and `blob` into a temporary folder, runs `run` on their paths
+/// and returns what it printed and the logits it reported per frame.
+fn with_frames(
+    blob: &[u8],
+    ds: &Dataset,
+    frames_room: usize,
+    run: impl FnOnce(&Path, &Path) -> Result<String>,
+) -> Result<(String, Vec<[i8; NUM_CLASSES]>)> {
+    let tmp = tempfile::tempdir()?;
+    let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
+    std::fs::write(&blob_file, blob)?;
+    let frames =
+        emoedge_core::test_frames::write((0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))));
+    if frames.len() > frames_room {
+        bail!(
+            "{} test frames take {} bytes; the frames region holds {frames_room}",
+            ds.len(),
+            frames.len()
+        );
+    }
+    std::fs::write(&frames_file, &frames)?;
+    let text = run(&blob_file, &frames_file)?;
+    let got = parse_frames(&text);
+    if got.len() != ds.len() {
+        bail!(
+            "the firmware reported {} frames, expected {}:\n{text}",
+            got.len(),
+            ds.len()
+        );
+    }
+    Ok((text, got))
+}
+
+/// An MPS2 build in QEMU (instruction counting, the report over semihosting) with the blob
+/// and frames loaded at the board's addresses; returns what it printed. Fails if QEMU does
+/// not exit cleanly.
+fn run_qemu_semihosting(
+    board: &Board,
+    (machine, cpu): (&str, &str),
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<String> {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args([
+        "-cpu",
+        cpu,
+        "-machine",
+        machine,
+        "-nographic",
+        "-monitor",
+        "none",
+    ])
+    .args([
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        "-kernel",
+    ])
+    .arg(firmware)
+    .args(loader_args(board, blob, frames));
+    let out = cmd
+        .output()
+        .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("the firmware failed in QEMU:\n{text}");
+    }
+    Ok(text)
+}
+
+/// The logits of each `frame N label X logits [..]` line.
+pub fn parse_frames(text: &str) -> Vec<[i8; NUM_CLASSES]> {
+    text.lines()
+        .filter(|l| l.starts_with("frame "))
+        .filter_map(|l| {
+            let inner = l.split_once('[')?.1.split_once(']')?.0;
+            let v: Vec<i8> = inner
+                .split(',')
+                .filter_map(|t| t.trim().parse().ok())
+                .collect();
+            v.try_into().ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boards_refuse_blobs_larger_than_their_region() {
+        let b = &emoedge_boards::PICO;
+        assert!(check_fits(b, b.blob.len as usize).is_ok());
+        let err = check_fits(b, b.blob.len as usize + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pico") && err.contains("0x10100000"), "{err}");
+    }
+
+    #[test]
+    fn boards_are_named_on_the_command_line() {
+        assert_eq!(
+            parse_board("stm32f405").unwrap().probe_chip,
+            Some("STM32F405RGTx")
+        );
+        let err = parse_board("esp32").unwrap_err();
+        assert!(err.contains("pico") && err.contains("mps2-m33"), "{err}");
+        assert_eq!(
+            firmware(&emoedge_boards::PICO),
+            Path::new("firmware/pico/target/thumbv6m-none-eabi/release/emoedge-pico")
+        );
+        assert!(probe_command(&MPS2_M4F, Path::new("m.bin")).is_err());
+    }
+
+    #[test]
+    fn probe_rs_is_asked_for_the_blob_region() {
+        let cmd = probe_command(&emoedge_boards::PICO, Path::new("m.bin")).unwrap();
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(cmd.get_program(), "probe-rs");
+        assert_eq!(
+            args,
+            [
+                "download",
+                "--binary-format",
+                "bin",
+                "--base-address",
+                "0x10100000",
+                "--chip",
+                "RP2040",
+                "m.bin"
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_frame_lines() {
+        let t = "emoedge-mcu: model ok\nframe 0 label happy logits [-3, 4, 5, 120, -128, 0, 1]\nlayer 0\n";
+        assert_eq!(parse_frames(t), vec![[-3, 4, 5, 120, -128, 0, 1]]);
+    }
+}
