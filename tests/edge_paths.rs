@@ -16,12 +16,9 @@ use emoedge_vision::pipeline::{Options, Pipeline};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// A classifier of the model folder `dir`. The blob is leaked: each test loads a few, and
-/// pipelines built by helpers outlive the helper.
-fn classifier(dir: &Path, runtime: Runtime) -> Result<Classifier<'static>, emoedge_runtime::Error> {
-    let dir = ModelDir::new(dir);
-    let blob: &'static emoedge_runtime::ModelBlob = Box::leak(Box::new(dir.read_blob()?));
-    Classifier::new(&dir, blob.model()?, runtime)
+/// A classifier of the model folder `dir`.
+fn classifier(dir: &Path, runtime: Runtime) -> Result<Classifier, emoedge_runtime::Error> {
+    Classifier::open(&ModelDir::new(dir), runtime)
 }
 
 /// Held while seeding and drawing the initial weights. Burn's Flex backend keeps one RNG for
@@ -148,12 +145,7 @@ fn model_and_test_split() -> (tempfile::TempDir, Dataset) {
 type Faces = Vec<(String, Vec<(FaceBox, Emotion)>)>;
 
 /// A pipeline on the shipped cascade with these tracking settings (1, 0: detect every frame).
-fn pipeline(
-    model: &Path,
-    kind: Runtime,
-    detect_every: u32,
-    redetect_change: u8,
-) -> Pipeline<'static> {
+fn pipeline(model: &Path, kind: Runtime, detect_every: u32, redetect_change: u8) -> Pipeline {
     let cascade = Cascade::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/haarcascade_frontalface_alt2.xml"),
     )

@@ -29,3 +29,31 @@ pub fn write_ctx(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context;
     write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
+
+/// Writes `files` into folder `out` as one step: a sibling temp folder renamed into place,
+/// so readers see the old folder or the whole new one.
+pub fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".folder-")
+        .tempdir_in(parent)?;
+    for (name, bytes) in files {
+        write_ctx(&tmp.path().join(name), bytes)?;
+    }
+    let tmp = tmp.keep();
+    if out.exists() {
+        let old = parent.join(format!(".old-{}", std::process::id()));
+        std::fs::rename(out, &old)
+            .with_context(|| format!("moving the old {} aside", out.display()))?;
+        std::fs::rename(&tmp, out).with_context(|| format!("renaming into {}", out.display()))?;
+        std::fs::remove_dir_all(&old).ok();
+    } else {
+        std::fs::rename(&tmp, out).with_context(|| format!("renaming into {}", out.display()))?;
+    }
+    Ok(())
+}

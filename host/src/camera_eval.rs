@@ -11,7 +11,7 @@ use crate::stream::StreamSpec;
 use emoedge_core::Emotion;
 use emoedge_core::emotion::argmax;
 use emoedge_core::preprocess::{CropContract, FaceBox, INPUT_LEN, crop_to_input};
-use emoedge_runtime::{Classifier, ModelDir, Runtime};
+use emoedge_runtime::{Classifier, ModelBlob, ModelDir, Runtime};
 use emoedge_vision::detect::{Cascade, DetectParams, Detector};
 use emoedge_vision::{Frame, Options, Pipeline};
 use rayon::prelude::*;
@@ -40,12 +40,12 @@ pub struct Setup {
 }
 
 impl Setup {
-    fn pipeline<'m>(
+    fn pipeline(
         &self,
         dir: &ModelDir,
-        model: emoedge_core::Model<'m>,
-    ) -> Result<Pipeline<'m>, emoedge_runtime::Error> {
-        let classifier = Classifier::new(dir, model, self.runtime)?;
+        blob: ModelBlob,
+    ) -> Result<Pipeline, emoedge_runtime::Error> {
+        let classifier = Classifier::new(dir, blob, self.runtime)?;
         Ok(Pipeline::new(
             Detector::new(self.cascade.clone()),
             classifier,
@@ -96,12 +96,10 @@ pub fn run_stream(
     let parts = chunks
         .par_iter()
         .map(|chunk| -> anyhow::Result<Vec<FaceOutcome>> {
-            let model = blob.model()?;
-            let mut pipeline = setup.pipeline(dir, model)?;
-            let mut direct = Classifier::new(dir, blob.model()?, setup.runtime)?;
+            let mut pipeline = setup.pipeline(dir, blob.clone())?;
             let faces: Vec<[u8; INPUT_LEN]> = chunk.iter().map(|&i| *ds.image(i)).collect();
             let mut scores = Vec::new();
-            direct.scores(&faces, &mut scores)?;
+            pipeline.classifier_mut().scores(&faces, &mut scores)?;
             let mut truth_crops = vec![[0u8; INPUT_LEN]; chunk.len()];
             let mut out = Vec::with_capacity(chunk.len());
             for (k, &i) in chunk.iter().enumerate() {
@@ -138,7 +136,9 @@ pub fn run_stream(
                     extra: (report.faces.len() - usize::from(found.is_some())) as u32,
                 });
             }
-            direct.scores(&truth_crops, &mut scores)?;
+            pipeline
+                .classifier_mut()
+                .scores(&truth_crops, &mut scores)?;
             for (o, score) in out.iter_mut().zip(&scores) {
                 o.truth_crop = argmax(score).unwrap_or(0) as u8;
             }
@@ -306,7 +306,7 @@ pub fn check_photos(dir: &Path, model: &ModelDir, setup: &Setup) -> anyhow::Resu
                 .with_context(|| format!("decoding {}", p.display()))?
                 .into_luma8();
             let (width, height) = img.dimensions();
-            let mut pipeline = setup.pipeline(model, blob.model()?)?;
+            let mut pipeline = setup.pipeline(model, blob.clone())?;
             let frame = Frame {
                 source: p.display().to_string(),
                 index: 0,

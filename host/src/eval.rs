@@ -71,9 +71,7 @@ pub fn predict_form(
                 .collect())
         }
         Some(runtime) => {
-            let dir = ModelDir::new(dir);
-            let blob = dir.read_blob()?;
-            let mut classifier = Classifier::new(&dir, blob.model()?, runtime)?.with_flip(flip);
+            let mut classifier = Classifier::open(&ModelDir::new(dir), runtime)?.with_flip(flip);
             let mut scores = Vec::new();
             (0..ds.len())
                 .map(|i| {

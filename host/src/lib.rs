@@ -14,6 +14,7 @@
 
 pub mod atomic;
 pub mod backend;
+pub mod bench;
 pub mod camera_eval;
 pub mod data;
 pub mod eval;

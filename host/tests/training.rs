@@ -6,7 +6,7 @@ use emoedge::model::{Arch, ModelConfig};
 use emoedge::train::augment::AugmentConfig;
 use emoedge::train::config::{TrainConfig, WarmStart};
 use emoedge::train::predict::evaluate_loss;
-use emoedge::train::run_dir::{RunDir, load_run};
+use emoedge::train::run_dir::{Checkpoint, RunDir, load_run};
 use emoedge::train::{Quiet, RunOptions, train};
 use emoedge_test_support::write_split;
 use indicatif::ProgressBar;
@@ -257,7 +257,8 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     train_through(&dir, &cfg, &tr, &te, &device);
     let run = RunDir(dir.clone());
     let epoch = |e: usize| {
-        emoedge::train::run_dir::load_module(cfg.model.init(&ad), &run.ckpt(e, "model")).unwrap()
+        emoedge::train::run_dir::load_module(cfg.model.init(&ad), &run.ckpt(e, Checkpoint::Model))
+            .unwrap()
     };
     let floats = |t: Tensor<1>| {
         t.into_data()

@@ -1,6 +1,6 @@
 //! One classifier over either int8 runtime, with test-time flip averaging.
 
-use crate::{Error, ModelDir, TractModel, engine_logits};
+use crate::{Error, ModelBlob, ModelDir, TractModel, engine_logits};
 use emoedge_core::preprocess::{INPUT_LEN, mirror, sum_logits};
 use emoedge_core::{Model, NUM_CLASSES};
 use rayon::prelude::*;
@@ -32,10 +32,20 @@ impl Runtime {
 /// into probabilities.
 pub type Score = [i16; NUM_CLASSES];
 
-/// A loaded classifier over a parsed blob. Buffers are kept from call to call, so a face
-/// costs one inference per view and no allocation in the steady state.
-pub struct Classifier<'m> {
-    model: Model<'m>,
+self_cell::self_cell!(
+    /// A blob's bytes and the model parsed from them (which borrows them), kept together so
+    /// that a classifier owns its model: parsed once, movable, no lifetime to carry.
+    struct ParsedBlob {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: Model,
+    }
+);
+
+/// A loaded classifier over a parsed blob, which it owns. Buffers are kept from call to
+/// call, so a face costs one inference per view and no allocation in the steady state.
+pub struct Classifier {
+    model: ParsedBlob,
     /// With [`Runtime::Tract`], the ONNX model (the blob still gives the logits' scale).
     tract: Option<TractModel>,
     /// One engine arena per face classified at once, kept between calls.
@@ -48,16 +58,25 @@ pub struct Classifier<'m> {
     view_logits: Vec<[i8; NUM_CLASSES]>,
 }
 
-impl<'m> Classifier<'m> {
-    /// A classifier of `model` (the folder's parsed blob) on `runtime`; for tract, the
-    /// folder's int8 ONNX is loaded and optimized here, once.
-    pub fn new(dir: &ModelDir, model: Model<'m>, runtime: Runtime) -> Result<Self, Error> {
+impl Classifier {
+    /// A classifier of the folder's model on `runtime`: its blob is read and parsed, and for
+    /// tract, its int8 ONNX loaded and optimized, here, once.
+    pub fn open(dir: &ModelDir, runtime: Runtime) -> Result<Self, Error> {
+        Self::new(dir, dir.read_blob()?, runtime)
+    }
+
+    /// A classifier of `blob` (the folder's, already read) on `runtime`.
+    pub fn new(dir: &ModelDir, blob: ModelBlob, runtime: Runtime) -> Result<Self, Error> {
+        let (path, bytes) = blob.into_parts();
+        let model = ParsedBlob::try_new(bytes, |b| Model::parse(b))
+            .map_err(|source| Error::Blob { path, source })?;
+        let m = model.borrow_dependent();
         let tract = match runtime {
             Runtime::Engine => None,
             Runtime::Tract => Some(TractModel::load(
                 &dir.onnx(),
-                model.body().output_scale,
-                model.output_zero_point(),
+                m.body().output_scale,
+                m.output_zero_point(),
             )?),
         };
         Ok(Self {
@@ -88,8 +107,8 @@ impl<'m> Classifier<'m> {
     }
 
     /// The parsed blob.
-    pub fn model(&self) -> &Model<'m> {
-        &self.model
+    pub fn model(&self) -> &Model<'_> {
+        self.model.borrow_dependent()
     }
 
     /// Views classified per face: 2 with flip averaging, else 1.
@@ -134,10 +153,11 @@ impl<'m> Classifier<'m> {
         match &self.tract {
             Some(t) => t.logits(gray),
             None => {
+                let model = self.model.borrow_dependent();
                 if self.arenas.is_empty() {
-                    self.arenas.push(vec![0; self.model.arena_len()]);
+                    self.arenas.push(vec![0; model.arena_len()]);
                 }
-                engine_logits(&self.model, &mut self.arenas[0], gray)
+                engine_logits(model, &mut self.arenas[0], gray)
             }
         }
     }
@@ -159,10 +179,10 @@ impl<'m> Classifier<'m> {
             }
             return Ok(());
         }
+        let model = self.model.borrow_dependent();
         while self.arenas.len() < faces.len() {
-            self.arenas.push(vec![0; self.model.arena_len()]);
+            self.arenas.push(vec![0; model.arena_len()]);
         }
-        let model = &self.model;
         let results: Vec<Result<[i8; NUM_CLASSES], Error>> = faces
             .par_iter()
             .zip(self.arenas.par_iter_mut())
@@ -177,10 +197,8 @@ impl<'m> Classifier<'m> {
     /// Softmax probabilities of a face's score: the mean of its views' int8 logits,
     /// dequantized with the model's output scale.
     pub fn probabilities(&self, score: &Score) -> [f32; NUM_CLASSES] {
-        let (scale, zp) = (
-            self.model.body().output_scale,
-            self.model.output_zero_point() as f32,
-        );
+        let model = self.model();
+        let (scale, zp) = (model.body().output_scale, model.output_zero_point() as f32);
         let views = self.views_per_face() as f32;
         emoedge_core::emotion::softmax(&score.map(|s| (s as f32 / views - zp) * scale))
     }

@@ -104,6 +104,11 @@ impl ModelBlob {
         &self.bytes
     }
 
+    /// The file it came from and its bytes.
+    pub fn into_parts(self) -> (PathBuf, Vec<u8>) {
+        (self.path, self.bytes)
+    }
+
     /// Parses and validates the blob (header, CRC, every layer); the error names the file.
     pub fn model(&self) -> Result<Model<'_>, Error> {
         Model::parse(&self.bytes).map_err(|source| Error::Blob {

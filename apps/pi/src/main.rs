@@ -97,10 +97,8 @@ fn run(args: Args) -> Result<bool> {
     }
     let detect = args.detect.params()?;
     let cascade = args.detect.cascade()?;
-    let blob = dir.read_blob()?;
-    let model = blob.model()?;
-    let weights_hash = model.body().weights_hash;
-    let classifier = Classifier::new(&dir, model, args.runtime)?.with_flip(args.flip);
+    let classifier = Classifier::open(&dir, args.runtime)?.with_flip(args.flip);
+    let weights_hash = classifier.model().body().weights_hash;
     let opts = Options {
         detect,
         detect_width: args.detect.detect_width,

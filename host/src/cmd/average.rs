@@ -3,17 +3,9 @@
 //! `verify` and `train --teacher` take like any run.
 
 use super::{Outcome, progress};
-use anyhow::{Context, Result, bail};
-use burn::module::Module;
-use emoedge::data::load_split;
-use emoedge::json::{read_json, write_json};
-use emoedge::model::ModelConfig;
-use emoedge::train::average::{average_files, recalibrate_batchnorm};
-use emoedge::train::config::read_train_config;
-use emoedge::train::predict::evaluate_loss;
-use emoedge::train::run_dir::{RunDir, RunState, save_module};
-use emoedge_runtime::model_dir;
-use serde::Serialize;
+use anyhow::Result;
+use emoedge::train::average::{AverageOptions, average_run};
+use emoedge::train::run_dir::RunDir;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
@@ -59,125 +51,33 @@ fn parse_epochs(s: &str) -> Result<RangeInclusive<usize>, String> {
     Ok(a..=b)
 }
 
-/// What `average.json` records: where the weights came from and what they scored.
-#[derive(Serialize)]
-struct Record {
-    run: PathBuf,
-    /// The averaged epochs; absent when the folder's `model.bpk` was taken alone.
-    first_epoch: Option<usize>,
-    last_epoch: Option<usize>,
-    /// SHA-256 of each weights file taken, in epoch order.
-    checkpoints_sha256: Vec<String>,
-    bn_batches: usize,
-    /// BatchNorm statistics taken without augmentation (`--bn-plain`).
-    bn_plain: bool,
-    test_accuracy: f64,
-    test_loss: f64,
-    /// The same weights' `test` accuracy before: the run's own figure for the last
-    /// averaged epoch, or the folder's model.bpk with its training statistics.
-    before_test_accuracy: Option<f64>,
-}
-
 pub fn run(a: Args) -> Result<Outcome> {
-    let src = RunDir(a.run.clone());
-    let out = RunDir(a.out.clone());
-    if out.weights().exists() {
-        bail!(
-            "{} already holds a model: choose another --out",
-            a.out.display()
-        );
-    }
-    let config: ModelConfig = read_json(&src.config())?;
-    let cfg = read_train_config(&src.train())?;
-    let (files, state): (Vec<PathBuf>, Option<RunState>) = match &a.epochs {
-        Some(epochs) => {
-            let state: RunState = read_json(&src.state())?;
-            if *epochs.end() > state.epochs_done {
-                bail!(
-                    "{} has finished {} epochs; --epochs {}-{} reaches past them",
-                    a.run.display(),
-                    state.epochs_done,
-                    epochs.start(),
-                    epochs.end()
-                );
-            }
-            (src.epoch_weights(epochs.clone()), Some(state))
-        }
-        None => (vec![src.weights()], None),
-    };
-    // Before the data: a missing checkpoint fails at once.
-    let device = emoedge::backend::device();
-    let ad = device.clone().autodiff();
-    let (model, hashes) = average_files(&files, &config, &ad)?;
     let data = match a.data {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?,
     };
-    let (train_set, mut skipped) =
-        load_split(&data.join("train"), &progress::bar("decode train", 0))?;
-    let (test_set, skipped_test) =
-        load_split(&data.join("test"), &progress::bar("decode test", 0))?;
-    skipped.extend(skipped_test);
-
-    // What the same weights scored before: the run's own figure for the last averaged
-    // epoch (its training statistics), or, for one folder's weights, measured here.
-    let (what, before) = match (&a.epochs, &state) {
-        (Some(epochs), Some(state)) => {
-            let acc = state.history.iter().find(|m| m.epoch == *epochs.end());
-            (
-                format!("average of epochs {}-{}", epochs.start(), epochs.end()),
-                acc.map(|m| m.test_acc),
-            )
-        }
-        _ => (
-            model_dir::WEIGHTS.to_string(),
-            Some(evaluate_loss(&model.valid(), &test_set, &device).1),
-        ),
+    let options = AverageOptions {
+        run: a.run,
+        epochs: a.epochs,
+        out: a.out,
+        bn_batches: a.bn_batches,
+        bn_plain: a.bn_plain,
+        data,
     };
-    let steps = train_set.len().div_ceil(cfg.batch_size);
-    let want = a.bn_batches.unwrap_or(steps);
-    eprintln!(
-        "{what} of {}; BatchNorm statistics from {want} training batches{}",
-        a.run.display(),
-        if a.bn_plain { ", not augmented" } else { "" }
-    );
-    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want, a.bn_plain);
-    let model = model.valid();
-    let (test_loss, test_acc) = evaluate_loss(&model, &test_set, &device);
-
-    write_json(&out.config(), &config)?;
-    write_json(&out.train(), &cfg)?;
-    for name in ["metrics.csv", "curves.png"] {
-        let from = a.run.join(name);
-        if from.exists() {
-            let bytes =
-                std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
-            emoedge::atomic::write_ctx(&a.out.join(name), &bytes)?;
-        }
-    }
-    write_json(
-        &a.out.join("average.json"),
-        &Record {
-            run: a.run.clone(),
-            first_epoch: a.epochs.as_ref().map(|e| *e.start()),
-            last_epoch: a.epochs.as_ref().map(|e| *e.end()),
-            checkpoints_sha256: hashes,
-            bn_batches: used,
-            bn_plain: a.bn_plain,
-            test_accuracy: test_acc,
-            test_loss,
-            before_test_accuracy: before,
-        },
-    )?;
-    // The weights last: a folder with model.bpk is complete.
-    save_module(&model, &out.weights())?;
+    let done = average_run(&options, &|what| progress::bar(what, 0), &|n| {
+        eprintln!("{n}")
+    })?;
+    let r = &done.record;
     println!(
-        "{what}: test {:.2}% (loss {test_loss:.4}), the same weights before: {}; weights: {}",
-        test_acc * 100.0,
-        before.map_or("not in metrics".into(), |v| format!("{:.2}%", v * 100.0)),
-        out.weights().display()
+        "{}: test {:.2}% (loss {:.4}), the same weights before: {}; weights: {}",
+        done.what,
+        r.test_accuracy * 100.0,
+        r.test_loss,
+        r.before_test_accuracy
+            .map_or("not in metrics".into(), |v| format!("{:.2}%", v * 100.0)),
+        RunDir(options.out).weights().display()
     );
-    Ok(super::report_skipped(&skipped))
+    Ok(super::report_skipped(&done.skipped))
 }
 
 #[cfg(test)]

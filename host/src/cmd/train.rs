@@ -1,15 +1,15 @@
 //! `emoedge train`: train (or resume) a model on a FER-style dataset.
 
 use super::{Outcome, progress};
-use anyhow::{Context, Result, bail};
-use emoedge::data::{Dataset, load_split};
+use anyhow::{Context, Result};
+use emoedge::data::load_split;
 use emoedge::model::{Arch, ModelConfig, costs};
 use emoedge::report::history::EpochMetrics;
 use emoedge::train::augment::AugmentConfig;
 use emoedge::train::batch::TrainSet;
 use emoedge::train::config::Distill;
 use emoedge::train::config::{Schedule, TrainConfig, WarmStart, read_train_config};
-use emoedge::train::distill;
+use emoedge::train::distill::{self, TeacherSource};
 use emoedge::train::run_dir::RunDir;
 use emoedge::train::{Observer, RunOptions, train};
 use indicatif::ProgressBar;
@@ -181,14 +181,9 @@ pub fn run(a: Args) -> Result<Outcome> {
             .with_schedule(a.schedule)
             .with_seed(a.seed)
     };
-    if !(a.mixup.is_finite() && a.mixup >= 0.0) {
-        bail!(
-            "--mixup {} must be 0 (off) or a positive Beta parameter",
-            a.mixup
-        );
-    }
     // Before the data and the teachers are loaded; train() checks again for library callers.
-    cfg.check_shares()?;
+    cfg.check()
+        .context("--ferplus, --teacher-weight or --mixup out of range")?;
     let k = costs(&cfg.model.blocks);
     eprintln!(
         "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
@@ -233,14 +228,17 @@ pub fn run(a: Args) -> Result<Outcome> {
     );
     let device = emoedge::backend::device();
     let teacher = match &cfg.distill {
-        Some(d) => Some(teacher_targets(
+        Some(d) => Some(distill::teacher_targets(
             &run,
             d,
-            a.resume,
-            a.teacher_cache.as_deref(),
-            &train_set,
-            &test_set,
+            TeacherSource {
+                resume: a.resume,
+                reuse: a.teacher_cache.as_deref(),
+            },
+            (&train_set, &test_set),
             &device,
+            &progress::bar,
+            &|n| eprintln!("{n}"),
         )?),
         None => None,
     };
@@ -268,70 +266,4 @@ pub fn run(a: Args) -> Result<Outcome> {
         run.weights().display()
     );
     Ok(super::report_skipped(&skipped))
-}
-
-/// The teachers' averaged probabilities on the training images: from the run's cache when
-/// resuming, else computed (reporting each teacher's and the ensemble's `test`
-/// accuracy, so the table of experiments can say what the student learnt from) and cached;
-/// with `reuse`, the training-set part comes from another run's cache of the same teachers.
-fn teacher_targets(
-    run: &RunDir,
-    d: &Distill,
-    resume: bool,
-    reuse: Option<&std::path::Path>,
-    train_set: &Dataset,
-    test_set: &Dataset,
-    device: &burn::prelude::Device,
-) -> Result<Vec<[f32; emoedge_core::NUM_CLASSES]>> {
-    let cache = distill::cache_path(run);
-    if resume && cache.exists() {
-        let probs = distill::load(&cache, train_set.len())?;
-        eprintln!("teacher targets from {}", cache.display());
-        return Ok(probs);
-    }
-    let mut ensemble = vec![[0f32; emoedge_core::NUM_CLASSES]; test_set.len()];
-    for dir in &d.teachers {
-        let pb = progress::bar("teacher on test", 2 * test_set.len() as u64);
-        let p = distill::probabilities(std::slice::from_ref(dir), test_set, device, &|n| {
-            pb.inc(n as u64)
-        })?;
-        pb.finish_and_clear();
-        eprintln!(
-            "teacher {}: test accuracy {:.2}% (flip-averaged float)",
-            dir.display(),
-            distill::accuracy(&p, test_set) * 100.0
-        );
-        for (e, q) in ensemble.iter_mut().zip(&p) {
-            e.iter_mut().zip(q).for_each(|(a, b)| *a += b);
-        }
-    }
-    let probs = match reuse {
-        Some(file) => {
-            let probs = distill::load_reused(file, d, train_set.len())?;
-            eprintln!(
-                "teacher targets on train from {} (same teachers)",
-                file.display()
-            );
-            probs
-        }
-        None => {
-            let pb = progress::bar(
-                "teachers on train",
-                (2 * d.teachers.len() * train_set.len()) as u64,
-            );
-            let probs =
-                distill::probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
-            pb.finish_and_clear();
-            probs
-        }
-    };
-    eprintln!(
-        "teachers together: test {:.2}%, train {:.2}% (weight {} of each target)",
-        distill::accuracy(&ensemble, test_set) * 100.0,
-        distill::accuracy(&probs, train_set) * 100.0,
-        d.weight
-    );
-    std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
-    distill::save(&cache, &probs)?;
-    Ok(probs)
 }

@@ -143,6 +143,32 @@ pub struct QuantModel {
     pub scales: Scales,
 }
 
+impl QuantModel {
+    /// Weight bytes of the global average pool, written as a depthwise convolution of equal
+    /// weights (so the ONNX needs only standard ops): constant, not learnt, and left out of
+    /// `train`'s count (`model::costs`).
+    pub fn global_pool_weight_bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .filter_map(|o| match o {
+                QOp::Conv(c) if c.kind == ConvKind::GlobalPool => {
+                    Some(c.input.iter().product::<usize>())
+                }
+                _ => None,
+            })
+            .sum()
+    }
+
+    /// Channels whose requantization scale could not be made exact for tract, and channels
+    /// in all.
+    pub fn inexact_channels(&self) -> (usize, usize) {
+        self.ops.iter().fold((0, 0), |(i, n), o| match o {
+            QOp::Conv(c) => (i + c.inexact_channels, n + c.out_c),
+            _ => (i, n),
+        })
+    }
+}
+
 fn hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::hash::hex_string(h))
 }

@@ -2,7 +2,7 @@
 //! and fixed-point requantization. All float math of the int8 path lives here; the result,
 //! a [`QuantModel`], holds only integers plus the scales the ONNX format needs.
 //!
-//! The scheme (`../shared/DESIGN.md`): weights int8 symmetric per output channel; bias int32
+//! The scheme (`docs/quantization.md`): weights int8 symmetric per output channel; bias int32
 //! at scale `x_scale · w_scale[c]`; activations int8 per tensor with a zero point. A ReLU
 //! output is calibrated on `[0, max]`, so its zero point is `-128` and int8 saturation *is*
 //! the ReLU — the same in tract (plain `QLinearConv`) and in the engine (clamp at `-128`).
@@ -16,6 +16,7 @@
 
 mod calibrate;
 mod fold;
+pub mod folder;
 mod histogram;
 mod int8;
 mod scales;

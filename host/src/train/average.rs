@@ -10,14 +10,20 @@
 //! BatchNorm's running statistics are not averaged usefully (they belong to each epoch's
 //! weights), so [`recalibrate_batchnorm`] re-estimates them on training batches.
 
+use crate::data::load_split;
 use crate::hash::sha256_hex;
+use crate::json::{read_json, write_json};
 use crate::model::{Model, ModelConfig};
 use crate::train::batch::{Batch, TrainSet, batch_producer, images_tensor};
-use crate::train::config::TrainConfig;
-use crate::train::run_dir::{RunDir, load_module_bytes};
+use crate::train::config::{TrainConfig, read_train_config};
+use crate::train::predict::evaluate_loss;
+use crate::train::run_dir::{RunDir, RunState, load_module_bytes, save_module};
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
+use emoedge_runtime::model_dir;
+use indicatif::ProgressBar;
+use serde::Serialize;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -181,4 +187,156 @@ pub fn recalibrate_batchnorm(
         }
     }
     (model, used)
+}
+
+/// What to average and where to write it (`emoedge average`).
+#[derive(Clone, Debug)]
+pub struct AverageOptions {
+    /// Run folder (with `epochs`: its `ckpt/` holds the epochs' weights), or any model
+    /// folder whose BatchNorm statistics to redo.
+    pub run: PathBuf,
+    /// Epochs to average; `None`: the folder's `model.bpk` alone.
+    pub epochs: Option<RangeInclusive<usize>>,
+    /// Model folder to write; it must not hold a model yet.
+    pub out: PathBuf,
+    /// Training batches for the BatchNorm statistics (`None`: one pass over `train/`).
+    pub bn_batches: Option<usize>,
+    /// BatchNorm statistics on the training images as they are, not augmented.
+    pub bn_plain: bool,
+    /// Dataset folder holding `train/` and `test/`.
+    pub data: PathBuf,
+}
+
+/// What `average.json` records: where the weights came from and what they scored.
+#[derive(Clone, Debug, Serialize)]
+pub struct AverageRecord {
+    /// The folder averaged.
+    pub run: PathBuf,
+    /// The averaged epochs; absent when the folder's `model.bpk` was taken alone.
+    pub first_epoch: Option<usize>,
+    /// The last averaged epoch.
+    pub last_epoch: Option<usize>,
+    /// SHA-256 of each weights file taken, in epoch order.
+    pub checkpoints_sha256: Vec<String>,
+    /// Training batches the BatchNorm statistics came from.
+    pub bn_batches: usize,
+    /// BatchNorm statistics taken without augmentation (`--bn-plain`).
+    pub bn_plain: bool,
+    /// Accuracy on `test` of the written model.
+    pub test_accuracy: f64,
+    /// Its loss on `test`.
+    pub test_loss: f64,
+    /// The same weights' `test` accuracy before: the run's own figure for the last
+    /// averaged epoch, or the folder's model.bpk with its training statistics.
+    pub before_test_accuracy: Option<f64>,
+}
+
+/// What [`average_run`] did.
+#[derive(Clone, Debug)]
+pub struct Averaged {
+    /// What was averaged, in words ("average of epochs 56-70", "model.bpk").
+    pub what: String,
+    /// The record written to `average.json`.
+    pub record: AverageRecord,
+    /// Images skipped while decoding the data.
+    pub skipped: Vec<crate::data::Skipped>,
+}
+
+/// Averages the weights `o` names, re-estimates BatchNorm's statistics, and writes a model
+/// folder (config, training config, the run's metrics and curves, `average.json`, then the
+/// weights last, so a folder with `model.bpk` is complete). `bar(what)` gives a progress bar
+/// for decoding each split; `note` hears what is about to happen.
+pub fn average_run(
+    o: &AverageOptions,
+    bar: &dyn Fn(&str) -> ProgressBar,
+    note: &dyn Fn(&str),
+) -> Result<Averaged> {
+    let src = RunDir(o.run.clone());
+    let out = RunDir(o.out.clone());
+    if out.weights().exists() {
+        bail!(
+            "{} already holds a model: choose another --out",
+            o.out.display()
+        );
+    }
+    let config: ModelConfig = read_json(&src.config())?;
+    let cfg = read_train_config(&src.train())?;
+    let (files, state): (Vec<PathBuf>, Option<RunState>) = match &o.epochs {
+        Some(epochs) => {
+            let state: RunState = read_json(&src.state())?;
+            if *epochs.end() > state.epochs_done {
+                bail!(
+                    "{} has finished {} epochs; --epochs {}-{} reaches past them",
+                    o.run.display(),
+                    state.epochs_done,
+                    epochs.start(),
+                    epochs.end()
+                );
+            }
+            (src.epoch_weights(epochs.clone()), Some(state))
+        }
+        None => (vec![src.weights()], None),
+    };
+    // Before the data: a missing checkpoint fails at once.
+    let device = crate::backend::device();
+    let ad = device.clone().autodiff();
+    let (model, hashes) = average_files(&files, &config, &ad)?;
+    let (train_set, mut skipped) = load_split(&o.data.join("train"), &bar("decode train"))?;
+    let (test_set, skipped_test) = load_split(&o.data.join("test"), &bar("decode test"))?;
+    skipped.extend(skipped_test);
+
+    // What the same weights scored before: the run's own figure for the last averaged
+    // epoch (its training statistics), or, for one folder's weights, measured here.
+    let (what, before) = match (&o.epochs, &state) {
+        (Some(epochs), Some(state)) => {
+            let acc = state.history.iter().find(|m| m.epoch == *epochs.end());
+            (
+                format!("average of epochs {}-{}", epochs.start(), epochs.end()),
+                acc.map(|m| m.test_acc),
+            )
+        }
+        _ => (
+            model_dir::WEIGHTS.to_string(),
+            Some(evaluate_loss(&model.valid(), &test_set, &device).1),
+        ),
+    };
+    let steps = train_set.len().div_ceil(cfg.batch_size);
+    let want = o.bn_batches.unwrap_or(steps);
+    note(&format!(
+        "{what} of {}; BatchNorm statistics from {want} training batches{}",
+        o.run.display(),
+        if o.bn_plain { ", not augmented" } else { "" }
+    ));
+    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want, o.bn_plain);
+    let model = model.valid();
+    let (test_loss, test_acc) = evaluate_loss(&model, &test_set, &device);
+
+    write_json(&out.config(), &config)?;
+    write_json(&out.train(), &cfg)?;
+    for (from, to) in [(src.metrics(), out.metrics()), (src.curves(), out.curves())] {
+        if from.exists() {
+            let bytes =
+                std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+            crate::atomic::write_ctx(&to, &bytes)?;
+        }
+    }
+    let record = AverageRecord {
+        run: o.run.clone(),
+        first_epoch: o.epochs.as_ref().map(|e| *e.start()),
+        last_epoch: o.epochs.as_ref().map(|e| *e.end()),
+        checkpoints_sha256: hashes,
+        bn_batches: used,
+        bn_plain: o.bn_plain,
+        test_accuracy: test_acc,
+        test_loss,
+        before_test_accuracy: before,
+    };
+    write_json(&out.average(), &record)?;
+    // The weights last: a folder with model.bpk is complete.
+    save_module(&model, &out.weights())?;
+    Ok(Averaged {
+        what,
+        record,
+        skipped,
+    })
 }

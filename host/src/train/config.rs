@@ -64,17 +64,25 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// The FER+ and teacher shares of the target must each be in `0..=1` and sum to at most 1
-    /// (the label keeps the rest).
-    pub fn check_shares(&self) -> Result<()> {
+    /// Checks the settings no type rules out: the FER+ and teacher shares of the target must
+    /// each be in `0..=1` and sum to at most 1 (the label keeps the rest), and mixup's Beta
+    /// parameter must be 0 (off) or positive.
+    pub fn check(&self) -> Result<()> {
         let g = self.distill.as_ref().map_or(0.0, |d| d.weight);
         if !(0.0..=1.0).contains(&self.ferplus)
             || !(0.0..=1.0).contains(&g)
             || self.ferplus + g > 1.0
         {
             bail!(
-                "--ferplus {} and --teacher-weight {g} must each be in 0..=1 and sum to at most 1",
+                "the FER+ share ({}) and the teachers' share ({g}) of the targets must each be \
+                 in 0..=1 and sum to at most 1",
                 self.ferplus
+            );
+        }
+        if !(self.mixup.is_finite() && self.mixup >= 0.0) {
+            bail!(
+                "mixup's Beta parameter ({}) must be 0 (off) or positive",
+                self.mixup
             );
         }
         Ok(())

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use emoedge_core::NUM_CLASSES;
 use emoedge_core::emotion::softmax;
+use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
 /// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`,
@@ -63,11 +64,6 @@ pub fn accuracy(probs: &[[f32; NUM_CLASSES]], data: &Dataset) -> f64 {
         .filter(|(p, l)| emoedge_core::emotion::argmax(*p) == Some(**l as usize))
         .count();
     right as f64 / data.len().max(1) as f64
-}
-
-/// `teacher.bin` in a run folder.
-pub fn cache_path(run: &RunDir) -> PathBuf {
-    run.0.join("teacher.bin")
 }
 
 /// Writes the probabilities atomically.
@@ -199,6 +195,83 @@ pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; 
 /// The first 12 hex digits of each hash, enough to tell weights apart in a message.
 fn short(hashes: &[String]) -> Vec<&str> {
     hashes.iter().map(|h| &h[..h.len().min(12)]).collect()
+}
+
+/// Where [`teacher_targets`] may take the teachers' probabilities from instead of running
+/// the teachers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TeacherSource<'a> {
+    /// A resumed run: its own cache.
+    pub resume: bool,
+    /// Another run's cache of the same teachers, for the training set.
+    pub reuse: Option<&'a Path>,
+}
+
+/// The teachers' averaged probabilities on the training images: from the run's cache when
+/// resuming, else computed (reporting each teacher's and the ensemble's `test`
+/// accuracy through `note`, so the table of experiments can say what the student learnt
+/// from) and cached; with `reuse`, the training-set part comes from another run's cache of
+/// the same teachers. `bar(what, len)` gives the progress bar of each pass.
+#[allow(clippy::too_many_arguments)] // the run, its teachers, the data, and the two outlets
+pub fn teacher_targets(
+    run: &RunDir,
+    d: &Distill,
+    source: TeacherSource,
+    (train_set, test_set): (&Dataset, &Dataset),
+    device: &Device,
+    bar: &dyn Fn(&str, u64) -> ProgressBar,
+    note: &dyn Fn(&str),
+) -> Result<Vec<[f32; NUM_CLASSES]>> {
+    let cache = run.teacher_cache();
+    if source.resume && cache.exists() {
+        let probs = load(&cache, train_set.len())?;
+        note(&format!("teacher targets from {}", cache.display()));
+        return Ok(probs);
+    }
+    let mut ensemble = vec![[0f32; NUM_CLASSES]; test_set.len()];
+    for dir in &d.teachers {
+        let pb = bar("teacher on test", 2 * test_set.len() as u64);
+        let p = probabilities(std::slice::from_ref(dir), test_set, device, &|n| {
+            pb.inc(n as u64)
+        })?;
+        pb.finish_and_clear();
+        note(&format!(
+            "teacher {}: test accuracy {:.2}% (flip-averaged float)",
+            dir.display(),
+            accuracy(&p, test_set) * 100.0
+        ));
+        for (e, q) in ensemble.iter_mut().zip(&p) {
+            e.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+        }
+    }
+    let probs = match source.reuse {
+        Some(file) => {
+            let probs = load_reused(file, d, train_set.len())?;
+            note(&format!(
+                "teacher targets on train from {} (same teachers)",
+                file.display()
+            ));
+            probs
+        }
+        None => {
+            let pb = bar(
+                "teachers on train",
+                (2 * d.teachers.len() * train_set.len()) as u64,
+            );
+            let probs = probabilities(&d.teachers, train_set, device, &|n| pb.inc(n as u64))?;
+            pb.finish_and_clear();
+            probs
+        }
+    };
+    note(&format!(
+        "teachers together: test {:.2}%, train {:.2}% (weight {} of each target)",
+        accuracy(&ensemble, test_set) * 100.0,
+        accuracy(&probs, train_set) * 100.0,
+        d.weight
+    ));
+    std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
+    save(&cache, &probs)?;
+    Ok(probs)
 }
 
 #[cfg(test)]

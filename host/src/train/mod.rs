@@ -25,7 +25,7 @@ use burn::tensor::{Bytes, TensorData};
 use config::{TrainConfig, lr_at};
 use emoedge_core::NUM_CLASSES;
 use predict::evaluate_loss;
-use run_dir::{RunDir, RunState, load_module, save_module};
+use run_dir::{Checkpoint, RunDir, RunState, load_module, save_module};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -123,7 +123,7 @@ pub fn train(
         ),
         _ => {}
     }
-    cfg.check_shares()?;
+    cfg.check()?;
     if train_set.data.is_empty() {
         bail!("the training split has no usable images");
     }
@@ -137,9 +137,9 @@ pub fn train(
     if resume {
         state = read_json(&run.state()).context("--resume needs a checkpoint")?;
         let e = state.epochs_done;
-        model = load_module(model, &run.ckpt(e, "model"))?;
-        let bytes = std::fs::read(run.ckpt(e, "optim"))
-            .with_context(|| format!("reading {}", run.ckpt(e, "optim").display()))?;
+        model = load_module(model, &run.ckpt(e, Checkpoint::Model))?;
+        let bytes = std::fs::read(run.ckpt(e, Checkpoint::Optimizer))
+            .with_context(|| format!("reading {}", run.ckpt(e, Checkpoint::Optimizer).display()))?;
         optim = optim
             .from_bytes(Bytes::from_bytes_vec(bytes))
             .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -159,9 +159,9 @@ pub fn train(
             model = w.load(&cfg.model, model)?;
         }
         // Persist the initial weights as "epoch 0" so a kill during epoch 1 resumes exactly.
-        save_module(&model, &run.ckpt(0, "model"))?;
+        save_module(&model, &run.ckpt(0, Checkpoint::Model))?;
         crate::atomic::write_ctx(
-            &run.ckpt(0, "optim"),
+            &run.ckpt(0, Checkpoint::Optimizer),
             &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?,
         )?;
         write_json(&run.state(), &state)?;
@@ -224,9 +224,9 @@ pub fn train(
             images_per_s: seen as f64 / train_seconds,
         };
         // Checkpoint: weights and optimizer first, the state that names them last.
-        save_module(&model, &run.ckpt(epoch, "model"))?;
+        save_module(&model, &run.ckpt(epoch, Checkpoint::Model))?;
         crate::atomic::write_ctx(
-            &run.ckpt(epoch, "optim"),
+            &run.ckpt(epoch, Checkpoint::Optimizer),
             &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?,
         )?;
         if test_acc > state.best_acc || state.best_epoch == 0 {
@@ -241,7 +241,7 @@ pub fn train(
         crate::report::plots::curves(&state.history, &run.curves())?;
         // Every epoch's weights stay (0.7-1 MB each) for `emoedge average`; only the
         // optimizer state, twice their size and needed just to resume, is replaced.
-        let _ = std::fs::remove_file(run.ckpt(epoch - 1, "optim"));
+        let _ = std::fs::remove_file(run.ckpt(epoch - 1, Checkpoint::Optimizer));
         obs.epoch_end(&m);
     }
     Ok(state)

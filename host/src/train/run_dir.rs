@@ -34,6 +34,15 @@ pub struct RunState {
     pub history: Vec<EpochMetrics>,
 }
 
+/// The two files of an epoch's checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// The training model's weights.
+    Model,
+    /// The optimizer's state.
+    Optimizer,
+}
+
 /// Paths inside a run folder.
 #[derive(Clone, Debug)]
 pub struct RunDir(pub PathBuf);
@@ -57,14 +66,26 @@ impl RunDir {
     }
     /// `ckpt/epoch-NNNN.{model,optim}.bpk`: the training model's weights after `epoch`
     /// (kept for every epoch) and its optimizer state (only the latest).
-    pub fn ckpt(&self, epoch: usize, what: &str) -> PathBuf {
+    pub fn ckpt(&self, epoch: usize, part: Checkpoint) -> PathBuf {
+        let what = match part {
+            Checkpoint::Model => "model",
+            Checkpoint::Optimizer => "optim",
+        };
         self.0
             .join("ckpt")
             .join(format!("epoch-{epoch:04}.{what}.bpk"))
     }
     /// The weights files of `epochs`, in order: what `emoedge average --epochs` reads.
     pub fn epoch_weights(&self, epochs: std::ops::RangeInclusive<usize>) -> Vec<PathBuf> {
-        epochs.map(|e| self.ckpt(e, "model")).collect()
+        epochs.map(|e| self.ckpt(e, Checkpoint::Model)).collect()
+    }
+    /// `teacher.bin`: the teachers' probabilities on the training images, cached.
+    pub fn teacher_cache(&self) -> PathBuf {
+        self.0.join("teacher.bin")
+    }
+    /// `average.json`: where averaged weights came from and what they scored.
+    pub fn average(&self) -> PathBuf {
+        self.0.join("average.json")
     }
     /// `curves.png`: loss and accuracy per epoch, redrawn after every epoch.
     pub fn curves(&self) -> PathBuf {

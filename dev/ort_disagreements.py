@@ -1,6 +1,6 @@
 """Where tract and the emoedge-core engine disagree, what does onnxruntime say?
 
-Usage: .venv/bin/python tools/ort_disagreements.py MODEL_DIR VERIFY_JSON
+Usage: PYTHONPATH=tools .venv/bin/python dev/ort_disagreements.py MODEL_DIR VERIFY_JSON
   VERIFY_JSON from `emoedge verify --model MODEL_DIR --json VERIFY_JSON`.
 Prints, for every image whose tract and engine labels differ or whose logits differ by more
 than 2 LSB, the labels of tract, the engine, onnxruntime and the ONNX reference evaluator
