@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hold="${1:-13}"
-bench/setup.sh >/dev/null
+bench/setup.sh pipeline >/dev/null
 py=bench/.venv/bin/python
 out=bench/out
 mkdir -p "$out"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-edge}"
 steps="${2:-20}"
-bench/setup.sh >/dev/null
+bench/setup.sh train >/dev/null
 mkdir -p bench/out
 cargo build -q --release -p emoedge
 burn=$(target/release/emoedge bench train --arch "$arch" --steps "$steps" \

@@ -5,6 +5,7 @@
 //! A [`Classifier`] runs either one on 48x48 gray faces, with or without flip averaging,
 //! and gives the same int8 logits; `emoedge-pi`, `emoedge eval`, `verify` and `bench` all
 //! classify through it (or through its two parts, [`TractModel`] and [`engine_logits`]).
+#![forbid(unsafe_code)]
 
 pub mod classifier;
 pub mod error;

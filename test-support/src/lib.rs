@@ -1,5 +1,6 @@
 //! What the emoedge tests share: where the team's data folder is, and a small generated
 //! dataset in the FER2013 folder layout that a network can learn in seconds.
+#![forbid(unsafe_code)]
 
 use emoedge_core::Emotion;
 use emoedge_core::preprocess::INPUT_SIDE;

@@ -14,6 +14,8 @@ use super::dense::DenseParams;
 use super::depthwise::DepthwiseParams;
 use super::pointwise::PointwiseParams;
 use super::{CHANNEL_RECORD_LEN, ChannelParams, KernelError, reference};
+#[cfg(test)]
+use super::{depthwise::DepthwiseBody, matmul::MatMulBody};
 use crate::quant::{OutputQuant, Requant};
 use crate::shape::{Shape, Window};
 
@@ -320,6 +322,17 @@ impl Kernels {
         pointwise: super::pointwise::pointwise,
         dense: super::dense::dense,
     };
+
+    /// The ops on matrix-product body `M` and depthwise body `D`.
+    #[cfg(test)]
+    fn of<M: MatMulBody, D: DepthwiseBody>() -> Kernels {
+        Kernels {
+            conv2d: super::conv2d::conv2d_with::<M>,
+            depthwise: super::depthwise::depthwise_with::<D>,
+            pointwise: super::pointwise::pointwise_with::<M>,
+            dense: super::dense::dense_with::<M>,
+        }
+    }
 }
 
 /// The memory a case runs in (the firmware's is static; the host's on the heap).
@@ -581,8 +594,34 @@ pub fn check_requant(rng: &mut Rng, n: usize) -> Result<(), RequantMismatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::{conv2d, dense, depthwise, matmul, pointwise};
+    use crate::kernels::{depthwise, matmul};
     use std::vec;
+    use std::vec::Vec;
+
+    /// Heap memory for [`Buffers`], each part at its largest.
+    struct Memory([Vec<i8>; 4], Vec<u8>, Vec<u8>);
+
+    impl Memory {
+        fn new() -> Self {
+            Self(
+                [0; 4].map(|_| vec![0i8; MAX_ACTS.max(MAX_SCRATCH)]),
+                vec![0u8; MAX_WEIGHTS],
+                vec![0u8; MAX_CHANNELS * CHANNEL_RECORD_LEN],
+            )
+        }
+
+        fn buffers(&mut self) -> Buffers<'_> {
+            let [input, fast, slow, scratch] = &mut self.0;
+            Buffers {
+                input,
+                fast,
+                slow,
+                weights: &mut self.1,
+                channels: &mut self.2,
+                scratch,
+            }
+        }
+    }
 
     /// Every body of every op that differs by core, on the cases `kernel-check` runs.
     #[test]
@@ -590,49 +629,14 @@ mod tests {
         let bodies = [
             (
                 "portable",
-                Kernels {
-                    conv2d: conv2d::conv2d_with::<matmul::Portable>,
-                    depthwise: depthwise::depthwise_with::<depthwise::Portable>,
-                    pointwise: pointwise::pointwise_with::<matmul::Portable>,
-                    dense: dense::dense_with::<matmul::Portable>,
-                },
+                Kernels::of::<matmul::Portable, depthwise::Portable>(),
             ),
-            (
-                "dsp",
-                Kernels {
-                    conv2d: conv2d::conv2d_with::<matmul::Dsp>,
-                    depthwise: depthwise::depthwise_with::<depthwise::Dsp>,
-                    pointwise: pointwise::pointwise_with::<matmul::Dsp>,
-                    dense: dense::dense_with::<matmul::Dsp>,
-                },
-            ),
-            (
-                "thumb1",
-                Kernels {
-                    conv2d: conv2d::conv2d_with::<matmul::Thumb1>,
-                    depthwise: depthwise::depthwise_with::<depthwise::Thumb1>,
-                    pointwise: pointwise::pointwise_with::<matmul::Thumb1>,
-                    dense: dense::dense_with::<matmul::Thumb1>,
-                },
-            ),
+            ("dsp", Kernels::of::<matmul::Dsp, depthwise::Dsp>()),
+            ("thumb1", Kernels::of::<matmul::Thumb1, depthwise::Thumb1>()),
             ("native", Kernels::NATIVE),
         ];
-        let (mut input, mut fast, mut slow) = (
-            vec![0i8; MAX_ACTS],
-            vec![0i8; MAX_ACTS],
-            vec![0i8; MAX_ACTS],
-        );
-        let mut weights = vec![0u8; MAX_WEIGHTS];
-        let mut channels = vec![0u8; MAX_CHANNELS * CHANNEL_RECORD_LEN];
-        let mut scratch = vec![0i8; MAX_SCRATCH];
-        let mut b = Buffers {
-            input: &mut input,
-            fast: &mut fast,
-            slow: &mut slow,
-            weights: &mut weights,
-            channels: &mut channels,
-            scratch: &mut scratch,
-        };
+        let mut memory = Memory::new();
+        let mut b = memory.buffers();
         let mut kinds = [0usize; 4];
         for case in Cases::new(SEED, 150) {
             for (name, kernels) in &bodies {
@@ -662,22 +666,8 @@ mod tests {
             dense: off_by_one,
             ..Kernels::NATIVE
         };
-        let (mut input, mut fast, mut slow) = (
-            vec![0i8; MAX_ACTS],
-            vec![0i8; MAX_ACTS],
-            vec![0i8; MAX_ACTS],
-        );
-        let mut weights = vec![0u8; MAX_WEIGHTS];
-        let mut channels = vec![0u8; MAX_CHANNELS * CHANNEL_RECORD_LEN];
-        let mut scratch = vec![0i8; MAX_SCRATCH];
-        let mut b = Buffers {
-            input: &mut input,
-            fast: &mut fast,
-            slow: &mut slow,
-            weights: &mut weights,
-            channels: &mut channels,
-            scratch: &mut scratch,
-        };
+        let mut memory = Memory::new();
+        let mut b = memory.buffers();
         let dense = Cases::new(SEED, 0).last().unwrap();
         assert!(matches!(
             b.run(&dense, &kernels),

@@ -9,7 +9,7 @@
 //! by line through a [`Binner`], keeping only the luma: 48x48 gray frames come out with
 //! a 2-line buffer and 4.6 KB of sums, never a full frame in RAM.
 
-use crate::bin::{BadSize, Binner, MAX_SIDE};
+use crate::binner::{BadSize, Binner, MAX_SIDE};
 use crate::{FrameInfo, FrameSource, INPUT_LEN};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;

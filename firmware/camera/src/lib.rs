@@ -4,9 +4,10 @@
 //! the inference loop is the same whether frames come from a camera module ([`arducam`]) or
 //! from a batch of test images in flash (the QEMU build of `emoedge-mcu`).
 #![no_std]
+#![forbid(unsafe_code)]
 
 pub mod arducam;
-pub mod bin;
+pub mod binner;
 
 pub use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
 

@@ -4,8 +4,8 @@
 //! Boards (`--board`, from `emoedge-boards`) know where their firmware keeps the blob, how
 //! big that region is, their UF2 family, their chip and their emulator. `--emulate` runs
 //! the board's firmware in its emulator (the Pico in rp2040js, the STM32F405 in QEMU's
-//! netduinoplus2, the MPS2 builds in QEMU counting instructions); `--qemu --core C` is the
-//! older spelling of `--board mps2-C --emulate`. Nothing is built: the built firmware runs
+//! netduinoplus2, the MPS2 builds in QEMU counting instructions); `--qemu --core C` is an
+//! alias of `--board mps2-C --emulate`. Nothing is built: the built firmware runs
 //! with the blob and a batch of FER2013 `test` frames, and every label and logit is checked
 //! against the engine on the host.
 

@@ -61,8 +61,8 @@ pub struct Args {
     teacher_weight: f32,
     /// Reuse the teacher probabilities another run cached (its teacher.bin) instead of
     /// running the teachers on the training set again (they still score `test` first):
-    /// that run's train.json must record the same teacher weights (or, in runs older than
-    /// that record, name the same --teacher folders), and the file must cover this run's
+    /// that run's train.json must record the same teacher weights (or, where it records no
+    /// weights, name the same --teacher folders), and the file must cover this run's
     /// training images.
     #[arg(long, value_name = "FILE", requires = "teachers")]
     teacher_cache: Option<PathBuf>,
@@ -182,8 +182,14 @@ pub fn run(a: Args) -> Result<Outcome> {
             .with_seed(a.seed)
     };
     // Before the data and the teachers are loaded; train() checks again for library callers.
-    cfg.check()
-        .context("--ferplus, --teacher-weight or --mixup out of range")?;
+    cfg.check().with_context(|| {
+        format!(
+            "--ferplus {}, --teacher-weight {}, --mixup {}",
+            cfg.ferplus,
+            cfg.distill.as_ref().map_or(0.0, |d| d.weight),
+            cfg.mixup
+        )
+    })?;
     let k = costs(&cfg.model.blocks);
     eprintln!(
         "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",

@@ -1,8 +1,8 @@
 //! The distribution of one non-negative activation tensor, and the clip points read from it.
 //!
 //! Batch extremes (min/max and its batch mean) depend on the handful of largest values in
-//! the calibration sample, so the int8 step swings with the sample: on edge-v3 the same
-//! model lost 0.67 pp with 2,000 images and 0.03 pp with 8,000 (`docs/experiments.md`). A
+//! the calibration sample, so the int8 step swings with the sample: one model lost 0.67 pp
+//! with 2,000 images and 0.03 pp with 8,000 (`docs/experiments.md`). A
 //! histogram over every value lets the clip point depend on the bulk of the distribution.
 
 /// Counts of the values of a ReLU output over `(0, max]` in equal bins; exact zeros

@@ -13,9 +13,8 @@ pub enum Scales {
     /// no exact scale is in reach, a rare near-tie can still part them by 1 LSB).
     #[default]
     Exact,
-    /// `max |w| / 127` as it is: the older rule. tract and the
-    /// engine then differ by 1-3 LSB on some outputs (kept to reproduce those artifacts and
-    /// to test `verify`'s bounds).
+    /// `max |w| / 127` as it is. tract and the engine then differ by 1-3 LSB on some
+    /// outputs (`docs/quantization.md`); it exists to test `verify`'s bounds.
     Plain,
 }
 
@@ -61,14 +60,10 @@ pub(super) const REQUANT_QUANTUM_EXP: i32 = 16;
 /// graph's `(in_scale · w) / out_scale`, and the same with the division by a constant turned
 /// into a product with its reciprocal; for the first layer (`first`) also
 /// `w · (in_scale / out_scale)` and `w · (in_scale · (1 / out_scale))`, where tract folds
-/// the two activation scales first. Measured with `examples/layer_diff.rs`
-/// (`LAYER_DIFF_SCALES`): tract 0.23 ran the second on 1,101 of the 1,104 channels it
-/// exposes in edge-tkd1 and the first on the other 3, and the first layer's convolution
-/// (its input straight from the model's `QuantizeLinear`) with a folded one: on the shipped
-/// edge-tkd1 files 2 of its 16 channels, on the CI pipeline test's 2-epoch model 5 of 16,
-/// were one `f32` step off the first two. Every later layer it exposes matched the first
-/// two on both models; asking the folded ones of every layer too left 225 of edge-tkd1's
-/// 2,519 channels without an exact scale (against 1), so they are asked of the first only.
+/// the two activation scales first. Which formula tract runs where was measured with
+/// `examples/layer_diff.rs` (`LAYER_DIFF_SCALES`; `docs/quantization.md` has the counts):
+/// the folded ones only ever in the first layer, and asking them of every layer leaves far
+/// more channels without an exact scale, so they are asked of the first only.
 pub(super) fn tract_scales(in_scale: f32, w: f32, out_scale: f32, first: bool) -> [f32; 4] {
     let recip = 1.0 / out_scale;
     let (onnx, rewritten) = ((in_scale * w) / out_scale, (in_scale * w) * recip);
@@ -86,21 +81,17 @@ pub(super) fn tract_scales(in_scale: f32, w: f32, out_scale: f32, first: bool) -
 
 /// The smallest weight scale `>= want` whose requantization scale is a multiple of `2^-16`
 /// ([`REQUANT_QUANTUM_EXP`]) and the same `f32` however tract computes it
-/// ([`tract_scales`]). The engine gets that value exactly ([`Requant::from_f32`]). Before
-/// this, the formulas differed by one `f32` step on about a third of the channels, and tract
-/// and the engine parted by 1-3 LSB on some logits; with only the first two formulas
-/// matched, a first-layer accumulator whose exact product was a tie (`22.5`)
-/// still rounded one way in the engine and the other in tract, one `f32` step above.
+/// ([`tract_scales`]). The engine gets that value exactly ([`Requant::from_f32`]). Without
+/// it the formulas differ by one `f32` step on about a third of the channels, and near-ties
+/// round one way in the engine and the other in tract (`docs/quantization.md`).
 ///
-/// The weights are then quantized with the larger scale: coarser by a median 0.4% of a step
-/// over edge-tkd1's 2,519 channels (99th percentile 3.8%, at most 7.5%; one channel found
-/// none; measured with the first two formulas), never beyond ±127, since the scale only
-/// grows. Found by walking up from `want` one `f32` step at a time, as the `f32` roundings
-/// skip some multiples. `None` when none is reached within `2^20` steps (6-12% above
-/// `want`; always so for requantization scales below `2^-16`). That happens where the
-/// roundings skip every multiple in reach for a layer's pair of activation scales (1 of
-/// edge-tkd1's 2,519 channels, 30 of edge-ft2's, with two formulas);
-/// [`tract_friendly_scale`] then falls back to [`agreeing_weight_scale`].
+/// The weights are then quantized with the larger scale (coarser by a median 0.4% of a
+/// step), never beyond ±127, since the scale only grows. Found by walking up from `want`
+/// one `f32` step at a time, as the `f32` roundings skip some multiples. `None` when none
+/// is reached within `2^20` steps (6-12% above `want`; always so for requantization scales
+/// below `2^-16`), which happens where the roundings skip every multiple in reach for a
+/// layer's pair of activation scales; [`tract_friendly_scale`] then falls back to
+/// [`agreeing_weight_scale`].
 pub(super) fn exact_weight_scale(
     want: f32,
     in_scale: f32,
