@@ -61,9 +61,8 @@ impl Tracker {
 
     /// Ends every track no face continued since the last call.
     pub fn keep_seen(&mut self) {
-        let seen = std::mem::take(&mut self.seen);
+        let seen = &self.seen;
         self.tracks.retain(|t| seen.contains(&t.id));
-        self.seen = seen;
         self.seen.clear();
     }
 }

@@ -42,7 +42,7 @@ enum What {
     },
     /// One 48x48 inference: the engine on the blob vs tract on the int8 ONNX, same model.
     Infer {
-        /// Model folder [default: models/edge]
+        /// Model folder.
         #[arg(long, default_value = "models/edge")]
         model: PathBuf,
         /// Images (from the FER2013 test split) to time, each `--reps` times.

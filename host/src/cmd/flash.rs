@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Model folder [default: models/edge]
+    /// Model folder.
     #[arg(long, default_value = "models/edge")]
     model: PathBuf,
     /// The board to flash or emulate: sets the blob's address, the largest blob, the UF2

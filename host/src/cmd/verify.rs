@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Model folder written by `quantize` [default: models/edge]
+    /// Model folder written by `quantize`.
     #[arg(long, default_value = "models/edge")]
     model: PathBuf,
     /// Folder of <class>/*.png [default: $EMOEDGE_DATA/fer2013/test]
