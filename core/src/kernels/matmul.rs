@@ -36,8 +36,12 @@ pub(crate) trait MatMulBody {
     /// (`COLUMNS · out_c`). `scratch` holds [`block_scratch_len`] bytes.
     fn block(m: &MatMul, x: &[i8], y: &mut [i8], scratch: &mut [i8]);
 
-    /// `Σ (x[i] - zp) · w[i]`, `x` and `w` of equal length, wrapping.
-    fn dot(x: &[i8], w: &[u8], zp: i8) -> i32;
+    /// `Σ (x[i] - zp) · w[i]`, `x` and `w` of equal length, wrapping. By default the plain
+    /// loop, which the Cortex-M bodies use for what is left after their blocks.
+    #[inline(always)]
+    fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
+        plain_dot(x, w, zp)
+    }
 }
 
 /// The body this build runs.
@@ -98,7 +102,6 @@ impl MatMul<'_> {
 }
 
 /// The plain loop, for what is left after the blocks on the Cortex-M bodies.
-#[allow(dead_code)] // compiled on every target, so that the host tests run it too
 #[inline(always)]
 fn plain_dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
     let zp = zp as i32;
@@ -114,11 +117,6 @@ pub(crate) struct Dsp;
 
 impl MatMulBody for Dsp {
     const COLUMNS: usize = 2;
-
-    #[inline(always)]
-    fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
-        plain_dot(x, w, zp)
-    }
 
     fn block(m: &MatMul, x: &[i8], y: &mut [i8], scratch: &mut [i8]) {
         use super::dsp::{load_i8x4, pair as lanes, words};
@@ -165,11 +163,6 @@ pub(crate) struct Thumb1;
 
 impl MatMulBody for Thumb1 {
     const COLUMNS: usize = 4;
-
-    #[inline(always)]
-    fn dot(x: &[i8], w: &[u8], zp: i8) -> i32 {
-        plain_dot(x, w, zp)
-    }
 
     fn block(m: &MatMul, x: &[i8], y: &mut [i8], scratch: &mut [i8]) {
         use super::thumb1::words;
