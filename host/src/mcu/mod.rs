@@ -9,10 +9,13 @@
 //! Pico in rp2040js, the STM32F405 in QEMU's netduinoplus2); the MPS2 builds run in QEMU
 //! and count instructions per layer.
 
+mod emulate;
+
 use crate::data::Dataset;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 pub use emoedge_boards::{ALL as BOARDS, Board, Emulator, MPS2_M4F};
 use emoedge_core::NUM_CLASSES;
+use emulate::{run_qemu_semihosting, run_qemu_serial, run_rp2040js};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -109,137 +112,6 @@ pub fn run_frames(
     })
 }
 
-/// QEMU's `-device loader` arguments for the files given, at the board's regions.
-fn loader_args(board: &Board, blob: Option<&Path>, frames: Option<&Path>) -> Vec<String> {
-    let mut args = Vec::new();
-    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
-        if let Some(f) = file {
-            args.push("-device".into());
-            args.push(format!("loader,file={},addr={addr:#x}", f.display()));
-        }
-    }
-    args
-}
-
-/// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
-/// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
-/// emulated flash and prints UART0).
-fn run_rp2040js(
-    board: &Board,
-    firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
-) -> Result<String> {
-    // The runner's folder: the firmware's own (its ELF lies in its target folder), else
-    // firmware/pico under the working directory.
-    let dir = firmware
-        .ancestors()
-        .find(|p| p.join("emulate.mjs").is_file())
-        .unwrap_or(Path::new(board.firmware_dir));
-    if !dir.join("node_modules/rp2040js").is_dir() {
-        bail!(
-            "rp2040js is not installed in {}: run `npm ci --prefix {}` (Node.js and npm from \
-             your system's packages)",
-            dir.display(),
-            dir.display()
-        );
-    }
-    let mut cmd = Command::new("node");
-    cmd.arg(dir.join("emulate.mjs")).arg(firmware);
-    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
-        if let Some(f) = file {
-            cmd.arg("--load").arg(format!("{}@{addr:#x}", f.display()));
-        }
-    }
-    let out = cmd
-        .output()
-        .context("running node (install Node.js from your system's packages)")?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("the firmware failed in rp2040js:\n{text}");
-    }
-    Ok(text)
-}
-
-/// A board's firmware in a QEMU machine that models its chip (the STM32F405 in
-/// netduinoplus2, its USART1 on stdout), blob and frames loaded at the board's addresses.
-/// Board firmware does not exit the emulator (a chip has nothing to exit to), so QEMU is
-/// stopped at the firmware's verdict line, or after [`BOARD_EMULATION_LIMIT`].
-fn run_qemu_serial(
-    board: &Board,
-    machine: &str,
-    firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
-) -> Result<String> {
-    let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-machine", machine, "-nographic", "-monitor", "none"])
-        .args(["-icount", "shift=0", "-kernel"])
-        .arg(firmware)
-        .args(loader_args(board, blob, frames));
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;
-    let stdout = child.stdout.take().context("QEMU's output")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = std::time::Instant::now() + BOARD_EMULATION_LIMIT;
-    let mut text = String::new();
-    let verdict = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let line = line.trim_end_matches('\r').to_string();
-                text += &line;
-                text.push('\n');
-                if line.starts_with("emoedge-mcu: done") {
-                    break Ok(());
-                }
-                if line.starts_with("emoedge-mcu: error:") {
-                    break Err(anyhow::anyhow!("the firmware failed in QEMU:\n{text}"));
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                break Err(anyhow::anyhow!(
-                    "no verdict from the firmware after {} s in QEMU:\n{text}",
-                    BOARD_EMULATION_LIMIT.as_secs()
-                ));
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                break Err(anyhow::anyhow!(
-                    "QEMU stopped before the firmware's verdict:\n{text}{err}"
-                ));
-            }
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    verdict.map(|()| text)
-}
-
-/// How long an emulated board may run before it is stopped without a verdict.
-const BOARD_EMULATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// Writes `ds` as test frames and `blob` into a temporary folder, runs `run` on their paths
 /// and returns what it printed and the logits it reported per frame.
 fn with_frames(
@@ -271,49 +143,6 @@ fn with_frames(
         );
     }
     Ok((text, got))
-}
-
-/// An MPS2 build in QEMU (instruction counting, the report over semihosting) with the blob
-/// and frames loaded at the board's addresses; returns what it printed. Fails if QEMU does
-/// not exit cleanly.
-fn run_qemu_semihosting(
-    board: &Board,
-    (machine, cpu): (&str, &str),
-    firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
-) -> Result<String> {
-    let mut cmd = Command::new("qemu-system-arm");
-    cmd.args([
-        "-cpu",
-        cpu,
-        "-machine",
-        machine,
-        "-nographic",
-        "-monitor",
-        "none",
-    ])
-    .args([
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-icount",
-        "shift=0",
-        "-kernel",
-    ])
-    .arg(firmware)
-    .args(loader_args(board, blob, frames));
-    let out = cmd
-        .output()
-        .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("the firmware failed in QEMU:\n{text}");
-    }
-    Ok(text)
 }
 
 /// The logits of each `frame N label X logits [..]` line.
