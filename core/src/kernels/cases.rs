@@ -463,10 +463,12 @@ impl<'b> Buffers<'b> {
                     channels,
                     output,
                 };
-                let n = out_len(p.output_shape().map(|s| s.len()), fast.len())?;
-                if p.scratch_len() > scratch.len() {
-                    return Err(Failure::TooLarge);
-                }
+                let n = fit(
+                    p.output_shape().map(|s| s.len()),
+                    fast,
+                    p.scratch_len(),
+                    scratch,
+                )?;
                 let r1 = (kernels.conv2d)(&p, x, &mut fast[..n], scratch);
                 (r1, reference::conv2d(&p, x, &mut slow[..n]), n)
             }
@@ -479,7 +481,7 @@ impl<'b> Buffers<'b> {
                     channels,
                     output,
                 };
-                let n = out_len(p.output_shape().map(|s| s.len()), fast.len())?;
+                let n = fit(p.output_shape().map(|s| s.len()), fast, 0, scratch)?;
                 let r1 = (kernels.depthwise)(&p, x, &mut fast[..n]);
                 (r1, reference::depthwise(&p, x, &mut slow[..n]), n)
             }
@@ -492,10 +494,12 @@ impl<'b> Buffers<'b> {
                     channels,
                     output,
                 };
-                let n = out_len(p.output_shape().map(|s| s.len()), fast.len())?;
-                if p.scratch_len() > scratch.len() {
-                    return Err(Failure::TooLarge);
-                }
+                let n = fit(
+                    p.output_shape().map(|s| s.len()),
+                    fast,
+                    p.scratch_len(),
+                    scratch,
+                )?;
                 let r1 = (kernels.pointwise)(&p, x, &mut fast[..n], scratch);
                 (r1, reference::pointwise(&p, x, &mut slow[..n]), n)
             }
@@ -511,7 +515,7 @@ impl<'b> Buffers<'b> {
                     channels,
                     output,
                 };
-                let n = out_len(p.output_len(), fast.len())?;
+                let n = fit(p.output_len(), fast, 0, scratch)?;
                 let r1 = (kernels.dense)(&p, x, &mut fast[..n]);
                 (r1, reference::dense(&p, x, &mut slow[..n]), n)
             }
@@ -530,10 +534,16 @@ impl<'b> Buffers<'b> {
     }
 }
 
-/// The output length of a layer whose shape check passed, if it fits `room`.
-fn out_len(len: Result<usize, KernelError>, room: usize) -> Result<usize, Failure> {
+/// The output length of a layer whose shape check passed, if it and the `needed` scratch
+/// bytes fit the buffers.
+fn fit(
+    len: Result<usize, KernelError>,
+    output: &[i8],
+    needed: usize,
+    scratch: &[i8],
+) -> Result<usize, Failure> {
     match len {
-        Ok(n) if n <= room => Ok(n),
+        Ok(n) if n <= output.len() && needed <= scratch.len() => Ok(n),
         Ok(_) => Err(Failure::TooLarge),
         Err(e) => Err(Failure::Refused(Err(e), Err(e))),
     }
