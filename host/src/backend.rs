@@ -24,13 +24,15 @@ pub fn device() -> Device {
     }
 }
 
-/// Name of the device for reports.
+/// Name of the device for reports (on the CPU, with or without `emoedge_train_ops`).
 pub fn name() -> &'static str {
     if cfg!(feature = "gpu-cuda") {
         "burn cuda (GPU 0)"
     } else if cfg!(feature = "gpu") {
         "burn wgpu (default GPU)"
+    } else if emoedge_train_ops::enabled() {
+        "burn flex (CPU) + emoedge training kernels"
     } else {
-        "burn flex (CPU)"
+        "burn flex (CPU), Burn's own operations"
     }
 }

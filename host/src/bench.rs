@@ -96,18 +96,16 @@ pub struct BlockCost {
     pub output: String,
     /// Convolution forward.
     pub conv_ms: f64,
-    /// BatchNorm forward.
-    pub bn_ms: f64,
-    /// ReLU forward.
-    pub relu_ms: f64,
-    /// Backward of the three.
+    /// BatchNorm and ReLU forward (one fused operation where there is a BatchNorm).
+    pub bn_relu_ms: f64,
+    /// Backward of the block.
     pub backward_ms: f64,
 }
 
 impl BlockCost {
     /// Forward and backward together.
     pub fn total_ms(&self) -> f64 {
-        self.conv_ms + self.bn_ms + self.relu_ms + self.backward_ms
+        self.conv_ms + self.bn_relu_ms + self.backward_ms
     }
 }
 
@@ -134,30 +132,23 @@ pub fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Vec<
             Block::Conv { .. } | Block::Depthwise { .. } | Block::Pointwise { .. } => {
                 let block = &model.convs[ci];
                 let input = x.clone().detach();
-                let (mut tc, mut tb, mut tr, mut tk) = (vec![], vec![], vec![], vec![]);
+                let (mut tc, mut tb, mut tk) = (vec![], vec![], vec![]);
                 for _ in 0..reps.max(1) {
                     let a = input.clone().require_grad();
                     sync(&device)?;
                     let t0 = Instant::now();
-                    let y = block.conv.forward(a);
+                    let y = block.conv_forward(a);
                     sync(&device)?;
                     let t1 = Instant::now();
-                    let y = match &block.bn {
-                        Some(bn) => bn.forward(y),
-                        None => y,
-                    };
+                    let y = block.norm_relu(y);
                     sync(&device)?;
                     let t2 = Instant::now();
-                    let y = burn::tensor::activation::relu(y);
-                    sync(&device)?;
-                    let t3 = Instant::now();
                     let g = y.sum().backward();
                     sync(&device)?;
                     std::hint::black_box(g);
                     tc.push((t1 - t0).as_secs_f64());
                     tb.push((t2 - t1).as_secs_f64());
-                    tr.push((t3 - t2).as_secs_f64());
-                    tk.push(t3.elapsed().as_secs_f64());
+                    tk.push(t2.elapsed().as_secs_f64());
                 }
                 x = block.forward(input);
                 let dims = x.dims();
@@ -172,8 +163,7 @@ pub fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Vec<
                     name,
                     output: format!("{}x{}x{}", dims[1], dims[2], dims[3]),
                     conv_ms: ms(&mut tc),
-                    bn_ms: ms(&mut tb),
-                    relu_ms: ms(&mut tr),
+                    bn_relu_ms: ms(&mut tb),
                     backward_ms: ms(&mut tk),
                 });
                 ci += 1;

@@ -290,13 +290,24 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
+    /// Convolution, BatchNorm (when there is one) and ReLU.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
-        let x = match &self.bn {
-            Some(bn) => bn.forward(x),
-            None => x,
-        };
-        burn::tensor::activation::relu(x)
+        self.norm_relu(self.conv_forward(x))
+    }
+
+    /// The convolution alone. Through `emoedge_train_ops`, whose gradients are the fast ones
+    /// on the CPU (Burn's own operations elsewhere).
+    pub fn conv_forward(&self, x: Tensor<4>) -> Tensor<4> {
+        emoedge_train_ops::conv2d_layer(&self.conv, x)
+    }
+
+    /// BatchNorm and ReLU (ReLU alone without a BatchNorm): one fused operation when training
+    /// on the CPU.
+    pub fn norm_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.bn {
+            Some(bn) => emoedge_train_ops::batch_norm_relu(bn, x),
+            None => burn::tensor::activation::relu(x),
+        }
     }
 }
 

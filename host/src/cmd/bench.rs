@@ -35,10 +35,14 @@ enum What {
         /// cost before training it).
         #[arg(long, conflicts_with = "arch")]
         config: Option<std::path::PathBuf>,
-        /// Instead, time each convolution block's forward (conv, BatchNorm, ReLU apart) and
+        /// Instead, time each convolution block's forward (conv, then BatchNorm + ReLU) and
         /// backward in isolation on its real input shape: where a training step's time goes.
         #[arg(long)]
         profile: bool,
+        /// Take Burn's own CPU operations instead of emoedge's training kernels (fused
+        /// BatchNorm + ReLU, convolution gradients): what the kernels gain.
+        #[arg(long)]
+        burn_ops: bool,
     },
     /// One 48x48 inference: the engine on the blob vs tract on the int8 ONNX, same model.
     Infer {
@@ -63,7 +67,9 @@ pub fn run(a: Args) -> Result<Outcome> {
             save_config,
             config,
             profile,
+            burn_ops,
         } => {
+            emoedge_train_ops::set_enabled(!burn_ops);
             let cfg = match config {
                 Some(path) => emoedge::json::read_json::<ModelConfig>(&path)?,
                 None => ModelConfig::for_arch(arch),
@@ -79,20 +85,19 @@ pub fn run(a: Args) -> Result<Outcome> {
                     emoedge::backend::name(),
                 );
                 println!(
-                    "{:>3} {:<10} {:>16} {:>8} {:>8} {:>8} {:>9} {:>8}",
-                    "#", "block", "output", "conv", "bn", "relu", "backward", "total"
+                    "{:>3} {:<10} {:>16} {:>8} {:>8} {:>9} {:>8}",
+                    "#", "block", "output", "conv", "bn+relu", "backward", "total"
                 );
                 let rows = profile_train(cfg, batch, steps)?;
                 let sum: f64 = rows.iter().map(|r| r.total_ms()).sum();
                 for r in &rows {
                     println!(
-                        "{:>3} {:<10} {:>16} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} ({:.0}%)",
+                        "{:>3} {:<10} {:>16} {:>8.2} {:>8.2} {:>9.2} {:>8.2} ({:.0}%)",
                         r.index,
                         r.name,
                         r.output,
                         r.conv_ms,
-                        r.bn_ms,
-                        r.relu_ms,
+                        r.bn_relu_ms,
                         r.backward_ms,
                         r.total_ms(),
                         100.0 * r.total_ms() / sum

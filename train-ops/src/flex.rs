@@ -1,0 +1,183 @@
+//! [`TrainOps`] on Flex: its tensors in and out of the [`kernels`](crate::kernels).
+//!
+//! A kernel runs on `f32` data with dilation 1; anything else (another dtype, a dilated or
+//! grouped-but-not-depthwise convolution) takes Burn's own operation.
+
+use crate::kernels::conv::{self, ConvGeom};
+use crate::kernels::{Nchw, batch_norm};
+use crate::{BatchNormReluGrads, BatchNormReluTrain, TrainOps, fallback};
+use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::{Flex, TensorMetadata, flex::FlexTensor};
+use burn::tensor::TensorData;
+
+/// `t` as a contiguous `f32` slice owner, or `None` for another dtype.
+fn contiguous_f32(t: FlexTensor) -> Option<FlexTensor> {
+    let t = if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous()
+    };
+    t.as_slice::<f32>().is_some().then_some(t)
+}
+
+fn data(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("contiguous_f32 checked the layout and dtype")
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The geometry of a convolution with dilation 1, or `None` where the kernels do not apply.
+fn geom(x: &FlexTensor, w: &FlexTensor, dy: &FlexTensor, o: &ConvOptions<2>) -> Option<ConvGeom> {
+    if o.dilation != [1, 1] {
+        return None;
+    }
+    let (xs, ws, ys) = (x.shape(), w.shape(), dy.shape());
+    if xs.num_dims() != 4 || ws.num_dims() != 4 || ys.num_dims() != 4 {
+        return None;
+    }
+    Some(ConvGeom {
+        n: xs[0],
+        cin: xs[1],
+        h: xs[2],
+        w: xs[3],
+        cout: ws[0],
+        oh: ys[2],
+        ow: ys[3],
+        kh: ws[2],
+        kw: ws[3],
+        stride: o.stride,
+        pad: o.padding_begin(),
+    })
+}
+
+fn is_depthwise(g: &ConvGeom, o: &ConvOptions<2>) -> bool {
+    o.groups == g.cin && g.cout == g.cin
+}
+
+/// The three tensors of a convolution's backward as contiguous `f32`, with their geometry.
+fn conv_operands(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    dy: &FlexTensor,
+    o: &ConvOptions<2>,
+) -> Option<(FlexTensor, FlexTensor, FlexTensor, ConvGeom)> {
+    let g = geom(x, w, dy, o)?;
+    Some((
+        contiguous_f32(x.clone())?,
+        contiguous_f32(w.clone())?,
+        contiguous_f32(dy.clone())?,
+        g,
+    ))
+}
+
+impl TrainOps for Flex {
+    fn conv2d_train_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if let Some((_, w, dy, g)) = conv_operands(&x, &weight, &output_grad, &options)
+            && is_depthwise(&g, &options)
+        {
+            let dx = conv::depthwise_input_grad(data(&dy), data(&w), &g);
+            return tensor(dx, vec![g.n, g.cin, g.h, g.w]);
+        }
+        Flex::conv2d_x_backward(x, weight, output_grad, options)
+    }
+
+    fn conv2d_train_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if let Some((xc, _, dy, g)) = conv_operands(&x, &weight, &output_grad, &options) {
+            if options.groups == 1 {
+                let dw = conv::dense_weight_grad(data(&xc), data(&dy), &g);
+                return tensor(dw, vec![g.cout, g.cin, g.kh, g.kw]);
+            }
+            if is_depthwise(&g, &options) {
+                let dw = conv::depthwise_weight_grad(data(&xc), data(&dy), &g);
+                return tensor(dw, vec![g.cout, 1, g.kh, g.kw]);
+            }
+        }
+        Flex::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+
+    fn batch_norm_relu_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> BatchNormReluTrain<Self> {
+        let shape = x.shape();
+        let (Some(xc), Some(gc), Some(bc)) = (
+            contiguous_f32(x.clone()),
+            contiguous_f32(gamma.clone()),
+            contiguous_f32(beta.clone()),
+        ) else {
+            return fallback::batch_norm_relu_train::<Flex>(x, gamma, beta, epsilon);
+        };
+        let d = nchw(&shape.to_vec());
+        let (y, mean, var) = batch_norm::forward(data(&xc), d, data(&gc), data(&bc), epsilon);
+        BatchNormReluTrain {
+            output: tensor(y, shape.to_vec()),
+            mean: tensor(mean, vec![d.c]),
+            variance: tensor(var, vec![d.c]),
+        }
+    }
+
+    fn batch_norm_relu_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        output_grad: FlexTensor,
+    ) -> BatchNormReluGrads<Self> {
+        let shape = x.shape();
+        let all = [&x, &gamma, &beta, &mean, &variance, &output_grad]
+            .map(|t| contiguous_f32((*t).clone()));
+        let [Some(xc), Some(gc), Some(bc), Some(mc), Some(vc), Some(dy)] = all else {
+            return fallback::batch_norm_relu_train_backward::<Flex>(
+                x,
+                gamma,
+                beta,
+                mean,
+                variance,
+                epsilon,
+                output_grad,
+            );
+        };
+        let d = nchw(&shape.to_vec());
+        let (dx, dgamma, dbeta) = batch_norm::backward(
+            data(&xc),
+            data(&dy),
+            d,
+            data(&gc),
+            data(&bc),
+            data(&mc),
+            data(&vc),
+            epsilon,
+        );
+        BatchNormReluGrads {
+            x: tensor(dx, shape.to_vec()),
+            gamma: tensor(dgamma, vec![d.c]),
+            beta: tensor(dbeta, vec![d.c]),
+        }
+    }
+}
+
+/// `[n, c, ...]` as `n`, `c` and the product of the rest.
+fn nchw(dims: &[usize]) -> Nchw {
+    Nchw {
+        n: dims[0],
+        c: dims[1],
+        spatial: dims[2..].iter().product(),
+    }
+}

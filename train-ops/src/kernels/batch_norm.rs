@@ -1,0 +1,174 @@
+//! BatchNorm (batch statistics) followed by ReLU, forward and backward, fused per channel.
+//!
+//! Burn's composite makes two transposed copies of the activation and walks it about eight
+//! times forward and ten times backward. Here the forward reads `x` twice (statistics, then
+//! the output) and the backward reads `x` and the gradient twice (two sums per channel, then
+//! the input gradient); the ReLU mask is recomputed from `x`, so nothing but `x` and the two
+//! per-channel statistics is kept for the backward.
+
+use super::Nchw;
+use rayon::prelude::*;
+
+/// Per-channel mean and biased variance of `x` (`[n, c, spatial]`, contiguous).
+///
+/// Sums are taken relative to the channel's first value (a shift that keeps the one-pass
+/// variance exact enough when the mean is large against the spread), eight lanes at a time
+/// within a row and in `f64` across rows.
+pub fn channel_stats(x: &[f32], d: Nchw) -> (Vec<f32>, Vec<f32>) {
+    let m = (d.n * d.spatial) as f64;
+    let stats: Vec<(f32, f32)> = (0..d.c)
+        .into_par_iter()
+        .map(|ch| {
+            let shift = x[ch * d.spatial];
+            let (mut s1, mut s2) = (0f64, 0f64);
+            for row in d.rows_of(x, ch) {
+                let (a, b) = lane_sums(row, shift);
+                s1 += a;
+                s2 += b;
+            }
+            let mean_d = s1 / m;
+            let var = (s2 / m - mean_d * mean_d).max(0.0);
+            ((shift as f64 + mean_d) as f32, var as f32)
+        })
+        .collect();
+    stats.into_iter().unzip()
+}
+
+/// `Σ (v - shift)` and `Σ (v - shift)²` over one row, in eight independent lanes.
+fn lane_sums(row: &[f32], shift: f32) -> (f64, f64) {
+    let mut a = [0f32; 8];
+    let mut b = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            let v = c[l] - shift;
+            a[l] += v;
+            b[l] += v * v;
+        }
+    }
+    let (mut s1, mut s2): (f64, f64) = (
+        a.iter().map(|&v| v as f64).sum(),
+        b.iter().map(|&v| v as f64).sum(),
+    );
+    for &v in tail {
+        let v = (v - shift) as f64;
+        s1 += v;
+        s2 += v * v;
+    }
+    (s1, s2)
+}
+
+/// Per-channel `scale = gamma / sqrt(var + eps)` and `shift = beta - mean · scale`, so that
+/// the normalised, scaled and shifted value is `x · scale + shift`.
+fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> Vec<(f32, f32)> {
+    (0..gamma.len())
+        .map(|c| {
+            let inv_std = 1.0 / (var[c] as f64 + eps).sqrt();
+            let scale = gamma[c] as f64 * inv_std;
+            (
+                scale as f32,
+                (beta[c] as f64 - mean[c] as f64 * scale) as f32,
+            )
+        })
+        .collect()
+}
+
+/// `y = relu(gamma · (x - mean) / sqrt(var + eps) + beta)` with the batch's own statistics;
+/// returns `(y, mean, var)` (biased variance, as Burn's `batch_norm_train` returns it).
+pub fn forward(
+    x: &[f32],
+    d: Nchw,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mean, var) = channel_stats(x, d);
+    let ab = affine(gamma, beta, &mean, &var, eps);
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(d.spatial)
+        .zip(x.par_chunks(d.spatial))
+        .enumerate()
+        .for_each(|(r, (yr, xr))| {
+            let (a, b) = ab[r % d.c];
+            for (o, &v) in yr.iter_mut().zip(xr) {
+                *o = (v * a + b).max(0.0);
+            }
+        });
+    (y, mean, var)
+}
+
+/// Gradients of [`forward`] given the gradient `dy` of its output: `(dx, dgamma, dbeta)`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    dy: &[f32],
+    d: Nchw,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let ab = affine(gamma, beta, mean, var, eps);
+    let m = (d.n * d.spatial) as f64;
+    // Per channel: Σ g and Σ g·(x - mean), g = dy where the ReLU passed.
+    let sums: Vec<(f64, f64)> = (0..d.c)
+        .into_par_iter()
+        .map(|ch| {
+            let (a, b) = ab[ch];
+            let mu = mean[ch];
+            let (mut sg, mut sgx) = (0f64, 0f64);
+            for (xr, gr) in d.rows_of(x, ch).zip(d.rows_of(dy, ch)) {
+                let mut l1 = [0f32; 8];
+                let mut l2 = [0f32; 8];
+                let xc = xr.chunks_exact(8);
+                let gc = gr.chunks_exact(8);
+                let (xt, gt) = (xc.remainder(), gc.remainder());
+                for (xv, gv) in xc.zip(gc) {
+                    for l in 0..8 {
+                        let g = if xv[l] * a + b > 0.0 { gv[l] } else { 0.0 };
+                        l1[l] += g;
+                        l2[l] += g * (xv[l] - mu);
+                    }
+                }
+                sg += l1.iter().map(|&v| v as f64).sum::<f64>();
+                sgx += l2.iter().map(|&v| v as f64).sum::<f64>();
+                for (&xv, &gv) in xt.iter().zip(gt) {
+                    if xv * a + b > 0.0 {
+                        sg += gv as f64;
+                        sgx += (gv * (xv - mu)) as f64;
+                    }
+                }
+            }
+            (sg, sgx)
+        })
+        .collect();
+    let mut dgamma = vec![0f32; d.c];
+    let mut dbeta = vec![0f32; d.c];
+    // dx = scale · g + p + q · x, with p and q constant per channel.
+    let pq: Vec<(f32, f32, f32, f32)> = (0..d.c)
+        .map(|ch| {
+            let (sg, sgx) = sums[ch];
+            let inv_std = 1.0 / (var[ch] as f64 + eps).sqrt();
+            let scale = ab[ch].0 as f64;
+            dbeta[ch] = sg as f32;
+            dgamma[ch] = (sgx * inv_std) as f32;
+            let q = -scale * inv_std * inv_std * sgx / m;
+            let p = -scale * sg / m - q * mean[ch] as f64;
+            (ab[ch].0, ab[ch].1, p as f32, q as f32)
+        })
+        .collect();
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(d.spatial)
+        .zip(x.par_chunks(d.spatial).zip(dy.par_chunks(d.spatial)))
+        .enumerate()
+        .for_each(|(r, (o, (xr, gr)))| {
+            let (a, b, p, q) = pq[r % d.c];
+            for ((o, &xv), &gv) in o.iter_mut().zip(xr).zip(gr) {
+                let g = if xv * a + b > 0.0 { gv } else { 0.0 };
+                *o = a * g + p + q * xv;
+            }
+        });
+    (dx, dgamma, dbeta)
+}

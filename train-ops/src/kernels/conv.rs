@@ -1,0 +1,303 @@
+//! Convolution gradients on NCHW `f32` data, dilation 1.
+//!
+//! - Dense weight gradient: `dW[co, (ci, i, j)] = Σₙ dyₙ[co, p] · colsₙ[(ci, i, j), p]`, one
+//!   GEMM per image over its im2col columns, accumulated per thread; the 1x1 case uses the
+//!   image itself as its columns. Burn's default takes a convolution of two transposed views
+//!   instead, which Flex first copies in full, and runs the whole output map as the kernel.
+//! - Depthwise (one input channel per group) weight and input gradients: direct loops per
+//!   channel plane, where Burn's defaults loop over channels with a slice, a one-channel
+//!   convolution and a `slice_assign` each.
+
+use rayon::prelude::*;
+
+/// The geometry of one 2-D convolution: input `[n, cin, h, w]`, output `[n, cout, oh, ow]`,
+/// kernel `kh x kw`, stride and the padding before each spatial axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+}
+
+impl ConvGeom {
+    fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+    fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Output positions `o` along one axis whose input `o·s + k - pad` is inside `0..len`.
+    fn valid(k: usize, s: usize, pad: usize, len: usize, out: usize) -> core::ops::Range<usize> {
+        let lo = if pad > k { (pad - k).div_ceil(s) } else { 0 };
+        let hi = if len + pad > k {
+            ((len + pad - k - 1) / s + 1).min(out)
+        } else {
+            0
+        };
+        lo..hi.max(lo)
+    }
+    fn rows(&self, i: usize) -> core::ops::Range<usize> {
+        Self::valid(i, self.stride[0], self.pad[0], self.h, self.oh)
+    }
+    fn cols(&self, j: usize) -> core::ops::Range<usize> {
+        Self::valid(j, self.stride[1], self.pad[1], self.w, self.ow)
+    }
+}
+
+/// im2col of one image: `cols[(ci·kh + i)·kw + j][oh·ow]`, zero where the window is padding.
+fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
+    let p = g.out_plane();
+    for ci in 0..g.cin {
+        let plane = &x[ci * g.in_plane()..][..g.in_plane()];
+        for i in 0..g.kh {
+            let rows = g.rows(i);
+            for j in 0..g.kw {
+                let dst = &mut cols[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let cr = g.cols(j);
+                for oy in 0..g.oh {
+                    let out = &mut dst[oy * g.ow..][..g.ow];
+                    if !rows.contains(&oy) {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let iy = oy * g.stride[0] + i - g.pad[0];
+                    let src = &plane[iy * g.w..][..g.w];
+                    out[..cr.start].fill(0.0);
+                    out[cr.end..].fill(0.0);
+                    if g.stride[1] == 1 {
+                        let x0 = cr.start + j - g.pad[1];
+                        out[cr.clone()].copy_from_slice(&src[x0..x0 + cr.len()]);
+                    } else {
+                        for ox in cr.clone() {
+                            out[ox] = src[ox * g.stride[1] + j - g.pad[1]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst[m, n] += lhs[m, k] · rhs[k, n]` with explicit strides (column, row), no parallelism
+/// inside: the callers split the batch across threads.
+#[allow(clippy::too_many_arguments)]
+fn gemm_acc(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    lhs_strides: (isize, isize),
+    rhs: &[f32],
+    rhs_strides: (isize, isize),
+) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: every index the strides reach is inside the slices: `dst` is `m x n` row-major;
+    // the callers pass `lhs` and `rhs` slices that hold the `m x k` and `k x n` operands at
+    // the strides given (checked by the debug assertions of the callers' shapes).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            lhs.as_ptr(),
+            lhs_strides.0,
+            lhs_strides.1,
+            rhs.as_ptr(),
+            rhs_strides.0,
+            rhs_strides.1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Splits `0..n` into one contiguous range per worker thread.
+fn batch_ranges(n: usize) -> Vec<core::ops::Range<usize>> {
+    let parts = rayon::current_num_threads().clamp(1, n.max(1));
+    (0..parts)
+        .map(|t| (t * n / parts)..((t + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Weight gradient of a dense (`groups == 1`) convolution: `[cout, cin, kh, kw]`.
+pub fn dense_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let ckk = g.cin * g.kh * g.kw;
+    let p = g.out_plane();
+    assert_eq!(x.len(), g.n * g.cin * g.in_plane());
+    assert_eq!(dy.len(), g.n * g.cout * p);
+    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
+    let partial: Vec<Vec<f32>> = batch_ranges(g.n)
+        .into_par_iter()
+        .map(|range| {
+            let mut acc = vec![0f32; g.cout * ckk];
+            let mut cols = if direct {
+                Vec::new()
+            } else {
+                vec![0f32; ckk * p]
+            };
+            for b in range {
+                let xb = &x[b * g.cin * g.in_plane()..][..g.cin * g.in_plane()];
+                let dyb = &dy[b * g.cout * p..][..g.cout * p];
+                let cols: &[f32] = if direct {
+                    xb
+                } else {
+                    im2col(xb, g, &mut cols);
+                    &cols
+                };
+                // acc[cout, ckk] += dyb[cout, p] · colsᵀ[p, ckk]
+                gemm_acc(
+                    g.cout,
+                    ckk,
+                    p,
+                    &mut acc,
+                    dyb,
+                    (1, p as isize),
+                    cols,
+                    (p as isize, 1),
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut it = partial.into_iter();
+    let mut dw = it.next().unwrap_or_else(|| vec![0f32; g.cout * ckk]);
+    for part in it {
+        for (a, b) in dw.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    dw
+}
+
+/// Weight gradient of a depthwise convolution (`groups == cin == cout`): `[c, 1, kh, kw]`.
+pub fn depthwise_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let kk = g.kh * g.kw;
+    let mut dw = vec![0f32; g.cin * kk];
+    dw.par_chunks_mut(kk).enumerate().for_each(|(ch, dwc)| {
+        for b in 0..g.n {
+            let plane = b * g.cin + ch;
+            let xp = &x[plane * g.in_plane()..][..g.in_plane()];
+            let gp = &dy[plane * g.out_plane()..][..g.out_plane()];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let cr = g.cols(j);
+                    let mut acc = 0f32;
+                    for oy in g.rows(i) {
+                        let iy = oy * g.stride[0] + i - g.pad[0];
+                        let xr = &xp[iy * g.w..][..g.w];
+                        let gr = &gp[oy * g.ow..][..g.ow];
+                        if g.stride[1] == 1 {
+                            let x0 = cr.start + j - g.pad[1];
+                            acc += dot(&gr[cr.clone()], &xr[x0..x0 + cr.len()]);
+                        } else {
+                            for ox in cr.clone() {
+                                acc += gr[ox] * xr[ox * g.stride[1] + j - g.pad[1]];
+                            }
+                        }
+                    }
+                    dwc[i * g.kw + j] += acc;
+                }
+            }
+        }
+    });
+    dw
+}
+
+/// Input gradient of a depthwise convolution: `[n, c, h, w]`.
+pub fn depthwise_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let kk = g.kh * g.kw;
+    let mut dx = vec![0f32; g.n * g.cin * g.in_plane()];
+    dx.par_chunks_mut(g.in_plane())
+        .enumerate()
+        .for_each(|(plane, dxp)| {
+            let ch = plane % g.cin;
+            let gp = &dy[plane * g.out_plane()..][..g.out_plane()];
+            let wc = &weight[ch * kk..][..kk];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let wv = wc[i * g.kw + j];
+                    let cr = g.cols(j);
+                    for oy in g.rows(i) {
+                        let iy = oy * g.stride[0] + i - g.pad[0];
+                        let xr = &mut dxp[iy * g.w..][..g.w];
+                        let gr = &gp[oy * g.ow..][..g.ow];
+                        if g.stride[1] == 1 {
+                            let x0 = cr.start + j - g.pad[1];
+                            for (o, &v) in xr[x0..x0 + cr.len()].iter_mut().zip(&gr[cr.clone()]) {
+                                *o += wv * v;
+                            }
+                        } else {
+                            for ox in cr.clone() {
+                                xr[ox * g.stride[1] + j - g.pad[1]] += wv * gr[ox];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    dx
+}
+
+/// Dot product in eight independent lanes (so it vectorises).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut l = [0f32; 8];
+    let ac = a.chunks_exact(8);
+    let bc = b.chunks_exact(8);
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            l[k] += x[k] * y[k];
+        }
+    }
+    l.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ranges_cover_exactly_the_inside() {
+        for len in 1usize..9 {
+            for k in 0..4 {
+                for s in 1..4 {
+                    for pad in 0..3 {
+                        let out = (len + 2 * pad).saturating_sub(k) / s + 1;
+                        let r = ConvGeom::valid(k, s, pad, len, out);
+                        for o in 0..out {
+                            let inside = (o * s + k) >= pad && (o * s + k - pad) < len;
+                            assert_eq!(
+                                r.contains(&o),
+                                inside,
+                                "len {len} k {k} s {s} pad {pad} o {o}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

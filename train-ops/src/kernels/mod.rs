@@ -1,0 +1,21 @@
+//! The kernels on plain `f32` slices in Burn's own (NCHW, contiguous) layout: no tensor
+//! types, so they can be tested, benchmarked and moved upstream on their own.
+
+pub mod batch_norm;
+pub mod conv;
+
+/// A contiguous `[n, c, spatial]` activation (spatial = `h · w`, or 1 for `[n, c]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nchw {
+    pub n: usize,
+    pub c: usize,
+    pub spatial: usize,
+}
+
+impl Nchw {
+    /// The `n` rows of channel `ch` in `data`.
+    pub fn rows_of<'a>(&self, data: &'a [f32], ch: usize) -> impl Iterator<Item = &'a [f32]> {
+        let (c, s) = (self.c, self.spatial);
+        (0..self.n).map(move |b| &data[(b * c + ch) * s..][..s])
+    }
+}
