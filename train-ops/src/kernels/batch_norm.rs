@@ -6,13 +6,14 @@
 //! the input gradient); the ReLU mask is recomputed from `x`, so nothing but `x` and the two
 //! per-channel statistics is kept for the backward.
 
-use super::Nchw;
+use super::{LANES, Nchw};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Per-channel mean and biased variance of `x` (`[n, c, spatial]`, contiguous).
 ///
 /// Sums are taken relative to the channel's first value (a shift that keeps the one-pass
-/// variance exact enough when the mean is large against the spread), eight lanes at a time
+/// variance exact enough when the mean is large against the spread), in [`LANES`] lanes
 /// within a row and in `f64` across rows.
 pub fn channel_stats(x: &[f32], d: Nchw) -> (Vec<f32>, Vec<f32>) {
     let m = (d.n * d.spatial) as f64;
@@ -20,12 +21,7 @@ pub fn channel_stats(x: &[f32], d: Nchw) -> (Vec<f32>, Vec<f32>) {
         .into_par_iter()
         .map(|ch| {
             let shift = x[ch * d.spatial];
-            let (mut s1, mut s2) = (0f64, 0f64);
-            for row in d.rows_of(x, ch) {
-                let (a, b) = lane_sums(row, shift);
-                s1 += a;
-                s2 += b;
-            }
+            let (s1, s2) = channel_sums(x, d, ch, shift);
             let mean_d = s1 / m;
             let var = (s2 / m - mean_d * mean_d).max(0.0);
             ((shift as f64 + mean_d) as f32, var as f32)
@@ -34,14 +30,26 @@ pub fn channel_stats(x: &[f32], d: Nchw) -> (Vec<f32>, Vec<f32>) {
     stats.into_iter().unzip()
 }
 
-/// `Σ (v - shift)` and `Σ (v - shift)²` over one row, in eight independent lanes.
+#[multiversion(targets = "simd")]
+fn channel_sums(x: &[f32], d: Nchw, ch: usize, shift: f32) -> (f64, f64) {
+    let (mut s1, mut s2) = (0f64, 0f64);
+    for row in d.rows_of(x, ch) {
+        let (a, b) = lane_sums(row, shift);
+        s1 += a;
+        s2 += b;
+    }
+    (s1, s2)
+}
+
+/// `Σ (v - shift)` and `Σ (v - shift)²` over one row, in [`LANES`] independent lanes.
+#[inline(always)]
 fn lane_sums(row: &[f32], shift: f32) -> (f64, f64) {
-    let mut a = [0f32; 8];
-    let mut b = [0f32; 8];
-    let chunks = row.chunks_exact(8);
+    let mut a = [0f32; LANES];
+    let mut b = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
-        for l in 0..8 {
+        for l in 0..LANES {
             let v = c[l] - shift;
             a[l] += v;
             b[l] += v * v;
@@ -91,11 +99,16 @@ pub fn forward(
         .enumerate()
         .for_each(|(r, (yr, xr))| {
             let (a, b) = ab[r % d.c];
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                *o = (v * a + b).max(0.0);
-            }
+            affine_relu(xr, a, b, yr);
         });
     (y, mean, var)
+}
+
+#[multiversion(targets = "simd")]
+fn affine_relu(x: &[f32], a: f32, b: f32, y: &mut [f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = (v * a + b).max(0.0);
+    }
 }
 
 /// Gradients of [`forward`] given the gradient `dy` of its output: `(dx, dgamma, dbeta)`.
@@ -115,34 +128,7 @@ pub fn backward(
     // Per channel: Σ g and Σ g·(x - mean), g = dy where the ReLU passed.
     let sums: Vec<(f64, f64)> = (0..d.c)
         .into_par_iter()
-        .map(|ch| {
-            let (a, b) = ab[ch];
-            let mu = mean[ch];
-            let (mut sg, mut sgx) = (0f64, 0f64);
-            for (xr, gr) in d.rows_of(x, ch).zip(d.rows_of(dy, ch)) {
-                let mut l1 = [0f32; 8];
-                let mut l2 = [0f32; 8];
-                let xc = xr.chunks_exact(8);
-                let gc = gr.chunks_exact(8);
-                let (xt, gt) = (xc.remainder(), gc.remainder());
-                for (xv, gv) in xc.zip(gc) {
-                    for l in 0..8 {
-                        let g = if xv[l] * a + b > 0.0 { gv[l] } else { 0.0 };
-                        l1[l] += g;
-                        l2[l] += g * (xv[l] - mu);
-                    }
-                }
-                sg += l1.iter().map(|&v| v as f64).sum::<f64>();
-                sgx += l2.iter().map(|&v| v as f64).sum::<f64>();
-                for (&xv, &gv) in xt.iter().zip(gt) {
-                    if xv * a + b > 0.0 {
-                        sg += gv as f64;
-                        sgx += (gv * (xv - mu)) as f64;
-                    }
-                }
-            }
-            (sg, sgx)
-        })
+        .map(|ch| masked_sums(x, dy, d, ch, ab[ch], mean[ch]))
         .collect();
     let mut dgamma = vec![0f32; d.c];
     let mut dbeta = vec![0f32; d.c];
@@ -164,11 +150,53 @@ pub fn backward(
         .zip(x.par_chunks(d.spatial).zip(dy.par_chunks(d.spatial)))
         .enumerate()
         .for_each(|(r, (o, (xr, gr)))| {
-            let (a, b, p, q) = pq[r % d.c];
-            for ((o, &xv), &gv) in o.iter_mut().zip(xr).zip(gr) {
-                let g = if xv * a + b > 0.0 { gv } else { 0.0 };
-                *o = a * g + p + q * xv;
-            }
+            input_grad_row(xr, gr, pq[r % d.c], o);
         });
     (dx, dgamma, dbeta)
+}
+
+/// Channel `ch`'s `Σ g` and `Σ g·(x - mean)`, `g = dy` where `x · a + b > 0` (the ReLU
+/// passed), else 0.
+#[multiversion(targets = "simd")]
+fn masked_sums(
+    x: &[f32],
+    dy: &[f32],
+    d: Nchw,
+    ch: usize,
+    (a, b): (f32, f32),
+    mu: f32,
+) -> (f64, f64) {
+    let (mut sg, mut sgx) = (0f64, 0f64);
+    for (xr, gr) in d.rows_of(x, ch).zip(d.rows_of(dy, ch)) {
+        let mut l1 = [0f32; LANES];
+        let mut l2 = [0f32; LANES];
+        let xc = xr.chunks_exact(LANES);
+        let gc = gr.chunks_exact(LANES);
+        let (xt, gt) = (xc.remainder(), gc.remainder());
+        for (xv, gv) in xc.zip(gc) {
+            for l in 0..LANES {
+                let g = if xv[l] * a + b > 0.0 { gv[l] } else { 0.0 };
+                l1[l] += g;
+                l2[l] += g * (xv[l] - mu);
+            }
+        }
+        sg += l1.iter().map(|&v| v as f64).sum::<f64>();
+        sgx += l2.iter().map(|&v| v as f64).sum::<f64>();
+        for (&xv, &gv) in xt.iter().zip(gt) {
+            if xv * a + b > 0.0 {
+                sg += gv as f64;
+                sgx += (gv * (xv - mu)) as f64;
+            }
+        }
+    }
+    (sg, sgx)
+}
+
+/// One row of the input gradient: `a · g + p + q · x`.
+#[multiversion(targets = "simd")]
+fn input_grad_row(x: &[f32], dy: &[f32], (a, b, p, q): (f32, f32, f32, f32), out: &mut [f32]) {
+    for ((o, &xv), &gv) in out.iter_mut().zip(x).zip(dy) {
+        let g = if xv * a + b > 0.0 { gv } else { 0.0 };
+        *o = a * g + p + q * xv;
+    }
 }

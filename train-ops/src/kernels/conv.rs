@@ -8,6 +8,8 @@
 //!   channel plane, where Burn's defaults loop over channels with a slice, a one-channel
 //!   convolution and a `slice_assign` each.
 
+use super::LANES;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// The geometry of one 2-D convolution: input `[n, cin, h, w]`, output `[n, cout, oh, ow]`,
@@ -53,6 +55,7 @@ impl ConvGeom {
 }
 
 /// im2col of one image: `cols[(ci·kh + i)·kw + j][oh·ow]`, zero where the window is padding.
+#[multiversion(targets = "simd")]
 fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
     let p = g.out_plane();
     for ci in 0..g.cin {
@@ -191,7 +194,15 @@ pub fn dense_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
 pub fn depthwise_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let kk = g.kh * g.kw;
     let mut dw = vec![0f32; g.cin * kk];
-    dw.par_chunks_mut(kk).enumerate().for_each(|(ch, dwc)| {
+    dw.par_chunks_mut(kk)
+        .enumerate()
+        .for_each(|(ch, dwc)| depthwise_weight_grad_channel(x, dy, g, ch, dwc));
+    dw
+}
+
+#[multiversion(targets = "simd")]
+fn depthwise_weight_grad_channel(x: &[f32], dy: &[f32], g: &ConvGeom, ch: usize, dwc: &mut [f32]) {
+    {
         for b in 0..g.n {
             let plane = b * g.cin + ch;
             let xp = &x[plane * g.in_plane()..][..g.in_plane()];
@@ -217,50 +228,59 @@ pub fn depthwise_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                 }
             }
         }
-    });
-    dw
+    }
 }
 
 /// Input gradient of a depthwise convolution: `[n, c, h, w]`.
 pub fn depthwise_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let kk = g.kh * g.kw;
     let mut dx = vec![0f32; g.n * g.cin * g.in_plane()];
     dx.par_chunks_mut(g.in_plane())
         .enumerate()
-        .for_each(|(plane, dxp)| {
-            let ch = plane % g.cin;
-            let gp = &dy[plane * g.out_plane()..][..g.out_plane()];
-            let wc = &weight[ch * kk..][..kk];
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let wv = wc[i * g.kw + j];
-                    let cr = g.cols(j);
-                    for oy in g.rows(i) {
-                        let iy = oy * g.stride[0] + i - g.pad[0];
-                        let xr = &mut dxp[iy * g.w..][..g.w];
-                        let gr = &gp[oy * g.ow..][..g.ow];
-                        if g.stride[1] == 1 {
-                            let x0 = cr.start + j - g.pad[1];
-                            for (o, &v) in xr[x0..x0 + cr.len()].iter_mut().zip(&gr[cr.clone()]) {
-                                *o += wv * v;
-                            }
-                        } else {
-                            for ox in cr.clone() {
-                                xr[ox * g.stride[1] + j - g.pad[1]] += wv * gr[ox];
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        .for_each(|(plane, dxp)| depthwise_input_grad_plane(dy, weight, g, plane, dxp));
     dx
 }
 
-/// Dot product in eight independent lanes (so it vectorises).
+#[multiversion(targets = "simd")]
+fn depthwise_input_grad_plane(
+    dy: &[f32],
+    weight: &[f32],
+    g: &ConvGeom,
+    plane: usize,
+    dxp: &mut [f32],
+) {
+    let kk = g.kh * g.kw;
+    let ch = plane % g.cin;
+    let gp = &dy[plane * g.out_plane()..][..g.out_plane()];
+    let wc = &weight[ch * kk..][..kk];
+    for i in 0..g.kh {
+        for j in 0..g.kw {
+            let wv = wc[i * g.kw + j];
+            let cr = g.cols(j);
+            for oy in g.rows(i) {
+                let iy = oy * g.stride[0] + i - g.pad[0];
+                let xr = &mut dxp[iy * g.w..][..g.w];
+                let gr = &gp[oy * g.ow..][..g.ow];
+                if g.stride[1] == 1 {
+                    let x0 = cr.start + j - g.pad[1];
+                    for (o, &v) in xr[x0..x0 + cr.len()].iter_mut().zip(&gr[cr.clone()]) {
+                        *o += wv * v;
+                    }
+                } else {
+                    for ox in cr.clone() {
+                        xr[ox * g.stride[1] + j - g.pad[1]] += wv * gr[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Dot product in [`LANES`] independent lanes (so it vectorises).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut l = [0f32; 8];
-    let ac = a.chunks_exact(8);
-    let bc = b.chunks_exact(8);
+    let mut l = [0f32; LANES];
+    let ac = a.chunks_exact(LANES);
+    let bc = b.chunks_exact(LANES);
     let tail: f32 = ac
         .remainder()
         .iter()
@@ -268,7 +288,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ac.zip(bc) {
-        for k in 0..8 {
+        for k in 0..LANES {
             l[k] += x[k] * y[k];
         }
     }
