@@ -53,6 +53,32 @@ fn geom(x: &FlexTensor, w: &FlexTensor, dy: &FlexTensor, o: &ConvOptions<2>) -> 
     })
 }
 
+/// The geometry of a forward convolution with dilation 1, its output size computed as
+/// Burn computes it.
+fn forward_geom(x: &FlexTensor, w: &FlexTensor, o: &ConvOptions<2>) -> Option<ConvGeom> {
+    let (xs, ws) = (x.shape(), w.shape());
+    if o.dilation != [1, 1] || xs.num_dims() != 4 || ws.num_dims() != 4 {
+        return None;
+    }
+    let out = |len: usize, k: usize, a: usize| {
+        let (b, e) = o.padding[a];
+        (len + b + e).checked_sub(k).map(|v| v / o.stride[a] + 1)
+    };
+    Some(ConvGeom {
+        n: xs[0],
+        cin: xs[1],
+        h: xs[2],
+        w: xs[3],
+        cout: ws[0],
+        oh: out(xs[2], ws[2], 0)?,
+        ow: out(xs[3], ws[3], 1)?,
+        kh: ws[2],
+        kw: ws[3],
+        stride: o.stride,
+        pad: o.padding_begin(),
+    })
+}
+
 fn is_depthwise(g: &ConvGeom, o: &ConvOptions<2>) -> bool {
     o.groups == g.cin && g.cout == g.cin
 }
@@ -74,17 +100,40 @@ fn conv_operands(
 }
 
 impl TrainOps for Flex {
+    fn conv2d_train(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if let (Some(g), Some(xc), Some(w)) = (
+            forward_geom(&x, &weight, &options),
+            contiguous_f32(x.clone()),
+            contiguous_f32(weight.clone()),
+        ) {
+            let shape = vec![g.n, g.cout, g.oh, g.ow];
+            if options.groups == 1 {
+                return tensor(conv::dense_forward(data(&xc), data(&w), &g), shape);
+            }
+            if is_depthwise(&g, &options)
+                && let Some(y) = conv::depthwise_forward(data(&xc), data(&w), &g)
+            {
+                return tensor(y, shape);
+            }
+        }
+        Flex::conv2d(x, weight, None, options)
+    }
+
     fn conv2d_train_input_grad(
         x: FlexTensor,
         weight: FlexTensor,
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if let Some((_, w, dy, g)) = conv_operands(&x, &weight, &output_grad, &options)
-            && is_depthwise(&g, &options)
-        {
-            let dx = conv::depthwise_input_grad(data(&dy), data(&w), &g);
-            return tensor(dx, vec![g.n, g.cin, g.h, g.w]);
+        if let Some((_, w, dy, g)) = conv_operands(&x, &weight, &output_grad, &options) {
+            if options.groups == 1 {
+                let dx = conv::dense_input_grad(data(&dy), data(&w), &g);
+                return tensor(dx, vec![g.n, g.cin, g.h, g.w]);
+            }
+            if is_depthwise(&g, &options) {
+                let dx = conv::depthwise_input_grad(data(&dy), data(&w), &g);
+                return tensor(dx, vec![g.n, g.cin, g.h, g.w]);
+            }
         }
         Flex::conv2d_x_backward(x, weight, output_grad, options)
     }

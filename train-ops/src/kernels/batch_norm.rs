@@ -14,35 +14,37 @@ use rayon::prelude::*;
 ///
 /// Sums are taken relative to the channel's first value (a shift that keeps the one-pass
 /// variance exact enough when the mean is large against the spread), in [`LANES`] lanes
-/// within a row and in `f64` across rows.
+/// within a row and in `f64` across rows. Rows are summed in memory order and the row sums
+/// added per channel after: walking one channel's rows at a time jumps through memory at
+/// every row, which at 6x6 is every 36 values.
 pub fn channel_stats(x: &[f32], d: Nchw) -> (Vec<f32>, Vec<f32>) {
     let m = (d.n * d.spatial) as f64;
-    let stats: Vec<(f32, f32)> = (0..d.c)
-        .into_par_iter()
+    let shifts: Vec<f32> = (0..d.c).map(|ch| x[ch * d.spatial]).collect();
+    let rows: Vec<(f64, f64)> = x
+        .par_chunks(d.spatial)
+        .enumerate()
+        .map(|(r, row)| lane_sums(row, shifts[r % d.c]))
+        .collect();
+    (0..d.c)
         .map(|ch| {
-            let shift = x[ch * d.spatial];
-            let (s1, s2) = channel_sums(x, d, ch, shift);
+            let (s1, s2) = per_channel(&rows, d, ch);
             let mean_d = s1 / m;
             let var = (s2 / m - mean_d * mean_d).max(0.0);
-            ((shift as f64 + mean_d) as f32, var as f32)
+            ((shifts[ch] as f64 + mean_d) as f32, var as f32)
         })
-        .collect();
-    stats.into_iter().unzip()
+        .unzip()
 }
 
-#[multiversion(targets = "simd")]
-fn channel_sums(x: &[f32], d: Nchw, ch: usize, shift: f32) -> (f64, f64) {
-    let (mut s1, mut s2) = (0f64, 0f64);
-    for row in d.rows_of(x, ch) {
-        let (a, b) = lane_sums(row, shift);
-        s1 += a;
-        s2 += b;
-    }
-    (s1, s2)
+/// Channel `ch`'s total of per-row sum pairs.
+fn per_channel(rows: &[(f64, f64)], d: Nchw, ch: usize) -> (f64, f64) {
+    (0..d.n).fold((0.0, 0.0), |(a, b), n| {
+        let (x, y) = rows[n * d.c + ch];
+        (a + x, b + y)
+    })
 }
 
 /// `Σ (v - shift)` and `Σ (v - shift)²` over one row, in [`LANES`] independent lanes.
-#[inline(always)]
+#[multiversion(targets = "simd")]
 fn lane_sums(row: &[f32], shift: f32) -> (f64, f64) {
     let mut a = [0f32; LANES];
     let mut b = [0f32; LANES];
@@ -125,11 +127,15 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let ab = affine(gamma, beta, mean, var, eps);
     let m = (d.n * d.spatial) as f64;
-    // Per channel: Σ g and Σ g·(x - mean), g = dy where the ReLU passed.
-    let sums: Vec<(f64, f64)> = (0..d.c)
-        .into_par_iter()
-        .map(|ch| masked_sums(x, dy, d, ch, ab[ch], mean[ch]))
+    // Per channel: Σ g and Σ g·(x - mean), g = dy where the ReLU passed; by rows in memory
+    // order, as in `channel_stats`.
+    let rows: Vec<(f64, f64)> = x
+        .par_chunks(d.spatial)
+        .zip(dy.par_chunks(d.spatial))
+        .enumerate()
+        .map(|(r, (xr, gr))| masked_sums(xr, gr, ab[r % d.c], mean[r % d.c]))
         .collect();
+    let sums: Vec<(f64, f64)> = (0..d.c).map(|ch| per_channel(&rows, d, ch)).collect();
     let mut dgamma = vec![0f32; d.c];
     let mut dbeta = vec![0f32; d.c];
     // dx = scale · g + p + q · x, with p and q constant per channel.
@@ -157,36 +163,28 @@ pub fn backward(
 
 /// Channel `ch`'s `Σ g` and `Σ g·(x - mean)`, `g = dy` where `x · a + b > 0` (the ReLU
 /// passed), else 0.
+/// One row's `Σ g` and `Σ g·(x - mean)`, `g = dy` where `x · a + b > 0` (the ReLU passed),
+/// else 0.
 #[multiversion(targets = "simd")]
-fn masked_sums(
-    x: &[f32],
-    dy: &[f32],
-    d: Nchw,
-    ch: usize,
-    (a, b): (f32, f32),
-    mu: f32,
-) -> (f64, f64) {
-    let (mut sg, mut sgx) = (0f64, 0f64);
-    for (xr, gr) in d.rows_of(x, ch).zip(d.rows_of(dy, ch)) {
-        let mut l1 = [0f32; LANES];
-        let mut l2 = [0f32; LANES];
-        let xc = xr.chunks_exact(LANES);
-        let gc = gr.chunks_exact(LANES);
-        let (xt, gt) = (xc.remainder(), gc.remainder());
-        for (xv, gv) in xc.zip(gc) {
-            for l in 0..LANES {
-                let g = if xv[l] * a + b > 0.0 { gv[l] } else { 0.0 };
-                l1[l] += g;
-                l2[l] += g * (xv[l] - mu);
-            }
+fn masked_sums(xr: &[f32], gr: &[f32], (a, b): (f32, f32), mu: f32) -> (f64, f64) {
+    let mut l1 = [0f32; LANES];
+    let mut l2 = [0f32; LANES];
+    let xc = xr.chunks_exact(LANES);
+    let gc = gr.chunks_exact(LANES);
+    let (xt, gt) = (xc.remainder(), gc.remainder());
+    for (xv, gv) in xc.zip(gc) {
+        for l in 0..LANES {
+            let g = if xv[l] * a + b > 0.0 { gv[l] } else { 0.0 };
+            l1[l] += g;
+            l2[l] += g * (xv[l] - mu);
         }
-        sg += l1.iter().map(|&v| v as f64).sum::<f64>();
-        sgx += l2.iter().map(|&v| v as f64).sum::<f64>();
-        for (&xv, &gv) in xt.iter().zip(gt) {
-            if xv * a + b > 0.0 {
-                sg += gv as f64;
-                sgx += (gv * (xv - mu)) as f64;
-            }
+    }
+    let mut sg = l1.iter().map(|&v| v as f64).sum::<f64>();
+    let mut sgx = l2.iter().map(|&v| v as f64).sum::<f64>();
+    for (&xv, &gv) in xt.iter().zip(gt) {
+        if xv * a + b > 0.0 {
+            sg += gv as f64;
+            sgx += (gv * (xv - mu)) as f64;
         }
     }
     (sg, sgx)

@@ -89,6 +89,150 @@ fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
     }
 }
 
+/// col2im of one image, the adjoint of [`im2col`]: adds each column value back onto the
+/// input pixel it was taken from (`dx` must start zeroed).
+#[multiversion(targets = "simd")]
+fn col2im(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let p = g.out_plane();
+    for ci in 0..g.cin {
+        let plane = &mut dx[ci * g.in_plane()..][..g.in_plane()];
+        for i in 0..g.kh {
+            let rows = g.rows(i);
+            for j in 0..g.kw {
+                let src = &cols[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let cr = g.cols(j);
+                for oy in rows.clone() {
+                    let iy = oy * g.stride[0] + i - g.pad[0];
+                    let dst = &mut plane[iy * g.w..][..g.w];
+                    let row = &src[oy * g.ow..][..g.ow];
+                    if g.stride[1] == 1 {
+                        let x0 = cr.start + j - g.pad[1];
+                        for (o, &v) in dst[x0..x0 + cr.len()].iter_mut().zip(&row[cr.clone()]) {
+                            *o += v;
+                        }
+                    } else {
+                        for ox in cr.clone() {
+                            dst[ox * g.stride[1] + j - g.pad[1]] += row[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward of a dense (`groups == 1`) convolution without bias: `[n, cout, oh, ow]`, per image
+/// `yₙ = W · colsₙ` (the image itself as its columns for a 1x1 stride-1 convolution).
+pub fn dense_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let ckk = g.cin * g.kh * g.kw;
+    let p = g.out_plane();
+    assert_eq!(weight.len(), g.cout * ckk);
+    assert_eq!(x.len(), g.n * g.cin * g.in_plane());
+    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
+    let mut y = vec![0f32; g.n * g.cout * p];
+    y.par_chunks_mut(g.cout * p).enumerate().for_each_init(
+        || {
+            if direct {
+                Vec::new()
+            } else {
+                vec![0f32; ckk * p]
+            }
+        },
+        |cols, (b, yb)| {
+            let xb = &x[b * g.cin * g.in_plane()..][..g.cin * g.in_plane()];
+            let cols: &[f32] = if direct {
+                xb
+            } else {
+                im2col(xb, g, cols);
+                cols
+            };
+            gemm_acc(
+                g.cout,
+                p,
+                ckk,
+                yb,
+                weight,
+                (1, ckk as isize),
+                cols,
+                (1, p as isize),
+            );
+        },
+    );
+    y
+}
+
+/// Forward of a depthwise convolution without bias, through the [`Flat`] layout where it
+/// applies (`None` elsewhere).
+pub fn depthwise_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Option<Vec<f32>> {
+    let f = Flat::of(g)?;
+    let kk = g.kh * g.kw;
+    let mut y = vec![0f32; g.n * g.cout * g.out_plane()];
+    y.par_chunks_mut(g.out_plane()).enumerate().for_each_init(
+        || f.buffers(),
+        |(xp, yp), (plane, out)| {
+            let ch = plane % g.cin;
+            f.pad_input(&x[plane * g.in_plane()..][..g.in_plane()], g, xp);
+            flat_forward(xp, &weight[ch * kk..][..kk], f.w, g.kh, g.kw, yp);
+            for (oy, row) in out.chunks_exact_mut(g.ow).enumerate() {
+                row.copy_from_slice(&yp[oy * f.w..][..g.ow]);
+            }
+        },
+    );
+    Some(y)
+}
+
+/// `y[t] = Σᵢⱼ w[i, j] · xp[t + i·w + j]` over the output rows.
+#[multiversion(targets = "simd")]
+fn flat_forward(xp: &[f32], wc: &[f32], w: usize, kh: usize, kw: usize, y: &mut [f32]) {
+    let len = y.len() - (kh - 1) * w - w;
+    let y = &mut y[..len];
+    y.fill(0.0);
+    for i in 0..kh {
+        for j in 0..kw {
+            let wv = wc[i * kw + j];
+            for (o, &v) in y.iter_mut().zip(&xp[i * w + j..][..len]) {
+                *o += wv * v;
+            }
+        }
+    }
+}
+
+/// Input gradient of a dense (`groups == 1`) convolution: `[n, cin, h, w]`. Per image,
+/// `colsₙ = Wᵀ · dyₙ` (one GEMM), then [`col2im`]; a 1x1 stride-1 convolution without
+/// padding writes `Wᵀ · dyₙ` straight into the image's gradient.
+pub fn dense_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let ckk = g.cin * g.kh * g.kw;
+    let p = g.out_plane();
+    assert_eq!(weight.len(), g.cout * ckk);
+    assert_eq!(dy.len(), g.n * g.cout * p);
+    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
+    let mut dx = vec![0f32; g.n * g.cin * g.in_plane()];
+    dx.par_chunks_mut(g.cin * g.in_plane())
+        .enumerate()
+        .for_each_init(
+            || {
+                if direct {
+                    Vec::new()
+                } else {
+                    vec![0f32; ckk * p]
+                }
+            },
+            |cols, (b, dxb)| {
+                let dyb = &dy[b * g.cout * p..][..g.cout * p];
+                // Wᵀ[ckk, cout]: W is [cout, ckk] row-major.
+                let wt = (ckk as isize, 1);
+                if direct {
+                    gemm_acc(g.cin, p, g.cout, dxb, weight, wt, dyb, (1, p as isize));
+                } else {
+                    cols.fill(0.0);
+                    gemm_acc(ckk, p, g.cout, cols, weight, wt, dyb, (1, p as isize));
+                    col2im(cols, g, dxb);
+                }
+            },
+        );
+    dx
+}
+
 /// `dst[m, n] += lhs[m, k] · rhs[k, n]` with explicit strides (column, row), no parallelism
 /// inside: the callers split the batch across threads.
 #[allow(clippy::too_many_arguments)]
@@ -194,10 +338,98 @@ pub fn dense_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
 pub fn depthwise_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let kk = g.kh * g.kw;
     let mut dw = vec![0f32; g.cin * kk];
-    dw.par_chunks_mut(kk)
-        .enumerate()
-        .for_each(|(ch, dwc)| depthwise_weight_grad_channel(x, dy, g, ch, dwc));
+    match Flat::of(g) {
+        Some(f) => dw.par_chunks_mut(kk).enumerate().for_each_init(
+            || f.buffers(),
+            |(xp, gp), (ch, dwc)| {
+                for b in 0..g.n {
+                    let plane = b * g.cin + ch;
+                    f.pad_input(&x[plane * g.in_plane()..][..g.in_plane()], g, xp);
+                    f.spread_output(&dy[plane * g.out_plane()..][..g.out_plane()], g, gp);
+                    flat_weight_grad(xp, gp, f.w, g.kh, g.kw, dwc);
+                }
+            },
+        ),
+        None => dw
+            .par_chunks_mut(kk)
+            .enumerate()
+            .for_each(|(ch, dwc)| depthwise_weight_grad_channel(x, dy, g, ch, dwc)),
+    }
     dw
+}
+
+/// A stride-1 plane laid out flat at the padded width `w`: input pixel `(y, x)` at
+/// `(y + pad₀)·w + x + pad₁`, output pixel `(y, x)` at `y·w + x` (the `w - ow` columns past
+/// each output row are zero). Then the tap `(i, j)` of every output pixel is `i·w + j`
+/// further on, and a depthwise convolution's gradients become one long dot product (weight)
+/// or one long `axpy` (input) per tap, instead of one short one per row: 6- and 12-pixel
+/// rows are too short to fill a vector register.
+#[derive(Clone, Copy, Debug)]
+struct Flat {
+    /// Padded width.
+    w: usize,
+    /// Padded height (plus a row of slack for the last taps' overrun).
+    h: usize,
+}
+
+impl Flat {
+    fn of(g: &ConvGeom) -> Option<Flat> {
+        let (hp, wp) = (g.oh + g.kh - 1, g.ow + g.kw - 1);
+        (g.stride == [1, 1] && g.h + g.pad[0] <= hp && g.w + g.pad[1] <= wp)
+            .then_some(Flat { w: wp, h: hp + 1 })
+    }
+
+    /// Scratch for one padded input and one spread output plane.
+    fn buffers(&self) -> (Vec<f32>, Vec<f32>) {
+        (vec![0f32; self.h * self.w], vec![0f32; self.h * self.w])
+    }
+
+    fn pad_input(&self, plane: &[f32], g: &ConvGeom, out: &mut [f32]) {
+        out.fill(0.0);
+        for (y, row) in plane.chunks_exact(g.w).enumerate() {
+            out[(y + g.pad[0]) * self.w + g.pad[1]..][..g.w].copy_from_slice(row);
+        }
+    }
+
+    fn spread_output(&self, plane: &[f32], g: &ConvGeom, out: &mut [f32]) {
+        out.fill(0.0);
+        for (y, row) in plane.chunks_exact(g.ow).enumerate() {
+            out[y * self.w..][..g.ow].copy_from_slice(row);
+        }
+    }
+
+    /// The input-gradient plane from its padded, flat form.
+    fn crop_input(&self, flat: &[f32], g: &ConvGeom, plane: &mut [f32]) {
+        for (y, row) in plane.chunks_exact_mut(g.w).enumerate() {
+            row.copy_from_slice(&flat[(y + g.pad[0]) * self.w + g.pad[1]..][..g.w]);
+        }
+    }
+}
+
+/// `dw[i, j] += Σₜ gp[t] · xp[t + i·w + j]` over the output rows.
+#[multiversion(targets = "simd")]
+fn flat_weight_grad(xp: &[f32], gp: &[f32], w: usize, kh: usize, kw: usize, dw: &mut [f32]) {
+    let len = gp.len() - (kh - 1) * w - w;
+    for i in 0..kh {
+        for j in 0..kw {
+            dw[i * kw + j] += dot(&gp[..len], &xp[i * w + j..][..len]);
+        }
+    }
+}
+
+/// `dx[t + i·w + j] += w[i, j] · gp[t]` over the output rows.
+#[multiversion(targets = "simd")]
+fn flat_input_grad(gp: &[f32], wc: &[f32], w: usize, kh: usize, kw: usize, dx: &mut [f32]) {
+    let len = gp.len() - (kh - 1) * w - w;
+    dx.fill(0.0);
+    for i in 0..kh {
+        for j in 0..kw {
+            let wv = wc[i * kw + j];
+            for (o, &v) in dx[i * w + j..][..len].iter_mut().zip(&gp[..len]) {
+                *o += wv * v;
+            }
+        }
+    }
 }
 
 #[multiversion(targets = "simd")]
@@ -234,6 +466,19 @@ fn depthwise_weight_grad_channel(x: &[f32], dy: &[f32], g: &ConvGeom, ch: usize,
 /// Input gradient of a depthwise convolution: `[n, c, h, w]`.
 pub fn depthwise_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     let mut dx = vec![0f32; g.n * g.cin * g.in_plane()];
+    let kk = g.kh * g.kw;
+    if let Some(f) = Flat::of(g) {
+        dx.par_chunks_mut(g.in_plane()).enumerate().for_each_init(
+            || f.buffers(),
+            |(dxp, gp), (plane, out)| {
+                let ch = plane % g.cin;
+                f.spread_output(&dy[plane * g.out_plane()..][..g.out_plane()], g, gp);
+                flat_input_grad(gp, &weight[ch * kk..][..kk], f.w, g.kh, g.kw, dxp);
+                f.crop_input(dxp, g, out);
+            },
+        );
+        return dx;
+    }
     dx.par_chunks_mut(g.in_plane())
         .enumerate()
         .for_each(|(plane, dxp)| depthwise_input_grad_plane(dy, weight, g, plane, dxp));

@@ -18,11 +18,3 @@ pub struct Nchw {
     pub c: usize,
     pub spatial: usize,
 }
-
-impl Nchw {
-    /// The `n` rows of channel `ch` in `data`.
-    pub fn rows_of<'a>(&self, data: &'a [f32], ch: usize) -> impl Iterator<Item = &'a [f32]> {
-        let (c, s) = (self.c, self.spatial);
-        (0..self.n).map(move |b| &data[(b * c + ch) * s..][..s])
-    }
-}
