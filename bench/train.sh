@@ -8,9 +8,9 @@ arch="${1:-edge}"
 steps="${2:-20}"
 bench/setup.sh train >/dev/null
 mkdir -p bench/out
-cargo build -q --release -p emoedge
-burn=$(target/release/emoedge bench train --arch "$arch" --steps "$steps" \
-  --save-config "bench/out/$arch.config.json" 2>&1 | tail -1)
+# `cargo run`, not target/release/emoedge: the binary is wherever CARGO_TARGET_DIR puts it.
+burn=$(cargo run -q --release -p emoedge --bin emoedge -- bench train --arch "$arch" \
+  --steps "$steps" --save-config "bench/out/$arch.config.json" 2>&1 | tail -1)
 echo "$burn"
 torch=$(bench/.venv/bin/python bench/train_peer.py "bench/out/$arch.config.json" --steps "$steps")
 echo "$torch"

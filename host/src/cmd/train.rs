@@ -89,6 +89,10 @@ pub struct Args {
     /// Stop after this epoch, keeping the schedule of --epochs (continue with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
+    /// On the CPU, take Burn's own operations instead of emoedge's training kernels (fused
+    /// BatchNorm + ReLU, convolutions and their gradients): slower, for comparisons.
+    #[arg(long)]
+    burn_ops: bool,
 }
 
 struct Bars {
@@ -122,19 +126,21 @@ impl Observer for Bars {
             pb.finish_and_clear();
         }
         eprintln!(
-            "epoch {:>3}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.0} img/s, {:.0} s",
+            "epoch {:>3}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.0} img/s, {:.0} s + {:.0} s evaluation",
             m.epoch,
             m.train_loss,
             m.train_acc * 100.0,
             m.test_loss,
             m.test_acc * 100.0,
             m.images_per_s,
-            m.train_seconds
+            m.train_seconds,
+            m.eval_seconds
         );
     }
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
+    emoedge_train_ops::set_enabled(!a.burn_ops);
     let data = match a.data {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?,

@@ -23,16 +23,20 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Training images per second.
     pub images_per_s: f64,
+    /// Wall time of the evaluation on the evaluation split after the training part (0 in
+    /// runs recorded before it was kept).
+    #[serde(default)]
+    pub eval_seconds: f64,
 }
 
 /// Writes the rows as `metrics.csv`, atomically.
 pub fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut s = String::from(
-        "epoch,train_loss,train_acc,test_loss,test_acc,lr,train_seconds,images_per_s\n",
+        "epoch,train_loss,train_acc,test_loss,test_acc,lr,train_seconds,images_per_s,eval_seconds\n",
     );
     for m in rows {
         s += &format!(
-            "{},{:.5},{:.5},{:.5},{:.5},{:.3e},{:.1},{:.1}\n",
+            "{},{:.5},{:.5},{:.5},{:.5},{:.3e},{:.1},{:.1},{:.1}\n",
             m.epoch,
             m.train_loss,
             m.train_acc,
@@ -40,7 +44,8 @@ pub fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             m.test_acc,
             m.lr,
             m.train_seconds,
-            m.images_per_s
+            m.images_per_s,
+            m.eval_seconds
         );
     }
     crate::atomic::write_ctx(path, s.as_bytes())

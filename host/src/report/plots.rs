@@ -224,6 +224,7 @@ mod tests {
             lr: 1e-3,
             train_seconds: 1.0,
             images_per_s: 1.0,
+            eval_seconds: 1.0,
         };
         let p = dir.path().join("curves.png");
         curves(&[m(1, 0.3), m(2, 0.5), m(3, 0.6)], &p).unwrap();

@@ -212,7 +212,9 @@ pub fn train(
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let valid = model.valid();
+        let t_eval = Instant::now();
         let (test_loss, test_acc) = evaluate_loss(&valid, test_set, device);
+        let eval_seconds = t_eval.elapsed().as_secs_f64();
         let m = EpochMetrics {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -222,6 +224,7 @@ pub fn train(
             lr,
             train_seconds,
             images_per_s: seen as f64 / train_seconds,
+            eval_seconds,
         };
         // Checkpoint: weights and optimizer first, the state that names them last.
         save_module(&model, &run.ckpt(epoch, Checkpoint::Model))?;
