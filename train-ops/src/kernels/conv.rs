@@ -100,21 +100,10 @@ fn col2im(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
             let rows = g.rows(i);
             for j in 0..g.kw {
                 let src = &cols[((ci * g.kh + i) * g.kw + j) * p..][..p];
-                let cr = g.cols(j);
                 for oy in rows.clone() {
                     let iy = oy * g.stride[0] + i - g.pad[0];
                     let dst = &mut plane[iy * g.w..][..g.w];
-                    let row = &src[oy * g.ow..][..g.ow];
-                    if g.stride[1] == 1 {
-                        let x0 = cr.start + j - g.pad[1];
-                        for (o, &v) in dst[x0..x0 + cr.len()].iter_mut().zip(&row[cr.clone()]) {
-                            *o += v;
-                        }
-                    } else {
-                        for ox in cr.clone() {
-                            dst[ox * g.stride[1] + j - g.pad[1]] += row[ox];
-                        }
-                    }
+                    add_taps(dst, &src[oy * g.ow..][..g.ow], 1.0, j, g);
                 }
             }
         }
@@ -500,22 +489,28 @@ fn depthwise_input_grad_plane(
     for i in 0..g.kh {
         for j in 0..g.kw {
             let wv = wc[i * g.kw + j];
-            let cr = g.cols(j);
             for oy in g.rows(i) {
                 let iy = oy * g.stride[0] + i - g.pad[0];
                 let xr = &mut dxp[iy * g.w..][..g.w];
-                let gr = &gp[oy * g.ow..][..g.ow];
-                if g.stride[1] == 1 {
-                    let x0 = cr.start + j - g.pad[1];
-                    for (o, &v) in xr[x0..x0 + cr.len()].iter_mut().zip(&gr[cr.clone()]) {
-                        *o += wv * v;
-                    }
-                } else {
-                    for ox in cr.clone() {
-                        xr[ox * g.stride[1] + j - g.pad[1]] += wv * gr[ox];
-                    }
-                }
+                add_taps(xr, &gp[oy * g.ow..][..g.ow], wv, j, g);
             }
+        }
+    }
+}
+
+/// `dst[ox·s + j - pad] += scale · src[ox]` for the output columns `ox` whose tap `j` lands
+/// inside the input row `dst` (the scatter of col2im and of the depthwise input gradient).
+#[inline(always)]
+fn add_taps(dst: &mut [f32], src: &[f32], scale: f32, j: usize, g: &ConvGeom) {
+    let cr = g.cols(j);
+    if g.stride[1] == 1 {
+        let x0 = cr.start + j - g.pad[1];
+        for (o, &v) in dst[x0..x0 + cr.len()].iter_mut().zip(&src[cr]) {
+            *o += scale * v;
+        }
+    } else {
+        for ox in cr {
+            dst[ox * g.stride[1] + j - g.pad[1]] += scale * src[ox];
         }
     }
 }
