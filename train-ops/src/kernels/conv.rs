@@ -561,3 +561,103 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod against_loops {
+    //! The dense kernels against plain loops, independent of the `gemm` crate (the tests
+    //! against Burn share it with Flex, so they could not see a fault in it).
+    use super::*;
+
+    fn values(seed: u64, n: usize) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    /// `f(b, co, ci, oy, ox, i, j, iy, ix)` for every tap that lands inside the input.
+    fn taps(g: &ConvGeom, mut f: impl FnMut([usize; 9])) {
+        for b in 0..g.n {
+            for co in 0..g.cout {
+                for ci in 0..g.cin {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + i) as isize - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j) as isize - g.pad[1] as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < g.h
+                                        && (ix as usize) < g.w
+                                    {
+                                        f([b, co, ci, oy, ox, i, j, iy as usize, ix as usize]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(what: &str, got: &[f32], want: &[f32]) {
+        for (k, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{what}[{k}]: {a} against {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn dense_kernels_equal_plain_loops() {
+        let shapes = [
+            (2, 3, 5, 9, 7, 3, 3, [1, 1], [1, 1]),
+            (1, 16, 32, 24, 24, 3, 3, [2, 2], [1, 1]),
+            (3, 4, 6, 8, 11, 1, 1, [1, 1], [0, 0]),
+            (2, 5, 7, 10, 6, 3, 2, [2, 1], [0, 1]),
+            (2, 64, 128, 12, 12, 1, 1, [1, 1], [0, 0]),
+        ];
+        for (t, &(n, cin, cout, h, w, kh, kw, stride, pad)) in shapes.iter().enumerate() {
+            let g = ConvGeom {
+                n,
+                cin,
+                h,
+                w,
+                cout,
+                oh: (h + 2 * pad[0] - kh) / stride[0] + 1,
+                ow: (w + 2 * pad[1] - kw) / stride[1] + 1,
+                kh,
+                kw,
+                stride,
+                pad,
+            };
+            let x = values(t as u64 * 3 + 1, n * cin * h * w);
+            let wt = values(t as u64 * 3 + 2, cout * cin * kh * kw);
+            let dy = values(t as u64 * 3 + 3, n * cout * g.oh * g.ow);
+            let (mut y, mut dx, mut dw) = (
+                vec![0f32; dy.len()],
+                vec![0f32; x.len()],
+                vec![0f32; wt.len()],
+            );
+            taps(&g, |[b, co, ci, oy, ox, i, j, iy, ix]| {
+                let yi = ((b * cout + co) * g.oh + oy) * g.ow + ox;
+                let xi = ((b * cin + ci) * h + iy) * w + ix;
+                let wi = ((co * cin + ci) * kh + i) * kw + j;
+                y[yi] += wt[wi] * x[xi];
+                dx[xi] += wt[wi] * dy[yi];
+                dw[wi] += x[xi] * dy[yi];
+            });
+            close("forward", &dense_forward(&x, &wt, &g), &y);
+            close("input gradient", &dense_input_grad(&dy, &wt, &g), &dx);
+            close("weight gradient", &dense_weight_grad(&x, &dy, &g), &dw);
+        }
+    }
+}
