@@ -29,23 +29,27 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// The geometry of a convolution with dilation 1, or `None` where the kernels do not apply.
-fn geom(x: &FlexTensor, w: &FlexTensor, dy: &FlexTensor, o: &ConvOptions<2>) -> Option<ConvGeom> {
-    if o.dilation != [1, 1] {
+/// The geometry of a convolution with dilation 1 and output size `out` (`[oh, ow]`), or
+/// `None` where the kernels do not apply.
+fn conv_geom(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    o: &ConvOptions<2>,
+    out: impl FnOnce(&[usize]) -> Option<[usize; 2]>,
+) -> Option<ConvGeom> {
+    let (xs, ws) = (x.shape(), w.shape());
+    if o.dilation != [1, 1] || xs.num_dims() != 4 || ws.num_dims() != 4 {
         return None;
     }
-    let (xs, ws, ys) = (x.shape(), w.shape(), dy.shape());
-    if xs.num_dims() != 4 || ws.num_dims() != 4 || ys.num_dims() != 4 {
-        return None;
-    }
+    let [oh, ow] = out(&xs)?;
     Some(ConvGeom {
         n: xs[0],
         cin: xs[1],
         h: xs[2],
         w: xs[3],
         cout: ws[0],
-        oh: ys[2],
-        ow: ys[3],
+        oh,
+        ow,
         kh: ws[2],
         kw: ws[3],
         stride: o.stride,
@@ -53,29 +57,24 @@ fn geom(x: &FlexTensor, w: &FlexTensor, dy: &FlexTensor, o: &ConvOptions<2>) -> 
     })
 }
 
-/// The geometry of a forward convolution with dilation 1, its output size computed as
-/// Burn computes it.
+/// The geometry of a backward step: the output size is the gradient's.
+fn geom(x: &FlexTensor, w: &FlexTensor, dy: &FlexTensor, o: &ConvOptions<2>) -> Option<ConvGeom> {
+    let ys = dy.shape();
+    conv_geom(x, w, o, |_| (ys.num_dims() == 4).then(|| [ys[2], ys[3]]))
+}
+
+/// The geometry of a forward convolution, its output size computed as Burn computes it.
 fn forward_geom(x: &FlexTensor, w: &FlexTensor, o: &ConvOptions<2>) -> Option<ConvGeom> {
-    let (xs, ws) = (x.shape(), w.shape());
-    if o.dilation != [1, 1] || xs.num_dims() != 4 || ws.num_dims() != 4 {
+    let ws = w.shape();
+    if ws.num_dims() != 4 {
         return None;
     }
-    let out = |len: usize, k: usize, a: usize| {
-        let (b, e) = o.padding[a];
-        (len + b + e).checked_sub(k).map(|v| v / o.stride[a] + 1)
-    };
-    Some(ConvGeom {
-        n: xs[0],
-        cin: xs[1],
-        h: xs[2],
-        w: xs[3],
-        cout: ws[0],
-        oh: out(xs[2], ws[2], 0)?,
-        ow: out(xs[3], ws[3], 1)?,
-        kh: ws[2],
-        kw: ws[3],
-        stride: o.stride,
-        pad: o.padding_begin(),
+    conv_geom(x, w, o, |xs| {
+        let out = |len: usize, k: usize, a: usize| {
+            let (b, e) = o.padding[a];
+            (len + b + e).checked_sub(k).map(|v| v / o.stride[a] + 1)
+        };
+        Some([out(xs[2], ws[2], 0)?, out(xs[3], ws[3], 1)?])
     })
 }
 
@@ -83,20 +82,26 @@ fn is_depthwise(g: &ConvGeom, o: &ConvOptions<2>) -> bool {
     o.groups == g.cin && g.cout == g.cin
 }
 
-/// The three tensors of a convolution's backward as contiguous `f32`, with their geometry.
-fn conv_operands(
+/// Runs `kernel(x, w, dy, geometry, depthwise)` on a convolution's backward operands as
+/// contiguous `f32` when a kernel covers it (dense, or depthwise), else `None`.
+fn conv_grad(
     x: &FlexTensor,
     w: &FlexTensor,
     dy: &FlexTensor,
     o: &ConvOptions<2>,
-) -> Option<(FlexTensor, FlexTensor, FlexTensor, ConvGeom)> {
+    kernel: impl FnOnce(&[f32], &[f32], &[f32], &ConvGeom, bool) -> FlexTensor,
+) -> Option<FlexTensor> {
     let g = geom(x, w, dy, o)?;
-    Some((
+    let depthwise = o.groups != 1 && is_depthwise(&g, o);
+    if o.groups != 1 && !depthwise {
+        return None;
+    }
+    let (x, w, dy) = (
         contiguous_f32(x.clone())?,
         contiguous_f32(w.clone())?,
         contiguous_f32(dy.clone())?,
-        g,
-    ))
+    );
+    Some(kernel(data(&x), data(&w), data(&dy), &g, depthwise))
 }
 
 impl TrainOps for Flex {
@@ -125,17 +130,20 @@ impl TrainOps for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if let Some((_, w, dy, g)) = conv_operands(&x, &weight, &output_grad, &options) {
-            if options.groups == 1 {
-                let dx = conv::dense_input_grad(data(&dy), data(&w), &g);
-                return tensor(dx, vec![g.n, g.cin, g.h, g.w]);
-            }
-            if is_depthwise(&g, &options) {
-                let dx = conv::depthwise_input_grad(data(&dy), data(&w), &g);
-                return tensor(dx, vec![g.n, g.cin, g.h, g.w]);
-            }
-        }
-        Flex::conv2d_x_backward(x, weight, output_grad, options)
+        let fast = conv_grad(
+            &x,
+            &weight,
+            &output_grad,
+            &options,
+            |_, w, dy, g, depthwise| {
+                let dx = match depthwise {
+                    false => conv::dense_input_grad(dy, w, g),
+                    true => conv::depthwise_input_grad(dy, w, g),
+                };
+                tensor(dx, vec![g.n, g.cin, g.h, g.w])
+            },
+        );
+        fast.unwrap_or_else(|| Flex::conv2d_x_backward(x, weight, output_grad, options))
     }
 
     fn conv2d_train_weight_grad(
@@ -144,17 +152,20 @@ impl TrainOps for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if let Some((xc, _, dy, g)) = conv_operands(&x, &weight, &output_grad, &options) {
-            if options.groups == 1 {
-                let dw = conv::dense_weight_grad(data(&xc), data(&dy), &g);
-                return tensor(dw, vec![g.cout, g.cin, g.kh, g.kw]);
-            }
-            if is_depthwise(&g, &options) {
-                let dw = conv::depthwise_weight_grad(data(&xc), data(&dy), &g);
-                return tensor(dw, vec![g.cout, 1, g.kh, g.kw]);
-            }
-        }
-        Flex::conv2d_weight_backward(x, weight, output_grad, options)
+        let fast = conv_grad(
+            &x,
+            &weight,
+            &output_grad,
+            &options,
+            |x, _, dy, g, depthwise| {
+                let (dw, per_group) = match depthwise {
+                    false => (conv::dense_weight_grad(x, dy, g), g.cin),
+                    true => (conv::depthwise_weight_grad(x, dy, g), 1),
+                };
+                tensor(dw, vec![g.cout, per_group, g.kh, g.kw])
+            },
+        );
+        fast.unwrap_or_else(|| Flex::conv2d_weight_backward(x, weight, output_grad, options))
     }
 
     fn batch_norm_relu_train(

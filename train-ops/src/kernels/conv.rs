@@ -140,6 +140,7 @@ pub fn dense_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
                 p,
                 ckk,
                 yb,
+                Dst::Overwrite,
                 weight,
                 (1, ckk as isize),
                 cols,
@@ -211,10 +212,11 @@ pub fn dense_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
                 // Wᵀ[ckk, cout]: W is [cout, ckk] row-major.
                 let wt = (ckk as isize, 1);
                 if direct {
-                    gemm_acc(g.cin, p, g.cout, dxb, weight, wt, dyb, (1, p as isize));
+                    let set = Dst::Overwrite;
+                    gemm_acc(g.cin, p, g.cout, dxb, set, weight, wt, dyb, (1, p as isize));
                 } else {
-                    cols.fill(0.0);
-                    gemm_acc(ckk, p, g.cout, cols, weight, wt, dyb, (1, p as isize));
+                    let set = Dst::Overwrite;
+                    gemm_acc(ckk, p, g.cout, cols, set, weight, wt, dyb, (1, p as isize));
                     col2im(cols, g, dxb);
                 }
             },
@@ -222,7 +224,14 @@ pub fn dense_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     dx
 }
 
-/// `dst[m, n] += lhs[m, k] · rhs[k, n]` with explicit strides (column, row), no parallelism
+/// Whether a GEMM adds onto its destination or overwrites it (without reading it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dst {
+    Add,
+    Overwrite,
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` with explicit strides (column, row), no parallelism
 /// inside: the callers split the batch across threads.
 #[allow(clippy::too_many_arguments)]
 fn gemm_acc(
@@ -230,6 +239,7 @@ fn gemm_acc(
     n: usize,
     k: usize,
     dst: &mut [f32],
+    mode: Dst,
     lhs: &[f32],
     lhs_strides: (isize, isize),
     rhs: &[f32],
@@ -247,7 +257,7 @@ fn gemm_acc(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            true,
+            mode == Dst::Add,
             lhs.as_ptr(),
             lhs_strides.0,
             lhs_strides.1,
@@ -304,6 +314,7 @@ pub fn dense_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                     ckk,
                     p,
                     &mut acc,
+                    Dst::Add,
                     dyb,
                     (1, p as isize),
                     cols,
