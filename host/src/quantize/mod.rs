@@ -30,7 +30,7 @@ use anyhow::{Context, Result, bail, ensure};
 use emoedge_core::preprocess::INPUT_SIDE;
 use emoedge_core::quant::Requant;
 use fold::{Folded, floats, fold};
-use scales::{tract_friendly_scale, weight_scale};
+use scales::{Reach, tract_friendly_scale, weight_scale};
 
 /// Where a layer sits and what shape it has: everything of a [`QConv`] but its numbers.
 #[derive(Clone)]
@@ -61,6 +61,13 @@ fn quantize_layer(
         Vec::new(),
     );
     let mut inexact_channels = 0;
+    let reach = match g.kind {
+        ConvKind::GlobalPool => Reach::Pool,
+        _ => Reach::Learnt,
+    };
+    // The last search, reused: a pool's channels all ask the same, and a search that finds
+    // nothing walks all of its reach.
+    let mut last: Option<(f32, (f32, bool))> = None;
     for o in 0..out_c {
         let row = &f.w[o * per..(o + 1) * per];
         ensure!(
@@ -70,7 +77,15 @@ fn quantize_layer(
         let scale = weight_scale(row, f.b[o], in_q.scale, out_q.scale);
         let scale = match scales {
             Scales::Exact => {
-                let (scale, exact) = tract_friendly_scale(scale, in_q.scale, out_q.scale, first);
+                let (scale, exact) = match last {
+                    Some((want, found)) if want == scale => found,
+                    _ => {
+                        let found =
+                            tract_friendly_scale(scale, in_q.scale, out_q.scale, first, reach);
+                        last = Some((scale, found));
+                        found
+                    }
+                };
                 inexact_channels += usize::from(!exact);
                 scale
             }

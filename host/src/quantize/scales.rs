@@ -88,22 +88,23 @@ pub(super) fn tract_scales(in_scale: f32, w: f32, out_scale: f32, first: bool) -
 /// The weights are then quantized with the larger scale (coarser by a median 0.4% of a
 /// step), never beyond ±127, since the scale only grows. Found by walking up from `want`
 /// one `f32` step at a time, as the `f32` roundings skip some multiples. `None` when none
-/// is reached within `2^20` steps (6-12% above `want`; always so for requantization scales
-/// below `2^-16`), which happens where the roundings skip every multiple in reach for a
-/// layer's pair of activation scales; [`tract_friendly_scale`] then falls back to
+/// is reached within `reach` ([`Reach`]; always so for requantization scales below
+/// `2^-16`), which happens where the roundings skip every multiple in reach for a layer's
+/// pair of activation scales; [`tract_friendly_scale`] then falls back to
 /// [`agreeing_weight_scale`].
 pub(super) fn exact_weight_scale(
     want: f32,
     in_scale: f32,
     out_scale: f32,
     first: bool,
+    reach: Reach,
 ) -> Option<f32> {
     let quantum = 2f32.powi(-REQUANT_QUANTUM_EXP);
     if !(want > 0.0 && want.is_finite()) {
         return None;
     }
     let mut w = want;
-    for _ in 0..1u32 << 20 {
+    for _ in 0..reach.steps() {
         let all = tract_scales(in_scale, w, out_scale, first);
         let r = all[0];
         // Dividing by a power of two is exact, so `fract` sees the true remainder.
@@ -113,6 +114,29 @@ pub(super) fn exact_weight_scale(
         w = f32::from_bits(w.to_bits() + 1);
     }
     None
+}
+
+/// How far [`exact_weight_scale`] may raise a weight scale, in `f32` steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// Learnt weights: `2^20` steps, 6-12% above `max |w| / 127`, so that a channel's
+    /// largest weight still quantizes to at least 113.
+    Learnt,
+    /// The global pool's equal weights `c = 1 / (h · w)`: `2^22` steps, 25-50%. Its
+    /// requantization scales are small (50-60 multiples of `2^-16` in trained networks), so
+    /// exact multiples lie far apart, and one missed scale leaves every channel of the layer
+    /// inexact at once (all share it). A constant weight loses nothing to a coarser scale but
+    /// the rounding of `round(c / scale) · scale` to `c`: at most `1 / (2 · 85)`, 0.6%.
+    Pool,
+}
+
+impl Reach {
+    fn steps(self) -> u32 {
+        match self {
+            Reach::Learnt => 1 << 20,
+            Reach::Pool => 1 << 22,
+        }
+    }
 }
 
 /// The smallest weight scale `>= want` on which all of tract's formulas for the
@@ -146,8 +170,9 @@ pub(super) fn tract_friendly_scale(
     in_scale: f32,
     out_scale: f32,
     first: bool,
+    reach: Reach,
 ) -> (f32, bool) {
-    match exact_weight_scale(want, in_scale, out_scale, first) {
+    match exact_weight_scale(want, in_scale, out_scale, first, reach) {
         Some(w) => (w, true),
         None => (
             agreeing_weight_scale(want, in_scale, out_scale, first).unwrap_or(want),
@@ -186,7 +211,7 @@ mod tests {
         };
         let mut tract_slips_before = 0;
         for (x, want, y) in cases {
-            let w = exact_weight_scale(want, x, y, false).expect("in range");
+            let w = exact_weight_scale(want, x, y, false, Reach::Learnt).expect("in range");
             assert!(w >= want, "the scale only grows: {w} < {want}");
             let r = (x * w) / y;
             assert!(
@@ -226,8 +251,8 @@ mod tests {
     fn without_an_exact_multiple_the_formulas_still_agree() {
         // edge-ft2's first layer, channel 0: the roundings skip every multiple in reach.
         let (x, y, want) = (0.003921569f32, 0.043351166f32, 0.03127604f32);
-        assert_eq!(exact_weight_scale(want, x, y, true), None);
-        let (w, exact) = tract_friendly_scale(want, x, y, true);
+        assert_eq!(exact_weight_scale(want, x, y, true, Reach::Learnt), None);
+        let (w, exact) = tract_friendly_scale(want, x, y, true, Reach::Learnt);
         assert!(!exact);
         assert!(w >= want && w / want - 1.0 < 1e-3, "{w} vs {want}");
         let all = tract_scales(x, w, y, true);
@@ -255,7 +280,7 @@ mod tests {
             tract_requant(12288, old[2]),
             Requant::from_f32(old[0]).unwrap().apply(12288)
         );
-        let w = exact_weight_scale(w_old, x, y, true).expect("in reach");
+        let w = exact_weight_scale(w_old, x, y, true, Reach::Learnt).expect("in reach");
         assert!(w > w_old && w / w_old - 1.0 < 0.13);
         let r = tract_scales(x, w, y, true);
         assert!(r.iter().all(|&v| v == r[0]), "{r:?}");
@@ -263,6 +288,21 @@ mod tests {
         for acc in -40_000..40_000 {
             assert_eq!(tract_requant(acc, r[2]), engine.apply(acc), "acc {acc}");
         }
+    }
+
+    #[test]
+    fn the_global_pool_searches_further() {
+        // A 2-epoch pipeline-test model's 6x6 global pool: the first exact scale is 2^20 + 726
+        // steps above `1/36 / 127`, just beyond a learnt layer's reach.
+        let (x, y, want) = (0.025548754f32, 0.0066404683f32, (1.0f32 / 36.0) / 127.0);
+        assert_eq!(exact_weight_scale(want, x, y, false, Reach::Learnt), None);
+        let w = exact_weight_scale(want, x, y, false, Reach::Pool).expect("in the pool's reach");
+        let r = tract_scales(x, w, y, false);
+        assert!(r.iter().all(|&v| v == r[0]), "{r:?}");
+        assert_eq!((r[0] * 65536.0).fract(), 0.0);
+        // The pool's weight 1/36 at that scale is within 0.6% of itself.
+        let c = 1.0f32 / 36.0;
+        assert!(((c / w).round() * w / c - 1.0).abs() < 0.006);
     }
 
     /// On a live input neither bound applies: the scale is `max |w| / 127`.
@@ -277,12 +317,18 @@ mod tests {
     #[test]
     fn tiny_requant_scales_are_left_alone() {
         // 1e-6 · 0.01 / 0.05 = 2e-7, far below 2^-16: no exact multiple within reach.
-        assert_eq!(exact_weight_scale(1e-6, 0.01, 0.05, false), None);
-        assert_eq!(exact_weight_scale(0.0, 0.01, 0.05, false), None);
+        assert_eq!(
+            exact_weight_scale(1e-6, 0.01, 0.05, false, Reach::Learnt),
+            None
+        );
+        assert_eq!(
+            exact_weight_scale(0.0, 0.01, 0.05, false, Reach::Learnt),
+            None
+        );
         // The smallest: no f32 scale between `want` and the answer is exact.
         let (x, y) = (0.0432425f32, 0.046096314f32);
         let want = 0.0019632082f32;
-        let w = exact_weight_scale(want, x, y, false).unwrap();
+        let w = exact_weight_scale(want, x, y, false, Reach::Learnt).unwrap();
         let is_multiple = |v: f32| {
             let all = tract_scales(x, v, y, false);
             (all[0] * 65536.0).fract() == 0.0 && all.iter().all(|&r| r == all[0])
