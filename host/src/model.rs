@@ -361,7 +361,9 @@ impl Model {
                     }
                     ci += 1;
                 }
-                Block::MaxPool => x4 = x4.map(|x| self.pool.forward(x)),
+                Block::MaxPool => {
+                    x4 = x4.map(|x| emoedge_train_ops::max_pool2d_layer(&self.pool, x))
+                }
                 Block::Dropout { .. } => {
                     let d = &self.dropouts[pi];
                     x4 = x4.map(|x| d.forward(x));

@@ -61,7 +61,38 @@ impl<B: TrainOps> Backward<B, 3> for BatchNormReluStep {
     }
 }
 
+#[derive(Debug)]
+struct MaxPool2x2;
+
+impl<B: TrainOps> Backward<B, 1> for MaxPool2x2 {
+    // The input alone: the backward finds each window's winner in it again.
+    type State = NodeId;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let x = ck.retrieve_node_output::<FloatTensor<B>>(ops.state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::max_pool2x2_train_backward(x, grad));
+        }
+    }
+}
+
 impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
+    fn max_pool2x2_train(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match MaxPool2x2
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish(x_state, B::max_pool2x2_train(Self::inner(x)))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2x2_train(Self::inner(x))),
+        }
+    }
+
     fn conv2d_train(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -4,6 +4,7 @@
 //! grouped-but-not-depthwise convolution) takes Burn's own operation.
 
 use crate::kernels::conv::{self, ConvGeom};
+use crate::kernels::pool::{self, Planes};
 use crate::kernels::{Nchw, batch_norm};
 use crate::{BatchNormReluGrads, BatchNormReluTrain, TrainOps, fallback};
 use burn::backend::ops::{ConvOptions, ModuleOps};
@@ -231,6 +232,38 @@ impl TrainOps for Flex {
             beta: tensor(dbeta, vec![d.c]),
         }
     }
+
+    fn max_pool2x2_train(x: FlexTensor) -> FlexTensor {
+        let dims = x.shape().to_vec();
+        if let (Some(d), Some(xc)) = (planes(&dims), contiguous_f32(x.clone())) {
+            let [oh, ow] = d.pooled();
+            let y = pool::max_pool2x2_forward(data(&xc), d);
+            return tensor(y, vec![dims[0], dims[1], oh, ow]);
+        }
+        Flex::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+    }
+
+    fn max_pool2x2_train_backward(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        let dims = x.shape().to_vec();
+        if let (Some(d), Some(xc), Some(dy)) = (
+            planes(&dims),
+            contiguous_f32(x.clone()),
+            contiguous_f32(output_grad.clone()),
+        ) {
+            return tensor(pool::max_pool2x2_backward(data(&xc), data(&dy), d), dims);
+        }
+        fallback::max_pool2x2_train_backward::<Flex>(x, output_grad)
+    }
+}
+
+/// A 4-D tensor's `[n, c, h, w]` as `n · c` planes, or `None` for another rank.
+fn planes(dims: &[usize]) -> Option<Planes> {
+    let &[n, c, h, w] = dims else { return None };
+    Some(Planes {
+        planes: n * c,
+        h,
+        w,
+    })
 }
 
 /// `[n, c, ...]` as `n`, `c` and the product of the rest.

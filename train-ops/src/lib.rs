@@ -30,6 +30,7 @@ use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, ExtensionType, backend_extension};
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,6 +123,21 @@ pub trait TrainOps: Backend {
             epsilon,
             output_grad,
         )
+    }
+
+    /// 2x2 max pooling with stride 2, no padding (an odd last row or column is dropped),
+    /// differentiated by [`TrainOps::max_pool2x2_train_backward`].
+    fn max_pool2x2_train(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+    }
+
+    /// Gradient of [`TrainOps::max_pool2x2_train`] for its input: each output's gradient to
+    /// its window's largest value (the first in row order on a tie).
+    fn max_pool2x2_train_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        fallback::max_pool2x2_train_backward::<Self>(x, output_grad)
     }
 }
 
@@ -252,4 +268,18 @@ pub fn conv2d_layer(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         layer.bias.as_ref().map(|b| b.val()),
         options,
     )
+}
+
+/// `layer.forward(x)` for a Burn `MaxPool2d` layer; a 2x2 pool with stride 2, no padding and
+/// no dilation (what our networks use) takes the fast operation where [`applies_to`] the
+/// device.
+pub fn max_pool2d_layer(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let two_by_two = layer.kernel_size == [2, 2]
+        && layer.stride == [2, 2]
+        && layer.dilation == [1, 1]
+        && matches!(layer.padding, PaddingConfig2d::Valid);
+    if !(two_by_two && applies_to(&x.device())) {
+        return layer.forward(x);
+    }
+    Tensor::from_dispatch(Dispatch::max_pool2x2_train(x.into_dispatch()))
 }

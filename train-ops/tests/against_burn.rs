@@ -2,6 +2,7 @@
 //! gradient, on random shapes (batch 1, odd sizes, strides, padding, 1x1 and depthwise).
 
 use burn::backend::ops::ConvOptions;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -195,8 +196,63 @@ fn check_norm(c: &Norm) {
     assert_close("beta gradient", &fast.5, &burn.5, 1e-4);
 }
 
+#[derive(Clone, Debug)]
+struct Pool {
+    dims: [usize; 4],
+    /// Coarse values after a ReLU: most windows hold ties, many all zeros.
+    ties: bool,
+    seed: u64,
+}
+
+fn pool_case() -> impl Strategy<Value = Pool> {
+    (
+        (1usize..4, 1usize..5, 2usize..12, 2usize..12),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|((n, c, h, w), ties, seed)| Pool {
+            dims: [n, c, h, w],
+            ties,
+            seed,
+        })
+}
+
+/// The output and the input gradient equal Burn's exactly: the same maxima, and each
+/// gradient at the same winner of its window.
+fn check_pool(c: &Pool) {
+    let layer = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let run = |fast: bool| {
+        let mut v = values(c.seed, c.dims.iter().product(), 0.0);
+        if c.ties {
+            v.iter_mut()
+                .for_each(|x| *x = (*x * 2.0).round().max(0.0) / 2.0);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(v, c.dims), &device()).require_grad();
+        let y = if fast {
+            ops::max_pool2d_layer(&layer, x.clone())
+        } else {
+            layer.forward(x.clone())
+        };
+        let r = Tensor::from_data(
+            TensorData::new(values(c.seed ^ 3, y.shape().num_elements(), 0.0), y.dims()),
+            &device(),
+        );
+        let grads = (y.clone() * r).sum().backward();
+        (vec_of(y), vec_of(x.grad(&grads).expect("x gradient")))
+    };
+    let (y, dx) = run(true);
+    let (y0, dx0) = run(false);
+    assert_eq!(y, y0, "output");
+    assert_eq!(dx, dx0, "input gradient");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn max_pooling_matches_burn(c in pool_case()) {
+        check_pool(&c);
+    }
 
     #[test]
     fn convolution_matches_burn(c in conv_case()) {
@@ -236,6 +292,13 @@ fn the_shapes_our_networks_train_with_match_burn() {
         offset: 0.5,
         seed: 11,
     });
+    for (dims, ties) in [([3, 64, 44, 44], true), ([3, 128, 8, 8], false)] {
+        check_pool(&Pool {
+            dims,
+            ties,
+            seed: 5,
+        });
+    }
 }
 
 /// The running statistics move exactly as `BatchNorm::forward` moves them, and evaluation
