@@ -366,8 +366,8 @@ impl Model {
                 }
                 Block::Dropout { .. } => {
                     let d = &self.dropouts[pi];
-                    x4 = x4.map(|x| d.forward(x));
-                    x2 = x2.map(|x| d.forward(x));
+                    x4 = x4.map(|x| emoedge_train_ops::dropout(d, x));
+                    x2 = x2.map(|x| emoedge_train_ops::dropout(d, x));
                     pi += 1;
                 }
                 Block::GlobalAvgPool => {

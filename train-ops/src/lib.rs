@@ -31,8 +31,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, ExtensionType, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Dropout, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What [`TrainOps::batch_norm_relu_train`] returns: the output and the batch statistics.
@@ -282,4 +283,29 @@ pub fn max_pool2d_layer(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         return layer.forward(x);
     }
     Tensor::from_dispatch(Dispatch::max_pool2x2_train(x.into_dispatch()))
+}
+
+/// `layer.forward(x)` for a Burn `Dropout` layer. In training on a Flex device the mask is
+/// made by [`kernels::dropout::mask`], seeded by two draws from the device's random stream
+/// (so a seeded run repeats exactly), and applied as one product; elsewhere, and outside
+/// training, `layer.forward`.
+pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let p = layer.prob;
+    if !(applies_to(&device) && device.is_autodiff() && layer.training.is_enabled())
+        || p <= 0.0
+        || p >= 1.0
+    {
+        return layer.forward(x);
+    }
+    let draws = Tensor::<1>::random([2], Distribution::Default, &device)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let seed = draws
+        .iter()
+        .fold(0u64, |s, v| (s << 32) | u64::from(v.to_bits()));
+    let shape = x.shape();
+    let m = kernels::dropout::mask(seed, shape.num_elements(), 1.0 - p);
+    x * Tensor::<D>::from_data(TensorData::new(m, shape), &device)
 }

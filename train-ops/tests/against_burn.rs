@@ -3,7 +3,7 @@
 
 use burn::backend::ops::ConvOptions;
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use emoedge_train_ops as ops;
@@ -337,4 +337,48 @@ fn running_statistics_follow_batch_norm() {
         &vec_of(burn::tensor::activation::relu(b.forward(x))),
         1e-6,
     );
+}
+
+/// Dropout in training: Burn's contract (each value kept with probability `1 - p` and scaled
+/// by `1 / (1 - p)`, the gradient through the same mask), a seeded device repeating its
+/// mask, and no change outside training.
+#[test]
+fn dropout_keeps_burns_contract() {
+    let layer = DropoutConfig::new(0.25).init();
+    let dims = [4, 8, 32, 32];
+    let n: usize = dims.iter().product();
+    let run = |seed: u64| {
+        let device = device();
+        device.seed(seed);
+        let x = Tensor::<4>::from_data(TensorData::new(values(1, n, 2.0), dims), &device)
+            .require_grad();
+        let y = ops::dropout(&layer, x.clone());
+        let r = Tensor::from_data(TensorData::new(values(2, n, 0.0), dims), &device);
+        let grads = (y.clone() * r).sum().backward();
+        (
+            vec_of(x.clone()),
+            vec_of(y),
+            vec_of(x.grad(&grads).expect("x gradient")),
+        )
+    };
+    let (x, y, dx) = run(3);
+    let r = values(2, n, 0.0);
+    let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
+    assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
+    for i in 0..n {
+        // x lies in [1, 3): a dropped value is the only zero.
+        let want = if y[i] == 0.0 { 0.0 } else { x[i] / 0.75 };
+        assert!(
+            (y[i] - want).abs() <= 1e-6 * want.abs(),
+            "y[{i}] {} vs {want}",
+            y[i]
+        );
+        let g = if y[i] == 0.0 { 0.0 } else { r[i] / 0.75 };
+        assert!((dx[i] - g).abs() <= 1e-6, "dx[{i}] {} vs {g}", dx[i]);
+    }
+    assert_eq!(run(3).1, y, "the same seed, the same mask");
+    assert_ne!(run(4).1, y, "another seed, another mask");
+    let eval = layer.valid();
+    let x = Tensor::<4>::from_data(TensorData::new(values(1, n, 2.0), dims), &Device::flex());
+    assert_eq!(vec_of(ops::dropout(&eval, x.clone())), vec_of(x));
 }

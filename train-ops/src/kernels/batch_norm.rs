@@ -69,17 +69,23 @@ fn lane_sums(row: &[f32], shift: f32) -> (f64, f64) {
     (s1, s2)
 }
 
-/// Per-channel `scale = gamma / sqrt(var + eps)` and `shift = beta - mean · scale`, so that
-/// the normalised, scaled and shifted value is `x · scale + shift`.
-fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> Vec<(f32, f32)> {
+/// Per-channel `(scale, shift, mean)` with `scale = gamma / sqrt(var + eps)`, so that the
+/// normalised, scaled and shifted value is `(x - mean) · scale + shift`.
+///
+/// Why `x - mean` first and not `x · scale + (beta - mean · scale)`: where the mean is large
+/// against the spread the folded form cancels, and a value that normalises to about zero
+/// can land on the other side of the ReLU than Burn's `(x - mean)` puts it.
+fn affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f64,
+) -> Vec<(f32, f32, f32)> {
     (0..gamma.len())
         .map(|c| {
             let inv_std = 1.0 / (var[c] as f64 + eps).sqrt();
-            let scale = gamma[c] as f64 * inv_std;
-            (
-                scale as f32,
-                (beta[c] as f64 - mean[c] as f64 * scale) as f32,
-            )
+            ((gamma[c] as f64 * inv_std) as f32, beta[c], mean[c])
         })
         .collect()
 }
@@ -99,17 +105,14 @@ pub fn forward(
     y.par_chunks_mut(d.spatial)
         .zip(x.par_chunks(d.spatial))
         .enumerate()
-        .for_each(|(r, (yr, xr))| {
-            let (a, b) = ab[r % d.c];
-            affine_relu(xr, a, b, yr);
-        });
+        .for_each(|(r, (yr, xr))| affine_relu(xr, ab[r % d.c], yr));
     (y, mean, var)
 }
 
 #[multiversion(targets = "simd")]
-fn affine_relu(x: &[f32], a: f32, b: f32, y: &mut [f32]) {
+fn affine_relu(x: &[f32], (a, b, mu): (f32, f32, f32), y: &mut [f32]) {
     for (o, &v) in y.iter_mut().zip(x) {
-        *o = (v * a + b).max(0.0);
+        *o = ((v - mu) * a + b).max(0.0);
     }
 }
 
@@ -133,13 +136,13 @@ pub fn backward(
         .par_chunks(d.spatial)
         .zip(dy.par_chunks(d.spatial))
         .enumerate()
-        .map(|(r, (xr, gr))| masked_sums(xr, gr, ab[r % d.c], mean[r % d.c]))
+        .map(|(r, (xr, gr))| masked_sums(xr, gr, ab[r % d.c]))
         .collect();
     let sums: Vec<(f64, f64)> = (0..d.c).map(|ch| per_channel(&rows, d, ch)).collect();
     let mut dgamma = vec![0f32; d.c];
     let mut dbeta = vec![0f32; d.c];
-    // dx = scale · g + p + q · x, with p and q constant per channel.
-    let pq: Vec<(f32, f32, f32, f32)> = (0..d.c)
+    // dx = scale · g + p + q · (x - mean), with p and q constant per channel.
+    let pq: Vec<((f32, f32, f32), f32, f32)> = (0..d.c)
         .map(|ch| {
             let (sg, sgx) = sums[ch];
             let inv_std = 1.0 / (var[ch] as f64 + eps).sqrt();
@@ -147,8 +150,8 @@ pub fn backward(
             dbeta[ch] = sg as f32;
             dgamma[ch] = (sgx * inv_std) as f32;
             let q = -scale * inv_std * inv_std * sgx / m;
-            let p = -scale * sg / m - q * mean[ch] as f64;
-            (ab[ch].0, ab[ch].1, p as f32, q as f32)
+            let p = -scale * sg / m;
+            (ab[ch], p as f32, q as f32)
         })
         .collect();
     let mut dx = vec![0f32; x.len()];
@@ -161,12 +164,10 @@ pub fn backward(
     (dx, dgamma, dbeta)
 }
 
-/// Channel `ch`'s `Σ g` and `Σ g·(x - mean)`, `g = dy` where `x · a + b > 0` (the ReLU
+/// One row's `Σ g` and `Σ g·(x - mean)`, `g = dy` where `(x - mean) · a + b > 0` (the ReLU
 /// passed), else 0.
-/// One row's `Σ g` and `Σ g·(x - mean)`, `g = dy` where `x · a + b > 0` (the ReLU passed),
-/// else 0.
 #[multiversion(targets = "simd")]
-fn masked_sums(xr: &[f32], gr: &[f32], (a, b): (f32, f32), mu: f32) -> (f64, f64) {
+fn masked_sums(xr: &[f32], gr: &[f32], (a, b, mu): (f32, f32, f32)) -> (f64, f64) {
     let mut l1 = [0f32; LANES];
     let mut l2 = [0f32; LANES];
     let xc = xr.chunks_exact(LANES);
@@ -174,27 +175,35 @@ fn masked_sums(xr: &[f32], gr: &[f32], (a, b): (f32, f32), mu: f32) -> (f64, f64
     let (xt, gt) = (xc.remainder(), gc.remainder());
     for (xv, gv) in xc.zip(gc) {
         for l in 0..LANES {
-            let g = if xv[l] * a + b > 0.0 { gv[l] } else { 0.0 };
+            let c = xv[l] - mu;
+            let g = if c * a + b > 0.0 { gv[l] } else { 0.0 };
             l1[l] += g;
-            l2[l] += g * (xv[l] - mu);
+            l2[l] += g * c;
         }
     }
     let mut sg = l1.iter().map(|&v| v as f64).sum::<f64>();
     let mut sgx = l2.iter().map(|&v| v as f64).sum::<f64>();
     for (&xv, &gv) in xt.iter().zip(gt) {
-        if xv * a + b > 0.0 {
+        let c = xv - mu;
+        if c * a + b > 0.0 {
             sg += gv as f64;
-            sgx += (gv * (xv - mu)) as f64;
+            sgx += (gv * c) as f64;
         }
     }
     (sg, sgx)
 }
 
-/// One row of the input gradient: `a · g + p + q · x`.
+/// One row of the input gradient: `a · g + p + q · (x - mean)`.
 #[multiversion(targets = "simd")]
-fn input_grad_row(x: &[f32], dy: &[f32], (a, b, p, q): (f32, f32, f32, f32), out: &mut [f32]) {
+fn input_grad_row(
+    x: &[f32],
+    dy: &[f32],
+    ((a, b, mu), p, q): ((f32, f32, f32), f32, f32),
+    out: &mut [f32],
+) {
     for ((o, &xv), &gv) in out.iter_mut().zip(x).zip(dy) {
-        let g = if xv * a + b > 0.0 { gv } else { 0.0 };
-        *o = a * g + p + q * xv;
+        let c = xv - mu;
+        let g = if c * a + b > 0.0 { gv } else { 0.0 };
+        *o = a * g + p + q * c;
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod dropout;
 pub mod pool;
 
 /// Lanes the kernels sum in: one AVX-512 register of `f32`, two AVX2 ones.
