@@ -101,7 +101,7 @@ pub fn forward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mean, var) = channel_stats(x, d);
     let ab = affine(gamma, beta, &mean, &var, eps);
-    let mut y = vec![0f32; x.len()];
+    let mut y = super::zeroed(x.len());
     y.par_chunks_mut(d.spatial)
         .zip(x.par_chunks(d.spatial))
         .enumerate()
@@ -154,7 +154,7 @@ pub fn backward(
             (ab[ch], p as f32, q as f32)
         })
         .collect();
-    let mut dx = vec![0f32; x.len()];
+    let mut dx = super::zeroed(x.len());
     dx.par_chunks_mut(d.spatial)
         .zip(x.par_chunks(d.spatial).zip(dy.par_chunks(d.spatial)))
         .enumerate()

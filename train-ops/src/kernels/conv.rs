@@ -118,7 +118,7 @@ pub fn dense_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     assert_eq!(weight.len(), g.cout * ckk);
     assert_eq!(x.len(), g.n * g.cin * g.in_plane());
     let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
-    let mut y = vec![0f32; g.n * g.cout * p];
+    let mut y = super::zeroed(g.n * g.cout * p);
     y.par_chunks_mut(g.cout * p).enumerate().for_each_init(
         || {
             if direct {
@@ -156,7 +156,7 @@ pub fn dense_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
 pub fn depthwise_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Option<Vec<f32>> {
     let f = Flat::of(g)?;
     let kk = g.kh * g.kw;
-    let mut y = vec![0f32; g.n * g.cout * g.out_plane()];
+    let mut y = super::zeroed(g.n * g.cout * g.out_plane());
     y.par_chunks_mut(g.out_plane()).enumerate().for_each_init(
         || f.buffers(),
         |(xp, yp), (plane, out)| {
@@ -196,7 +196,7 @@ pub fn dense_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     assert_eq!(weight.len(), g.cout * ckk);
     assert_eq!(dy.len(), g.n * g.cout * p);
     let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
-    let mut dx = vec![0f32; g.n * g.cin * g.in_plane()];
+    let mut dx = super::zeroed(g.n * g.cin * g.in_plane());
     dx.par_chunks_mut(g.cin * g.in_plane())
         .enumerate()
         .for_each_init(
@@ -465,7 +465,7 @@ fn depthwise_weight_grad_channel(x: &[f32], dy: &[f32], g: &ConvGeom, ch: usize,
 
 /// Input gradient of a depthwise convolution: `[n, c, h, w]`.
 pub fn depthwise_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let mut dx = vec![0f32; g.n * g.cin * g.in_plane()];
+    let mut dx = super::zeroed(g.n * g.cin * g.in_plane());
     let kk = g.kh * g.kw;
     if let Some(f) = Flat::of(g) {
         dx.par_chunks_mut(g.in_plane()).enumerate().for_each_init(

@@ -27,7 +27,7 @@ pub fn mask(seed: u64, len: usize, keep: f64) -> Vec<f32> {
     assert!(keep > 0.0 && keep <= 1.0, "keep probability {keep}");
     let threshold = (keep * 65536.0).round() as u32;
     let scale = (1.0 / keep) as f32;
-    let mut m = vec![0f32; len];
+    let mut m = super::zeroed(len);
     m.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
         let first = (c * CHUNK / 4) as u64;
         for (j, four) in out.chunks_mut(4).enumerate() {

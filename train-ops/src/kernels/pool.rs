@@ -58,7 +58,7 @@ fn winner(v: [f32; 4]) -> (f32, u8) {
 /// The window maxima of every plane, `[planes, h / 2, w / 2]`.
 pub fn max_pool2x2_forward(x: &[f32], d: Planes) -> Vec<f32> {
     let per = planes_per_task(d);
-    let mut y = vec![0f32; d.planes * d.out_plane()];
+    let mut y = super::zeroed(d.planes * d.out_plane());
     if y.is_empty() {
         return y;
     }
@@ -88,7 +88,7 @@ fn forward_planes(x: &[f32], d: Planes, y: &mut [f32]) {
 /// The input gradient: each output's gradient `dy` goes to its window's winner in `x`.
 pub fn max_pool2x2_backward(x: &[f32], dy: &[f32], d: Planes) -> Vec<f32> {
     let per = planes_per_task(d);
-    let mut dx = vec![0f32; d.planes * d.in_plane()];
+    let mut dx = super::zeroed(d.planes * d.in_plane());
     if dx.is_empty() || dy.is_empty() {
         return dx;
     }
