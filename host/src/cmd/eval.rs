@@ -2,7 +2,7 @@
 
 use super::{Outcome, progress};
 use anyhow::Result;
-use emoedge::data::load_split;
+use emoedge::data::{Split, is_csv, load_csv, load_split};
 use emoedge::eval::{Form, predict_form};
 use emoedge::report::metrics::{ClassMetrics, Confusion};
 use emoedge_runtime::ModelDir;
@@ -17,9 +17,13 @@ pub struct Args {
     /// Which form to run [default: float for a run folder, tract for a model folder]
     #[arg(long, value_enum)]
     form: Option<Form>,
-    /// Folder of <class>/*.png [default: $EMOEDGE_DATA/fer2013/test]
+    /// A split's folder of <class>/<image> (any FER2013 folder naming, any image size), or
+    /// FER2013's fer2013.csv with --split [default: $EMOEDGE_DATA/fer2013/test]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// With --data fer2013.csv: which rows (its Usage column) to evaluate.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
     /// Write the full report as JSON here (atomically).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -56,7 +60,11 @@ pub fn run(a: Args) -> Result<Outcome> {
     } else {
         Form::Float
     });
-    let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
+    let (ds, skipped) = if is_csv(&data) {
+        load_csv(&data, a.split, &progress::bar("decode", 0))?
+    } else {
+        load_split(&data, &progress::bar("decode", 0))?
+    };
     let pb = progress::bar("eval", ds.len() as u64);
     let pred = predict_form(&a.model, form, a.flip, &ds, &|n| pb.inc(n as u64))?;
     pb.finish_and_clear();

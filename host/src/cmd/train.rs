@@ -2,7 +2,7 @@
 
 use super::{Outcome, progress};
 use anyhow::{Context, Result};
-use emoedge::data::load_split;
+use emoedge::data::{Split, load_dataset};
 use emoedge::model::{Arch, ModelConfig, costs};
 use emoedge::report::history::EpochMetrics;
 use emoedge::train::augment::AugmentConfig;
@@ -17,7 +17,11 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Dataset folder holding train/ and test/ [default: $EMOEDGE_DATA/fer2013]
+    /// Dataset: a folder holding train/ and test/ with one folder per class (either FER2013
+    /// folder naming, any letter case), or FER2013's fer2013.csv (its Training rows to
+    /// train on, PublicTest to test). Images of any size and colour are taken as face crops:
+    /// their centred square (a non-square image loses the ends of its longer side) in gray,
+    /// area-averaged to 48x48, as the Pi makes its input [default: $EMOEDGE_DATA/fer2013]
     #[arg(long)]
     data: Option<PathBuf>,
     /// Run folder for checkpoints, metrics and weights.
@@ -208,9 +212,9 @@ pub fn run(a: Args) -> Result<Outcome> {
         emoedge::backend::name()
     );
     let (mut train_set, mut skipped) =
-        load_split(&data.join("train"), &progress::bar("decode train", 0))?;
+        load_dataset(&data, Split::Train, &progress::bar("decode train", 0))?;
     let (test_set, skipped_test) =
-        load_split(&data.join("test"), &progress::bar("decode test", 0))?;
+        load_dataset(&data, Split::Test, &progress::bar("decode test", 0))?;
     skipped.extend(skipped_test);
     if let Some(n) = a.limit {
         train_set = train_set.subsample(n);

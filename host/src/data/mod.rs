@@ -1,8 +1,13 @@
-//! FER-style folders (`<split>/<class>/*.png`), decoded once, in parallel, into memory.
+//! Datasets as people download them, decoded once into memory: FER-style folders
+//! (`<split>/<class>/<image>`, in parallel) and FER2013's original `fer2013.csv` (streamed).
+//! Every image becomes the model's 48x48 gray input the way the Pi makes one from a face.
 
+pub mod csv_split;
 pub mod ferplus;
 
-use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
+pub use csv_split::{is_csv, load_csv};
+
+use emoedge_core::preprocess::{FaceBox, Frame, INPUT_LEN, PixelFormat, crop_to_input};
 use emoedge_core::{Emotion, NUM_CLASSES};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -21,12 +26,22 @@ pub enum DataError {
         name: String,
         expected: String,
     },
+    /// Two sub-folders name the same class (`fear` and `fearful`, say).
+    #[error("{} and {} both name the class {class}; keep one", .first.display(), .second.display())]
+    DuplicateClass {
+        first: PathBuf,
+        second: PathBuf,
+        class: Emotion,
+    },
     /// A class folder holds no files.
     #[error("class folder {} is empty", .0.display())]
     EmptyClass(PathBuf),
     /// The split holds no class folders at all.
     #[error("{} has no class folders (expected <class>/*.png)", .0.display())]
     NoClasses(PathBuf),
+    /// A CSV file that cannot be read as FER2013's.
+    #[error("{}: {problem}", .path.display())]
+    Csv { path: PathBuf, problem: String },
     /// Reading a directory failed.
     #[error("reading {}: {source}", .path.display())]
     Io {
@@ -120,6 +135,75 @@ impl Dataset {
     }
 }
 
+/// Folder names other than [`Emotion::name`] that common FER2013 editions use for a class:
+/// the other folder edition's `disgust`, `fear`, `surprise` (also the CSV's names) and the
+/// nouns.
+const CLASS_ALIASES: [(&str, Emotion); 6] = [
+    ("anger", Emotion::Angry),
+    ("disgust", Emotion::Disgusted),
+    ("fear", Emotion::Fearful),
+    ("happiness", Emotion::Happy),
+    ("sadness", Emotion::Sad),
+    ("surprise", Emotion::Surprised),
+];
+
+/// The class a dataset folder is named for, in any letter case: the names every tool prints
+/// ([`Emotion::name`]) or one of [`CLASS_ALIASES`].
+pub fn class_of_folder(name: &str) -> Option<Emotion> {
+    let name = name.to_lowercase();
+    Emotion::from_name(&name).or_else(|| {
+        CLASS_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map(|&(_, e)| e)
+    })
+}
+
+/// A dataset's splits: FER2013's `Usage` values, and the folders the folder editions use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    /// `train/`, or the CSV's `Training` rows: what a model is fitted to.
+    Train,
+    /// `test/`, or `PublicTest`: what a model is selected and reported on.
+    Test,
+    /// `private/`, or `PrivateTest`: kept aside to check what ships.
+    Private,
+}
+
+impl Split {
+    /// The split's value in FER2013's `Usage` column.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Self::Train => "Training",
+            Self::Test => "PublicTest",
+            Self::Private => "PrivateTest",
+        }
+    }
+
+    /// The split's folder in a dataset folder.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Test => "test",
+            Self::Private => "private",
+        }
+    }
+}
+
+/// Loads `split` of a dataset given as a folder holding `<split>/<class>/<image>`
+/// ([`load_split`]) or as FER2013's `fer2013.csv` ([`load_csv`]).
+pub fn load_dataset(
+    data: &Path,
+    split: Split,
+    progress: &ProgressBar,
+) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    if is_csv(data) {
+        load_csv(data, split, progress)
+    } else {
+        load_split(&data.join(split.folder()), progress)
+    }
+}
+
 /// Lists `dir/<class>/*` in a stable order, checking the folder layout.
 pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
     if !dir.is_dir() {
@@ -136,10 +220,14 @@ pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let emotion = Emotion::from_name(&name).ok_or_else(|| DataError::UnknownClass {
+        let emotion = class_of_folder(&name).ok_or_else(|| DataError::UnknownClass {
             path: entry.path(),
             name,
-            expected: Emotion::ALL.map(|e| e.name()).join(", "),
+            expected: format!(
+                "{} (any case; also {})",
+                Emotion::ALL.map(|e| e.name()).join(", "),
+                CLASS_ALIASES.map(|(a, _)| a).join(", ")
+            ),
         })?;
         classes.push((emotion, entry.path()));
     }
@@ -147,6 +235,13 @@ pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
         return Err(DataError::NoClasses(dir.to_path_buf()));
     }
     classes.sort();
+    if let Some(pair) = classes.windows(2).find(|p| p[0].0 == p[1].0) {
+        return Err(DataError::DuplicateClass {
+            first: pair[0].1.clone(),
+            second: pair[1].1.clone(),
+            class: pair[0].0,
+        });
+    }
     let mut files = Vec::new();
     for (emotion, cdir) in classes {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&cdir)
@@ -163,7 +258,12 @@ pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
     Ok(files)
 }
 
-/// Decodes one 48x48 gray image; any other size, or a file that is not an image, is an error.
+/// Decodes an image of any size, format and colour into the model's 48x48 gray input, as the
+/// Pi turns a detected face into one: colour to gray by the runtimes' integer luma
+/// ([`emoedge_core::preprocess::rgb_to_gray`]), then the image's centred square (its
+/// shorter side; a non-square image loses the ends of its longer side) area-averaged to
+/// 48x48 ([`crop_to_input`]). The image is taken to be a face crop already: a 48x48 gray
+/// image passes unchanged. A file that is not a readable image is an error.
 pub fn decode_face(path: &Path) -> Result<[u8; INPUT_LEN], String> {
     let img = image::ImageReader::open(path)
         .map_err(|e| e.to_string())?
@@ -171,16 +271,28 @@ pub fn decode_face(path: &Path) -> Result<[u8; INPUT_LEN], String> {
         .map_err(|e| e.to_string())?
         .decode()
         .map_err(|e| format!("not a readable image: {e}"))?;
-    if img.width() as usize != INPUT_SIDE || img.height() as usize != INPUT_SIDE {
-        return Err(format!(
-            "is {}x{}, expected {INPUT_SIDE}x{INPUT_SIDE}",
-            img.width(),
-            img.height()
-        ));
-    }
-    let gray = img.into_luma8();
+    let (w, h) = (img.width(), img.height());
+    let (pixels, format) = if img.color().has_color() {
+        (img.into_rgb8().into_raw(), PixelFormat::Rgb8)
+    } else {
+        (img.into_luma8().into_raw(), PixelFormat::Gray8)
+    };
+    face_input(&pixels, w, h, format)
+}
+
+/// A face image's pixels (`w x h`, rows top to bottom) as the model's input: the centred
+/// square, area-averaged to 48x48 gray ([`decode_face`]).
+pub fn face_input(
+    pixels: &[u8],
+    w: u32,
+    h: u32,
+    format: PixelFormat,
+) -> Result<[u8; INPUT_LEN], String> {
+    let frame = Frame::new(pixels, w, h, format).map_err(|e| format!("{e:?}"))?;
+    let side = w.min(h);
+    let square = FaceBox::new(((w - side) / 2) as i32, ((h - side) / 2) as i32, side, side);
     let mut out = [0u8; INPUT_LEN];
-    out.copy_from_slice(gray.as_raw());
+    crop_to_input(&frame, square, &mut out).map_err(|e| format!("{e:?}"))?;
     Ok(out)
 }
 
@@ -227,9 +339,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         emoedge_test_support::write_split(t.path(), 2, 0);
         std::fs::write(t.path().join("happy/corrupt.png"), b"not a png").unwrap();
-        image::GrayImage::new(40, 48)
-            .save(t.path().join("sad/small.png"))
-            .unwrap();
+        std::fs::write(t.path().join("happy/empty.jpg"), b"").unwrap();
         let (ds, skipped) = load_split(t.path(), &ProgressBar::hidden()).unwrap();
         assert_eq!(ds.len(), 14);
         assert_eq!(ds.class_counts(), [2; NUM_CLASSES]);
@@ -238,12 +348,61 @@ mod tests {
             skipped.iter().any(|s| s.path.ends_with("happy/corrupt.png")
                 && s.reason.contains("not a readable image"))
         );
-        assert!(
-            skipped
-                .iter()
-                .any(|s| s.path.ends_with("sad/small.png") && s.reason.contains("40x48"))
-        );
         assert_eq!(ds.row_index(0), Some(0));
+    }
+
+    /// Any size and colour: the centred square, gray by the runtimes' luma, area-averaged.
+    #[test]
+    fn any_image_becomes_the_centred_square_in_gray() {
+        let t = tempfile::tempdir().unwrap();
+        // 144x96 RGB: a 48-pixel band each side of a 96x96 square; each 2x2 block of the
+        // square averages to one input pixel.
+        let img = image::RgbImage::from_fn(144, 96, |x, y| {
+            if !(24..120).contains(&x) {
+                image::Rgb([255, 0, 0])
+            } else {
+                let v = ((x - 24) / 2 + y / 2) as u8;
+                image::Rgb([v, v, v])
+            }
+        });
+        let path = t.path().join("wide.png");
+        img.save(&path).unwrap();
+        let face = decode_face(&path).unwrap();
+        for (i, &p) in face.iter().enumerate() {
+            let side = emoedge_core::preprocess::INPUT_SIDE;
+            let (x, y) = (i % side, i / side);
+            // The four source pixels (x - 24) / 2 + y / 2 in {k, k} for a 2x2 block: the
+            // same value, so gray = (77 + 150 + 29) v / 256 = v, and the mean is v.
+            assert_eq!(p as usize, x + y, "pixel {x},{y}");
+        }
+        // A 48x48 gray image is its own input.
+        let gray = image::GrayImage::from_fn(48, 48, |x, y| image::Luma([(x * 5 + y) as u8]));
+        gray.save(t.path().join("g.png")).unwrap();
+        assert_eq!(
+            &decode_face(&t.path().join("g.png")).unwrap()[..],
+            gray.as_raw()
+        );
+    }
+
+    #[test]
+    fn folder_names_of_every_edition_are_read() {
+        let t = tempfile::tempdir().unwrap();
+        for name in [
+            "Angry", "disgust", "FEAR", "happy", "Neutral", "sadness", "surprise",
+        ] {
+            let d = t.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            image::GrayImage::new(48, 48).save(d.join("0.png")).unwrap();
+        }
+        let files = list_split(t.path()).unwrap();
+        let classes: Vec<Emotion> = files.iter().map(|(_, e)| *e).collect();
+        assert_eq!(classes, Emotion::ALL);
+        std::fs::create_dir(t.path().join("fearful")).unwrap();
+        let err = list_split(t.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("FEAR") && err.contains("fearful") && err.contains("both name"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,0 +1,214 @@
+//! FER2013's original file, `fer2013.csv` (`emotion,pixels,Usage`), read as a split.
+//!
+//! The file is streamed row by row (it is 300 MB), keeping only the rows of the asked
+//! split. A malformed row is skipped and named by its line, never fatal; a file whose
+//! header lacks a column is an error naming the file and the header it has.
+
+use super::{DataError, Dataset, Skipped, Split, face_input};
+use emoedge_core::Emotion;
+use emoedge_core::preprocess::PixelFormat;
+use indicatif::ProgressBar;
+use std::path::{Path, PathBuf};
+
+/// FER2013's label codes in its own order (0 Angry, 1 Disgust, 2 Fear, 3 Happy, 4 Sad,
+/// 5 Surprise, 6 Neutral), which is not the model's alphabetical order.
+const CODES: [Emotion; 7] = [
+    Emotion::Angry,
+    Emotion::Disgusted,
+    Emotion::Fearful,
+    Emotion::Happy,
+    Emotion::Sad,
+    Emotion::Surprised,
+    Emotion::Neutral,
+];
+
+/// Whether `path` names a CSV file rather than a folder of class folders.
+pub fn is_csv(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Reads the rows of `split` from a `fer2013.csv`. Each image is named
+/// `<file>/<row>` with `<row>` the 0-based data row, padded to 6 digits as the folder
+/// edition names its files, so [`Dataset::row_index`] (and FER+'s labels) work alike.
+/// Pixel counts that are a square other than 48x48 are area-averaged to 48x48.
+pub fn load_csv(
+    path: &Path,
+    split: Split,
+    progress: &ProgressBar,
+) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    let io = |source: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    progress.set_length(file.metadata().map_err(io)?.len());
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let header = reader
+        .headers()
+        .map_err(|e| bad_csv(path, format!("unreadable header: {e}")))?
+        .clone();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                bad_csv(
+                    path,
+                    format!(
+                        "no {name:?} column in its header {:?} (expected emotion,pixels,Usage)",
+                        header.iter().collect::<Vec<_>>().join(",")
+                    ),
+                )
+            })
+    };
+    let (c_emotion, c_pixels, c_usage) = (column("emotion")?, column("pixels")?, column("usage")?);
+    let mut ds = Dataset::default();
+    let mut skipped = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut row = 0usize;
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                // An unreadable row (bad UTF-8, say): named and skipped, as any bad image.
+                skipped.push(Skipped {
+                    path: row_path(path, row),
+                    reason: format!("line {line}: {e}"),
+                });
+                row += 1;
+                continue;
+            }
+        }
+        let this = row;
+        row += 1;
+        progress.set_position(reader.position().byte());
+        let usage = record.get(c_usage).unwrap_or("").trim();
+        if usage != split.usage() {
+            continue;
+        }
+        match parse_row(&record, c_emotion, c_pixels) {
+            Ok((label, face)) => ds.push(&face, label.index() as u8, row_path(path, this)),
+            Err(reason) => skipped.push(Skipped {
+                path: row_path(path, this),
+                reason: format!("line {line}: {reason}"),
+            }),
+        }
+    }
+    progress.finish_and_clear();
+    if ds.is_empty() {
+        return Err(bad_csv(
+            path,
+            format!("no readable rows with Usage {}", split.usage()),
+        ));
+    }
+    Ok((ds, skipped))
+}
+
+fn bad_csv(path: &Path, problem: String) -> DataError {
+    DataError::Csv {
+        path: path.to_path_buf(),
+        problem,
+    }
+}
+
+fn row_path(csv: &Path, row: usize) -> PathBuf {
+    csv.join(format!("{row:06}"))
+}
+
+/// One row's label and input pixels.
+fn parse_row(
+    record: &csv::StringRecord,
+    c_emotion: usize,
+    c_pixels: usize,
+) -> Result<(Emotion, [u8; emoedge_core::preprocess::INPUT_LEN]), String> {
+    let code = record.get(c_emotion).unwrap_or("").trim();
+    let label = code
+        .parse::<usize>()
+        .ok()
+        .and_then(|c| CODES.get(c).copied())
+        .ok_or_else(|| format!("emotion {code:?} is not a FER2013 label code 0-6"))?;
+    let pixels: Vec<u8> = record
+        .get(c_pixels)
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(|v| v.parse::<u8>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("a pixel value is not 0-255 ({e})"))?;
+    let side = (pixels.len() as f64).sqrt().round() as usize;
+    if side == 0 || side * side != pixels.len() {
+        return Err(format!(
+            "{} pixel values are not a square image",
+            pixels.len()
+        ));
+    }
+    let face = face_input(&pixels, side as u32, side as u32, PixelFormat::Gray8)?;
+    Ok((label, face))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pixels(v: u8, n: usize) -> String {
+        vec![v.to_string(); n].join(" ")
+    }
+
+    #[test]
+    fn reads_its_split_and_names_bad_rows() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("fer2013.csv");
+        let rows = [
+            format!("0,{},Training", pixels(10, 2304)),
+            format!("6,{},PublicTest", pixels(20, 2304)),
+            format!("4,{},Training", pixels(30, 2304)),
+            format!("9,{},Training", pixels(40, 2304)),
+            format!("3,{},Training", pixels(50, 2000)),
+            format!("5,\"{}\",Training", pixels(60, 96 * 96)),
+            "2,1 2 x,Training".to_string(),
+        ];
+        std::fs::write(
+            &path,
+            format!("emotion,pixels,Usage\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+        let (ds, skipped) = load_csv(&path, Split::Train, &ProgressBar::hidden()).unwrap();
+        let labels: Vec<u8> = ds.labels.clone();
+        assert_eq!(
+            labels,
+            [Emotion::Angry, Emotion::Sad, Emotion::Surprised].map(|e| e.index() as u8)
+        );
+        assert_eq!(ds.image(0)[0], 10);
+        assert_eq!(ds.image(2)[0], 60, "96x96 area-averaged");
+        assert_eq!(ds.row_index(1), Some(2));
+        let reasons: Vec<String> = skipped.iter().map(|s| s.reason.clone()).collect();
+        assert_eq!(skipped.len(), 3, "{reasons:?}");
+        assert!(reasons[0].starts_with("line 5:") && reasons[0].contains("label code"));
+        assert!(reasons[1].starts_with("line 6:") && reasons[1].contains("2000 pixel"));
+        assert!(reasons[2].starts_with("line 8:") && reasons[2].contains("0-255"));
+        let (test, _) = load_csv(&path, Split::Test, &ProgressBar::hidden()).unwrap();
+        assert_eq!(test.labels, [Emotion::Neutral.index() as u8]);
+        let err = load_csv(&path, Split::Private, &ProgressBar::hidden()).unwrap_err();
+        assert!(err.to_string().contains("PrivateTest"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_header_names_the_file_and_the_header() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("x.csv");
+        std::fs::write(&path, "label,image\n0,1 2 3 4\n").unwrap();
+        let err = load_csv(&path, Split::Train, &ProgressBar::hidden())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.csv") && err.contains("label,image") && err.contains("emotion"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! FER2013 in the forms people download it, each built here from a few real images: the
+//! other folder edition (`Angry`, `Disgust`, `Fear`, ..., colour JPEGs at 96x96) and the
+//! original `fer2013.csv`. Each trains, and a model evaluates the same on every form.
+
+use emoedge_test_support::data_dir;
+use std::path::{Path, PathBuf};
+
+fn emoedge(args: &[&str]) -> (bool, String) {
+    emoedge_test_support::run_tool(env!("CARGO_BIN_EXE_emoedge"), args)
+}
+
+/// The real images used: `first + code` of each class of a FER2013 split (a different count
+/// for each class, so that a class read as another shows in the counts), as (code, row,
+/// path), in FER2013's own label order (0 angry ... 6 neutral).
+fn sample(split: &str, first: usize) -> Vec<(usize, usize, PathBuf)> {
+    let fer = data_dir().join("fer2013").join(split);
+    assert!(fer.is_dir(), "{} missing: set EMOEDGE_DATA", fer.display());
+    let folders = [
+        "angry",
+        "disgusted",
+        "fearful",
+        "happy",
+        "sad",
+        "surprised",
+        "neutral",
+    ];
+    let mut out = Vec::new();
+    for (code, class) in folders.iter().enumerate() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(fer.join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.into_iter().take(first + code) {
+            let row: usize = f.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+            out.push((code, row, f));
+        }
+    }
+    out
+}
+
+/// The other folder edition's names, capitalised, with each image as a 96x96 colour JPEG
+/// (gray in all three channels, so the model's input is the area-averaged original give or
+/// take the JPEG's rounding).
+fn folder_edition(root: &Path, split: &str, images: &[(usize, usize, PathBuf)]) {
+    let names = [
+        "Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral",
+    ];
+    for (code, row, path) in images {
+        let dir = root.join(split).join(names[*code]);
+        std::fs::create_dir_all(&dir).unwrap();
+        let gray = image::open(path).unwrap().into_luma8();
+        let big = image::imageops::resize(&gray, 96, 96, image::imageops::FilterType::Nearest);
+        let rgb = image::DynamicImage::ImageLuma8(big).into_rgb8();
+        rgb.save(dir.join(format!("{row:06}.jpg"))).unwrap();
+    }
+}
+
+/// `fer2013.csv` with the given rows (pixels as in the PNGs) and their `Usage`.
+fn csv(path: &Path, rows: &[(&str, &[(usize, usize, PathBuf)])]) {
+    let mut text = String::from("emotion,pixels,Usage\n");
+    for (usage, images) in rows {
+        for (code, _, path) in images.iter() {
+            let px = image::open(path).unwrap().into_luma8().into_raw();
+            let px: Vec<String> = px.iter().map(|v| v.to_string()).collect();
+            text += &format!("{code},{},{usage}\n", px.join(" "));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn eval_json(model: &Path, data: &Path, extra: &[&str], json: &Path) -> serde_json::Value {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let mut args = vec![
+        "eval".to_string(),
+        "--model".into(),
+        s(model),
+        "--data".into(),
+        s(data),
+        "--json".into(),
+        s(json),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = emoedge(&args);
+    assert!(ok, "eval failed:\n{log}");
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+#[test]
+fn every_form_trains_and_evaluates_alike() {
+    let t = tempfile::tempdir().unwrap();
+    let (train, test) = (sample("train", 6), sample("test", 2));
+    let folders = t.path().join("fer-folders");
+    folder_edition(&folders, "train", &train);
+    folder_edition(&folders, "test", &test);
+    let table = t.path().join("fer2013.csv");
+    csv(
+        &table,
+        &[
+            ("Training", &train),
+            ("PublicTest", &test),
+            ("PrivateTest", &test[..7]),
+        ],
+    );
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    for (data, run) in [(&folders, "run-folders"), (&table, "run-csv")] {
+        let run = t.path().join(run);
+        let (ok, log) = emoedge(&[
+            "train",
+            "--data",
+            &s(data),
+            "--out",
+            &s(&run),
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+        ]);
+        assert!(ok, "train on {} failed:\n{log}", data.display());
+        // Per class in the model's order: angry 6, disgusted 7, fearful 8, happy 9,
+        // neutral 12, sad 10, surprised 11.
+        assert!(
+            log.contains("train: 63 images [6, 7, 8, 9, 12, 10, 11]; test: 35 images"),
+            "{log}"
+        );
+    }
+
+    // One model on the PNG test split, its CSV rows and the resized colour copies.
+    let model = t.path().join("run-csv");
+    let png_test = t.path().join("png-test");
+    for (code, row, path) in &test {
+        let class = [
+            "angry",
+            "disgusted",
+            "fearful",
+            "happy",
+            "sad",
+            "surprised",
+            "neutral",
+        ][*code];
+        std::fs::create_dir_all(png_test.join(class)).unwrap();
+        std::fs::copy(path, png_test.join(class).join(format!("{row:06}.png"))).unwrap();
+    }
+    let png = eval_json(&model, &png_test, &[], &t.path().join("png.json"));
+    let from_csv = eval_json(
+        &model,
+        &table,
+        &["--split", "test"],
+        &t.path().join("c.json"),
+    );
+    let private = eval_json(
+        &model,
+        &table,
+        &["--split", "private"],
+        &t.path().join("p.json"),
+    );
+    let colour = eval_json(&model, &folders.join("test"), &[], &t.path().join("f.json"));
+    assert_eq!(png["images"], 35);
+    assert_eq!(private["images"], 7);
+    // The CSV holds the PNGs' pixels: the same predictions, so the same report.
+    assert_eq!(png["accuracy"], from_csv["accuracy"]);
+    assert_eq!(png["confusion"], from_csv["confusion"]);
+    // Upscaled to 96x96 and back by area averaging, through JPEG: the same faces, near
+    // enough that an untrained-for-long model gives almost all the same labels.
+    assert_eq!(colour["images"], 35);
+    let (a, b) = (
+        png["accuracy"].as_f64().unwrap(),
+        colour["accuracy"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 3.0 / 35.0 + 1e-9, "{a} vs {b}");
+}
+
+#[test]
+fn a_broken_csv_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    let bad = t.path().join("fer2013.csv");
+    std::fs::write(&bad, "label,image\n0,1 2 3 4\n").unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (ok, log) = emoedge(&[
+        "train",
+        "--data",
+        &s(&bad),
+        "--out",
+        &s(&t.path().join("r")),
+        "--epochs",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(
+        log.contains("fer2013.csv") && log.contains("label,image"),
+        "{log}"
+    );
+}
