@@ -242,6 +242,9 @@ pub fn run(a: Args) -> Result<Outcome> {
         train_set.class_counts(),
         test_set.len()
     );
+    if let Some(w) = rare_classes_warning(&train_set.class_counts()) {
+        eprintln!("{w}");
+    }
     let device = emoedge::backend::device();
     let teacher = match &cfg.distill {
         Some(d) => Some(distill::teacher_targets(
@@ -282,4 +285,46 @@ pub fn run(a: Args) -> Result<Outcome> {
         run.weights().display()
     );
     Ok(super::report_skipped(&skipped))
+}
+
+/// A warning naming the classes that hold under 1% of the training images (with every
+/// class's count), which the model will rarely predict; `None` when every class has 1% or
+/// more (FER2013's rarest, disgusted, has 1.5%).
+fn rare_classes_warning(counts: &[usize; emoedge_core::NUM_CLASSES]) -> Option<String> {
+    let total: usize = counts.iter().sum();
+    let rare: Vec<String> = emoedge_core::Emotion::ALL
+        .iter()
+        .zip(counts)
+        .filter(|&(_, &n)| n * 100 < total)
+        .map(|(e, n)| format!("{e} ({n})"))
+        .collect();
+    (!rare.is_empty()).then(|| {
+        let all: Vec<String> = emoedge_core::Emotion::ALL
+            .iter()
+            .zip(counts)
+            .map(|(e, n)| format!("{e} {n}"))
+            .collect();
+        format!(
+            "warning: under 1% of the {total} training images: {}; the model will rarely predict {}. Counts: {}",
+            rare.join(", "),
+            if rare.len() == 1 { "it" } else { "them" },
+            all.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rare_classes_are_named_with_the_counts() {
+        assert_eq!(
+            super::rare_classes_warning(&[3995, 436, 4097, 7215, 4965, 4830, 3171]),
+            None
+        );
+        let w = super::rare_classes_warning(&[500, 4, 500, 500, 500, 500, 500]).unwrap();
+        assert!(
+            w.contains("disgusted (4)") && w.contains("happy 500"),
+            "{w}"
+        );
+    }
 }
