@@ -5,6 +5,20 @@
 use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
 
+/// The folder edition's class folders, in FER2013's label-code order (0 angry ... 6 neutral).
+const FOLDERS: [&str; 7] = [
+    "angry",
+    "disgusted",
+    "fearful",
+    "happy",
+    "sad",
+    "surprised",
+    "neutral",
+];
+
+/// One real image: its FER2013 label code, its row in `fer2013.csv` and its PNG.
+type Sample = (usize, usize, PathBuf);
+
 fn emoedge(args: &[&str]) -> (bool, String) {
     emoedge_test_support::run_tool(env!("CARGO_BIN_EXE_emoedge"), args)
 }
@@ -12,20 +26,11 @@ fn emoedge(args: &[&str]) -> (bool, String) {
 /// The real images used: `first + code` of each class of a FER2013 split (a different count
 /// for each class, so that a class read as another shows in the counts), as (code, row,
 /// path), in FER2013's own label order (0 angry ... 6 neutral).
-fn sample(split: &str, first: usize) -> Vec<(usize, usize, PathBuf)> {
+fn sample(split: &str, first: usize) -> Vec<Sample> {
     let fer = data_dir().join("fer2013").join(split);
     assert!(fer.is_dir(), "{} missing: set EMOEDGE_DATA", fer.display());
-    let folders = [
-        "angry",
-        "disgusted",
-        "fearful",
-        "happy",
-        "sad",
-        "surprised",
-        "neutral",
-    ];
     let mut out = Vec::new();
-    for (code, class) in folders.iter().enumerate() {
+    for (code, class) in FOLDERS.iter().enumerate() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(fer.join(class))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -42,7 +47,7 @@ fn sample(split: &str, first: usize) -> Vec<(usize, usize, PathBuf)> {
 /// The other folder edition's names, capitalised, with each image as a 96x96 colour JPEG
 /// (gray in all three channels, so the model's input is the area-averaged original give or
 /// take the JPEG's rounding).
-fn folder_edition(root: &Path, split: &str, images: &[(usize, usize, PathBuf)]) {
+fn folder_edition(root: &Path, split: &str, images: &[Sample]) {
     let names = [
         "Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral",
     ];
@@ -57,7 +62,7 @@ fn folder_edition(root: &Path, split: &str, images: &[(usize, usize, PathBuf)]) 
 }
 
 /// `fer2013.csv` with the given rows (pixels as in the PNGs) and their `Usage`.
-fn csv(path: &Path, rows: &[(&str, &[(usize, usize, PathBuf)])]) {
+fn csv(path: &Path, rows: &[(&str, &[Sample])]) {
     let mut text = String::from("emotion,pixels,Usage\n");
     for (usage, images) in rows {
         for (code, _, path) in images.iter() {
@@ -131,15 +136,7 @@ fn every_form_trains_and_evaluates_alike() {
     let model = t.path().join("run-csv");
     let png_test = t.path().join("png-test");
     for (code, row, path) in &test {
-        let class = [
-            "angry",
-            "disgusted",
-            "fearful",
-            "happy",
-            "sad",
-            "surprised",
-            "neutral",
-        ][*code];
+        let class = FOLDERS[*code];
         std::fs::create_dir_all(png_test.join(class)).unwrap();
         std::fs::copy(path, png_test.join(class).join(format!("{row:06}.png"))).unwrap();
     }
