@@ -219,6 +219,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     if let Some(n) = a.limit {
         train_set = train_set.subsample(n);
     }
+    emoedge::data::check_classes(&train_set, &test_set)?;
     let soft = if cfg.ferplus > 0.0 {
         let csv = match a.ferplus_csv {
             Some(p) => p,

@@ -39,6 +39,14 @@ pub enum DataError {
     /// The split holds no class folders at all.
     #[error("{} has no class folders (expected <class>/*.png)", .0.display())]
     NoClasses(PathBuf),
+    /// The training and test splits hold images of different classes.
+    #[error(
+        "the training split has images of {train}, the test split of {test}: a class without test images cannot be scored, one without training images cannot be learnt"
+    )]
+    SplitClasses { train: String, test: String },
+    /// Only one class has training images.
+    #[error("only {0} has training images: a classifier needs two classes or more")]
+    OneClass(Emotion),
     /// A CSV file that cannot be read as FER2013's.
     #[error("{}: {problem}", .path.display())]
     Csv { path: PathBuf, problem: String },
@@ -201,6 +209,31 @@ pub fn load_dataset(
         load_csv(data, split, progress)
     } else {
         load_split(&data.join(split.folder()), progress)
+    }
+}
+
+/// Checks that a training split and its test split can train and score a classifier
+/// together: the same classes have images in both, and there are two or more of them.
+pub fn check_classes(train: &Dataset, test: &Dataset) -> Result<(), DataError> {
+    let present = |ds: &Dataset| -> Vec<Emotion> {
+        Emotion::ALL
+            .into_iter()
+            .zip(ds.class_counts())
+            .filter(|&(_, n)| n > 0)
+            .map(|(e, _)| e)
+            .collect()
+    };
+    let (a, b) = (present(train), present(test));
+    if a != b {
+        let names = |v: &[Emotion]| v.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ");
+        return Err(DataError::SplitClasses {
+            train: names(&a),
+            test: names(&b),
+        });
+    }
+    match a.as_slice() {
+        [one] => Err(DataError::OneClass(*one)),
+        _ => Ok(()),
     }
 }
 
@@ -403,6 +436,28 @@ mod tests {
             err.contains("FEAR") && err.contains("fearful") && err.contains("both name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn splits_with_other_classes_are_refused_with_both_lists() {
+        let with = |classes: &[Emotion]| {
+            let mut ds = Dataset::default();
+            for &e in classes {
+                ds.push(&[0; INPUT_LEN], e as u8, PathBuf::from("x.png"));
+            }
+            ds
+        };
+        let (h, s, n) = (Emotion::Happy, Emotion::Sad, Emotion::Neutral);
+        assert!(check_classes(&with(&[h, s, s]), &with(&[s, h])).is_ok());
+        let err = check_classes(&with(&[h, s, n]), &with(&[h, s]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("happy, neutral, sad") && err.contains("test split of happy, sad"),
+            "{err}"
+        );
+        let err = check_classes(&with(&[h, h]), &with(&[h])).unwrap_err();
+        assert!(err.to_string().contains("only happy"), "{err}");
     }
 
     #[test]
