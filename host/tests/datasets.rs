@@ -1,6 +1,7 @@
 //! FER2013 in the forms people download it, each built here from a few real images: the
 //! other folder edition (`Angry`, `Disgust`, `Fear`, ..., colour JPEGs at 96x96) and the
-//! original `fer2013.csv`. Each trains, and a model evaluates the same on every form.
+//! original `fer2013.csv`. Each trains, a model evaluates the same on every form, and one
+//! trained on the CSV quantizes and verifies from it.
 
 use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
@@ -167,6 +168,45 @@ fn every_form_trains_and_evaluates_alike() {
         colour["accuracy"].as_f64().unwrap(),
     );
     assert!((a - b).abs() <= 3.0 / 35.0 + 1e-9, "{a} vs {b}");
+
+    // Quantized with calibration from the CSV's Training rows, verified on its PublicTest
+    // rows (bounds loosened for a one-epoch model: the check here is that every deployed
+    // form ran on every row).
+    let int8 = t.path().join("int8");
+    let (ok, log) = emoedge(&[
+        "quantize",
+        "--model",
+        &s(&model),
+        "--out",
+        &s(&int8),
+        "--data",
+        &s(&table),
+        "--calib",
+        "40",
+    ]);
+    assert!(ok, "quantize failed:\n{log}");
+    let json = t.path().join("verify.json");
+    let (ok, log) = emoedge(&[
+        "verify",
+        "--model",
+        &s(&int8),
+        "--data",
+        &s(&table),
+        "--split",
+        "test",
+        "--max-drop",
+        "100",
+        "--min-agree",
+        "0",
+        "--max-lsb",
+        "255",
+        "--json",
+        &s(&json),
+    ]);
+    assert!(ok, "verify failed:\n{log}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["images"], 35, "{r}");
 }
 
 #[test]

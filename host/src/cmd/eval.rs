@@ -2,7 +2,7 @@
 
 use super::{Outcome, progress};
 use anyhow::Result;
-use emoedge::data::{Split, is_csv, load_csv, load_split};
+use emoedge::data::{Split, load_source};
 use emoedge::eval::{Form, predict_form};
 use emoedge::report::metrics::{ClassMetrics, Confusion};
 use emoedge_runtime::ModelDir;
@@ -60,11 +60,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     } else {
         Form::Float
     });
-    let (ds, skipped) = if is_csv(&data) {
-        load_csv(&data, a.split, &progress::bar("decode", 0))?
-    } else {
-        load_split(&data, &progress::bar("decode", 0))?
-    };
+    let (ds, skipped) = load_source(&data, a.split, &progress::bar("decode", 0))?;
     let pb = progress::bar("eval", ds.len() as u64);
     let pred = predict_form(&a.model, form, a.flip, &ds, &|n| pb.inc(n as u64))?;
     pb.finish_and_clear();

@@ -15,10 +15,11 @@ pub struct Args {
     /// Model folder to write (replaced atomically).
     #[arg(long)]
     out: PathBuf,
-    /// Dataset folder whose train/ split provides calibration images [default: $EMOEDGE_DATA/fer2013]
+    /// Dataset whose training split provides calibration images: a folder holding train/, or
+    /// FER2013's fer2013.csv (its Training rows) [default: $EMOEDGE_DATA/fer2013]
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Calibration images, spread evenly over train/.
+    /// Calibration images, spread evenly over the training split.
     #[arg(long, default_value_t = 2000)]
     calib: usize,
     /// How activation ranges are taken from the calibration images (mse: the best mean and
@@ -76,7 +77,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let done = quantize_run(&QuantizeOptions {
         run: a.model,
         out: a.out.clone(),
-        train_dir: data.join("train"),
+        data,
         calib_images: a.calib,
         method: a.calibration,
         scales: a.scales,

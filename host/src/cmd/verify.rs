@@ -12,9 +12,13 @@ pub struct Args {
     /// Model folder written by `quantize`.
     #[arg(long, default_value = "models/edge")]
     model: PathBuf,
-    /// Folder of <class>/*.png [default: $EMOEDGE_DATA/fer2013/test]
+    /// A split's folder of <class>/<image>, or FER2013's fer2013.csv with --split
+    /// [default: $EMOEDGE_DATA/fer2013/test]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// With --data fer2013.csv: which rows (its Usage column) to verify on.
+    #[arg(long, value_enum, default_value_t = emoedge::data::Split::Test)]
+    split: emoedge::data::Split,
     /// A blob read back from a device: must equal the shipped one byte for byte.
     #[arg(long)]
     blob: Option<PathBuf>,
@@ -54,6 +58,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let options = Options {
         model: a.model,
         data,
+        split: a.split,
         device_blob: a.blob,
         max_drop_pp: a.max_drop,
         min_agree: a.min_agree,

@@ -237,6 +237,20 @@ pub fn check_classes(train: &Dataset, test: &Dataset) -> Result<(), DataError> {
     }
 }
 
+/// Loads one split given as its folder (`<class>/<image>`, [`load_split`]) or as a
+/// `fer2013.csv`, of which the rows of `csv_split` are taken ([`load_csv`]).
+pub fn load_source(
+    path: &Path,
+    csv_split: Split,
+    progress: &ProgressBar,
+) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    if is_csv(path) {
+        load_csv(path, csv_split, progress)
+    } else {
+        load_split(path, progress)
+    }
+}
+
 /// Lists `dir/<class>/*` in a stable order, checking the folder layout.
 pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
     if !dir.is_dir() {

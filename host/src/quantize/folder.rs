@@ -2,7 +2,7 @@
 //! `quant.json`, and the float network it came from.
 
 use super::{Method, QuantModel, Scales, calibrate, quantize_with};
-use crate::data::{Dataset, decode_face, list_split};
+use crate::data::{Dataset, Split, decode_face, is_csv, list_split, load_csv};
 use crate::export::{blob::to_blob, onnx::to_onnx};
 use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
@@ -16,9 +16,10 @@ pub struct QuantizeOptions {
     pub run: PathBuf,
     /// Model folder to write (replaced as one step).
     pub out: PathBuf,
-    /// Folder of `<class>/` images the calibration set is drawn from.
-    pub train_dir: PathBuf,
-    /// Calibration images, spread evenly over `train_dir`.
+    /// The dataset whose training split the calibration set is drawn from: a folder
+    /// holding `train/<class>/`, or a `fer2013.csv`.
+    pub data: PathBuf,
+    /// Calibration images, spread evenly over the training split.
     pub calib_images: usize,
     /// How activation ranges are taken.
     pub method: Method,
@@ -39,7 +40,7 @@ pub struct Quantized {
 pub fn quantize_run(o: &QuantizeOptions) -> Result<Quantized> {
     let device = crate::backend::device();
     let (config, model) = load_run(&o.run, &device)?;
-    let calib_set = calibration_set(&o.train_dir, o.calib_images)?;
+    let calib_set = calibration_set(&o.data, o.calib_images)?;
     let calib = calibrate(&model, &calib_set, &device, o.method)?;
     let q = quantize_with(&model, &calib, o.scales)?;
     let onnx = to_onnx(&q);
@@ -58,10 +59,17 @@ pub fn quantize_run(o: &QuantizeOptions) -> Result<Quantized> {
     Ok(Quantized { model: q, blob })
 }
 
-/// `n` images spread evenly over the folder (at least one); an unreadable one is skipped, as
-/// calibration needs a sample, not every file.
-pub fn calibration_set(train_dir: &Path, n: usize) -> Result<Dataset> {
-    let files = list_split(train_dir)?;
+/// `n` images spread evenly over a dataset's training split (at least one); an unreadable
+/// one is skipped, as calibration needs a sample, not every file. From a folder only those
+/// `n` are decoded; a `fer2013.csv` is read through.
+pub fn calibration_set(data: &Path, n: usize) -> Result<Dataset> {
+    if is_csv(data) {
+        let bar = indicatif::ProgressBar::hidden();
+        let (ds, _) = load_csv(data, Split::Train, &bar)?;
+        return Ok(ds.subsample(n.max(1)));
+    }
+    let train_dir = data.join(Split::Train.folder());
+    let files = list_split(&train_dir)?;
     let mut ds = Dataset::default();
     let n = n.min(files.len()).max(1);
     for k in 0..n {

@@ -8,7 +8,7 @@
 
 pub mod artifacts;
 
-use crate::data::{Dataset, load_split};
+use crate::data::{Dataset, load_source};
 use crate::eval::Form;
 use crate::report::metrics::Confusion;
 use crate::train::predict::predict;
@@ -27,8 +27,10 @@ use std::path::PathBuf;
 pub struct Options {
     /// The model folder written by `quantize`.
     pub model: PathBuf,
-    /// Folder of `<class>/*.png`.
+    /// A split's folder of `<class>/<image>`, or a `fer2013.csv`.
     pub data: PathBuf,
+    /// With a `fer2013.csv` as `data`: which rows.
+    pub split: crate::data::Split,
     /// A blob read back from a device: must equal the shipped one byte for byte.
     pub device_blob: Option<PathBuf>,
     /// Largest allowed accuracy drop of an int8 form below float, in percentage points.
@@ -183,7 +185,7 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
 
     // 2. Every form over the data.
     let model = blob_file.model()?;
-    let (ds, skipped) = load_split(&o.data, &progress("decode", 0))?;
+    let (ds, skipped) = load_source(&o.data, o.split, &progress("decode", 0))?;
     if ds.is_empty() {
         bail!("{} holds no readable images", o.data.display());
     }
