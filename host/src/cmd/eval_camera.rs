@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use emoedge::camera_eval::{
     FaceOutcome, Figures, PhotoCheck, Setup, check_photos, fit_crop, run_stream, spread,
 };
-use emoedge::data::load_split;
+use emoedge::data::{Split, load_source};
 use emoedge::stream::StreamSpec;
 use emoedge_runtime::{ModelDir, Runtime};
 use emoedge_vision::args::DetectArgs;
@@ -23,9 +23,13 @@ pub struct Args {
     /// Int8 runtime.
     #[arg(long, value_enum, default_value_t = Runtime::Engine)]
     runtime: Runtime,
-    /// Folder of <class>/*.png faces [default: $EMOEDGE_DATA/fer2013/test]
+    /// A split's folder of <class>/<image> faces, or FER2013's fer2013.csv with --split
+    /// [default: $EMOEDGE_DATA/fer2013/test]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// With --data fer2013.csv: which rows (its Usage column) to take.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
     /// Faces to use, spread evenly over the folder (0: all).
     #[arg(long, default_value_t = 0)]
     faces: usize,
@@ -85,7 +89,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(p) => p,
         None => emoedge_runtime::paths::data_subdir("faces")?,
     };
-    let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
+    let (ds, skipped) = load_source(&data, a.split, &progress::bar("decode", 0))?;
     let picks = spread(ds.len(), a.faces);
     let pb = progress::bar("frames", picks.len() as u64);
     let outcomes = run_stream(&dir, &setup, &spec, &ds, &picks, &|n| pb.inc(n as u64))

@@ -3,7 +3,7 @@
 
 use super::{Outcome, progress};
 use anyhow::{Context, Result};
-use emoedge::data::load_split;
+use emoedge::data::{Split, load_source};
 use emoedge::stream::StreamSpec;
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -65,9 +65,13 @@ impl SpecArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder of <class>/*.png faces [default: $EMOEDGE_DATA/fer2013/test]
+    /// A split's folder of <class>/<image> faces, or FER2013's fer2013.csv with --split
+    /// [default: $EMOEDGE_DATA/fer2013/test]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// With --data fer2013.csv: which rows (its Usage column) to take.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
     /// Folder to write `frame-NNNNNN.png` and `truth.csv` into (created).
     #[arg(long)]
     out: PathBuf,
@@ -84,7 +88,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
-    let (ds, skipped) = load_split(&data, &progress::bar("decode", 0))?;
+    let (ds, skipped) = load_source(&data, a.split, &progress::bar("decode", 0))?;
     let picks = emoedge::camera_eval::spread(ds.len(), a.faces);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let pb = progress::bar("frames", picks.len() as u64);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The split folder is missing.
-    #[error("dataset folder {} does not exist", .0.display())]
+    #[error("dataset {} does not exist", .0.display())]
     Missing(PathBuf),
     /// A sub-folder is not one of the seven class names.
     #[error("{}: unknown class folder {name:?}; expected one of: {expected}", .path.display())]
