@@ -1,20 +1,21 @@
 //! Fast CPU training operations for Burn's Flex backend, as a Burn backend extension.
 //!
 //! Burn's CPU backend (Flex) trains our networks at a third of PyTorch's speed on the same
-//! cores, and most of the gap is in three places its training path takes through generic
-//! code: the dense convolution's weight gradient (a convolution of two transposed views,
-//! copied in full first), the depthwise convolution's gradients (a loop of one-channel
-//! convolutions and slice assignments) and BatchNorm in training (a composite of two
-//! transposed copies and a dozen full passes). This crate replaces those three, and only
-//! those, with kernels on Burn's own contiguous NCHW layout ([`kernels`]), behind the
-//! extension trait [`TrainOps`]:
+//! cores, and most of the gap is in places its training path takes through generic code:
+//! the dense convolution's weight gradient (a convolution of two transposed views, copied
+//! in full first), the depthwise convolution's gradients (a loop of one-channel
+//! convolutions and slice assignments), BatchNorm in training (a composite of two
+//! transposed copies and a dozen full passes), max pooling (general 3-D code keeping an
+//! `i64` index per output) and dropout (a Bernoulli tensor drawn one value at a time). This
+//! crate replaces those, and only those, with kernels on Burn's own contiguous NCHW layout
+//! ([`kernels`]), behind the extension trait [`TrainOps`]:
 //!
 //! - implemented for `Flex` with the kernels (other dtypes, dilations and group counts fall
 //!   back to Burn's own operations);
 //! - implemented for `Autodiff<B>` with hand-written backward steps that call the kernels;
-//! - reached from [`conv2d`] and [`batch_norm_relu`], which take the extension on a Flex
-//!   device and Burn's standard operations on any other (a GPU), so a model written against
-//!   them runs everywhere and trains fast on the CPU.
+//! - reached from [`conv2d`], [`batch_norm_relu`], [`max_pool2d_layer`] and [`dropout`],
+//!   which take the fast path on a Flex device and Burn's standard operations on any other
+//!   (a GPU), so a model written against them runs everywhere and trains fast on the CPU.
 //!
 //! Why an extension and not a patched `burn-flex`: it builds against the released crates,
 //! touches no Burn source, and the kernels sit in one module an upstream change can lift
