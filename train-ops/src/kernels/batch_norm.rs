@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// Per-channel mean and biased variance of `x` (`[n, c, spatial]`, contiguous).
 ///
 /// Sums are taken relative to the channel's first value (a shift that keeps the one-pass
-/// variance exact enough when the mean is large against the spread), in [`LANES`] lanes
+/// variance exact enough when the mean is large against the spread), in `LANES` (16) lanes
 /// within a row and in `f64` across rows. Rows are summed in memory order and the row sums
 /// added per channel after: walking one channel's rows at a time jumps through memory at
 /// every row, which at 6x6 is every 36 values.
