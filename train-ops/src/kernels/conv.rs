@@ -151,7 +151,7 @@ pub fn dense_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     y
 }
 
-/// Forward of a depthwise convolution without bias, through the [`Flat`] layout where it
+/// Forward of a depthwise convolution without bias, through the flat layout (`Flat`) where it
 /// applies (`None` elsewhere).
 pub fn depthwise_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Option<Vec<f32>> {
     let f = Flat::of(g)?;
@@ -188,7 +188,7 @@ fn flat_forward(xp: &[f32], wc: &[f32], w: usize, kh: usize, kw: usize, y: &mut 
 }
 
 /// Input gradient of a dense (`groups == 1`) convolution: `[n, cin, h, w]`. Per image,
-/// `colsₙ = Wᵀ · dyₙ` (one GEMM), then [`col2im`]; a 1x1 stride-1 convolution without
+/// `colsₙ = Wᵀ · dyₙ` (one GEMM), then `col2im`; a 1x1 stride-1 convolution without
 /// padding writes `Wᵀ · dyₙ` straight into the image's gradient.
 pub fn dense_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     let ckk = g.cin * g.kh * g.kw;
