@@ -205,11 +205,11 @@ pub fn load_dataset(
     split: Split,
     progress: &ProgressBar,
 ) -> Result<(Dataset, Vec<Skipped>), DataError> {
-    if is_csv(data) {
-        load_csv(data, split, progress)
-    } else {
-        load_split(&data.join(split.folder()), progress)
-    }
+    let source = match is_csv(data) {
+        true => data.to_path_buf(),
+        false => data.join(split.folder()),
+    };
+    load_source(&source, split, progress)
 }
 
 /// Checks that a training split and its test split can train and score a classifier
