@@ -1,12 +1,14 @@
-//! Convolution gradients on NCHW `f32` data, dilation 1.
+//! Convolutions on NCHW `f32` data, dilation 1: forward and both gradients, dense and
+//! depthwise.
 //!
-//! - Dense weight gradient: `dW[co, (ci, i, j)] = Σₙ dyₙ[co, p] · colsₙ[(ci, i, j), p]`, one
-//!   GEMM per image over its im2col columns, accumulated per thread; the 1x1 case uses the
-//!   image itself as its columns. Burn's default takes a convolution of two transposed views
-//!   instead, which Flex first copies in full, and runs the whole output map as the kernel.
-//! - Depthwise (one input channel per group) weight and input gradients: direct loops per
-//!   channel plane, where Burn's defaults loop over channels with a slice, a one-channel
-//!   convolution and a `slice_assign` each.
+//! - Dense: one GEMM per image over its im2col columns (the image itself for a 1x1 stride-1
+//!   convolution), col2im after the input gradient's. The weight gradient,
+//!   `dW[co, (ci, i, j)] = Σₙ dyₙ[co, p] · colsₙ[(ci, i, j), p]`, accumulates per thread;
+//!   Burn's default takes a convolution of two transposed views instead, which Flex first
+//!   copies in full, and runs the whole output map as the kernel.
+//! - Depthwise (one input channel per group): per channel plane, at stride 1 in the flat
+//!   padded layout (`Flat`) and otherwise in direct loops, where Burn's gradients loop over
+//!   channels with a slice, a one-channel convolution and a `slice_assign` each.
 
 use super::LANES;
 use multiversion::multiversion;
@@ -51,6 +53,30 @@ impl ConvGeom {
     }
     fn cols(&self, j: usize) -> core::ops::Range<usize> {
         Self::valid(j, self.stride[1], self.pad[1], self.w, self.ow)
+    }
+    /// Rows of an image's im2col matrix, `cin · kh · kw` (its columns are the `oh · ow`
+    /// output positions).
+    fn col_rows(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    /// Whether an image is its own im2col matrix: a 1x1 convolution, stride 1, no padding.
+    fn image_is_columns(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+    /// Scratch for one image's im2col matrix (nothing where the image is its own).
+    fn col_scratch(&self) -> Vec<f32> {
+        match self.image_is_columns() {
+            true => Vec::new(),
+            false => vec![0f32; self.col_rows() * self.out_plane()],
+        }
+    }
+    /// Image `xb`'s im2col matrix: `xb` itself, or written into `scratch`.
+    fn columns<'a>(&self, xb: &'a [f32], scratch: &'a mut [f32]) -> &'a [f32] {
+        if self.image_is_columns() {
+            return xb;
+        }
+        im2col(xb, self, scratch);
+        scratch
     }
 }
 
@@ -113,28 +139,16 @@ fn col2im(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
 /// Forward of a dense (`groups == 1`) convolution without bias: `[n, cout, oh, ow]`, per image
 /// `yₙ = W · colsₙ` (the image itself as its columns for a 1x1 stride-1 convolution).
 pub fn dense_forward(x: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let ckk = g.cin * g.kh * g.kw;
+    let ckk = g.col_rows();
     let p = g.out_plane();
     assert_eq!(weight.len(), g.cout * ckk);
     assert_eq!(x.len(), g.n * g.cin * g.in_plane());
-    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
     let mut y = super::zeroed(g.n * g.cout * p);
     y.par_chunks_mut(g.cout * p).enumerate().for_each_init(
-        || {
-            if direct {
-                Vec::new()
-            } else {
-                vec![0f32; ckk * p]
-            }
-        },
-        |cols, (b, yb)| {
+        || g.col_scratch(),
+        |scratch, (b, yb)| {
             let xb = &x[b * g.cin * g.in_plane()..][..g.cin * g.in_plane()];
-            let cols: &[f32] = if direct {
-                xb
-            } else {
-                im2col(xb, g, cols);
-                cols
-            };
+            let cols = g.columns(xb, scratch);
             gemm_acc(
                 g.cout,
                 p,
@@ -191,33 +205,27 @@ fn flat_forward(xp: &[f32], wc: &[f32], w: usize, kh: usize, kw: usize, y: &mut 
 /// `colsₙ = Wᵀ · dyₙ` (one GEMM), then `col2im`; a 1x1 stride-1 convolution without
 /// padding writes `Wᵀ · dyₙ` straight into the image's gradient.
 pub fn dense_input_grad(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let ckk = g.cin * g.kh * g.kw;
+    let ckk = g.col_rows();
     let p = g.out_plane();
     assert_eq!(weight.len(), g.cout * ckk);
     assert_eq!(dy.len(), g.n * g.cout * p);
-    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
     let mut dx = super::zeroed(g.n * g.cin * g.in_plane());
     dx.par_chunks_mut(g.cin * g.in_plane())
         .enumerate()
         .for_each_init(
-            || {
-                if direct {
-                    Vec::new()
-                } else {
-                    vec![0f32; ckk * p]
-                }
-            },
-            |cols, (b, dxb)| {
+            || g.col_scratch(),
+            |scratch, (b, dxb)| {
                 let dyb = &dy[b * g.cout * p..][..g.cout * p];
-                // Wᵀ[ckk, cout]: W is [cout, ckk] row-major.
-                let wt = (ckk as isize, 1);
-                if direct {
-                    let set = Dst::Overwrite;
-                    gemm_acc(g.cin, p, g.cout, dxb, set, weight, wt, dyb, (1, p as isize));
-                } else {
-                    let set = Dst::Overwrite;
-                    gemm_acc(ckk, p, g.cout, cols, set, weight, wt, dyb, (1, p as isize));
-                    col2im(cols, g, dxb);
+                // Wᵀ[ckk, cout]: W is [cout, ckk] row-major. Where the image is its own
+                // columns, Wᵀ · dyₙ is its gradient as it stands.
+                let cols = match g.image_is_columns() {
+                    true => &mut *dxb,
+                    false => &mut scratch[..],
+                };
+                let (wt, set) = ((ckk as isize, 1), Dst::Overwrite);
+                gemm_acc(ckk, p, g.cout, cols, set, weight, wt, dyb, (1, p as isize));
+                if !g.image_is_columns() {
+                    col2im(scratch, g, dxb);
                 }
             },
         );
@@ -285,29 +293,19 @@ fn batch_ranges(n: usize) -> Vec<core::ops::Range<usize>> {
 
 /// Weight gradient of a dense (`groups == 1`) convolution: `[cout, cin, kh, kw]`.
 pub fn dense_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let ckk = g.cin * g.kh * g.kw;
+    let ckk = g.col_rows();
     let p = g.out_plane();
     assert_eq!(x.len(), g.n * g.cin * g.in_plane());
     assert_eq!(dy.len(), g.n * g.cout * p);
-    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0];
     let partial: Vec<Vec<f32>> = batch_ranges(g.n)
         .into_par_iter()
         .map(|range| {
             let mut acc = vec![0f32; g.cout * ckk];
-            let mut cols = if direct {
-                Vec::new()
-            } else {
-                vec![0f32; ckk * p]
-            };
+            let mut scratch = g.col_scratch();
             for b in range {
                 let xb = &x[b * g.cin * g.in_plane()..][..g.cin * g.in_plane()];
                 let dyb = &dy[b * g.cout * p..][..g.cout * p];
-                let cols: &[f32] = if direct {
-                    xb
-                } else {
-                    im2col(xb, g, &mut cols);
-                    &cols
-                };
+                let cols = g.columns(xb, &mut scratch);
                 // acc[cout, ckk] += dyb[cout, p] · colsᵀ[p, ckk]
                 gemm_acc(
                     g.cout,
