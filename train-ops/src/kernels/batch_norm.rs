@@ -69,25 +69,51 @@ fn lane_sums(row: &[f32], shift: f32) -> (f64, f64) {
     (s1, s2)
 }
 
-/// Per-channel `(scale, shift, mean)` with `scale = gamma / sqrt(var + eps)`, so that the
-/// normalised, scaled and shifted value is `(x - mean) · scale + shift`.
+/// One channel's BatchNorm as applied: `(x - mean) · scale + beta`, then ReLU.
 ///
 /// Why `x - mean` first and not `x · scale + (beta - mean · scale)`: where the mean is large
 /// against the spread the folded form cancels, and a value that normalises to about zero
 /// can land on the other side of the ReLU than Burn's `(x - mean)` puts it.
-fn affine(
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    eps: f64,
-) -> Vec<(f32, f32, f32)> {
-    (0..gamma.len())
-        .map(|c| {
-            let inv_std = 1.0 / (var[c] as f64 + eps).sqrt();
-            ((gamma[c] as f64 * inv_std) as f32, beta[c], mean[c])
-        })
-        .collect()
+#[derive(Clone, Copy, Debug)]
+struct Affine {
+    /// `gamma / sqrt(var + eps)`.
+    scale: f32,
+    beta: f32,
+    mean: f32,
+}
+
+impl Affine {
+    fn per_channel(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> Vec<Self> {
+        (0..gamma.len())
+            .map(|c| Affine {
+                scale: (gamma[c] as f64 * (1.0 / (var[c] as f64 + eps).sqrt())) as f32,
+                beta: beta[c],
+                mean: mean[c],
+            })
+            .collect()
+    }
+
+    /// The value before the ReLU, from `x - mean` ([`Affine::centred`]). The forward and
+    /// both backward passes take the ReLU's mask from this one expression, so they agree on
+    /// every value.
+    #[inline(always)]
+    fn normalised(&self, centred: f32) -> f32 {
+        centred * self.scale + self.beta
+    }
+
+    #[inline(always)]
+    fn centred(&self, x: f32) -> f32 {
+        x - self.mean
+    }
+}
+
+/// What the input gradient of one channel needs: `dx = scale · g + p + q · (x - mean)`,
+/// `g = dy` where the ReLU passed.
+#[derive(Clone, Copy, Debug)]
+struct InputGrad {
+    affine: Affine,
+    p: f32,
+    q: f32,
 }
 
 /// `y = relu(gamma · (x - mean) / sqrt(var + eps) + beta)` with the batch's own statistics;
@@ -100,7 +126,7 @@ pub fn forward(
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mean, var) = channel_stats(x, d);
-    let ab = affine(gamma, beta, &mean, &var, eps);
+    let ab = Affine::per_channel(gamma, beta, &mean, &var, eps);
     let mut y = super::zeroed(x.len());
     y.par_chunks_mut(d.spatial)
         .zip(x.par_chunks(d.spatial))
@@ -110,9 +136,9 @@ pub fn forward(
 }
 
 #[multiversion(targets = "simd")]
-fn affine_relu(x: &[f32], (a, b, mu): (f32, f32, f32), y: &mut [f32]) {
+fn affine_relu(x: &[f32], a: Affine, y: &mut [f32]) {
     for (o, &v) in y.iter_mut().zip(x) {
-        *o = ((v - mu) * a + b).max(0.0);
+        *o = a.normalised(a.centred(v)).max(0.0);
     }
 }
 
@@ -128,7 +154,7 @@ pub fn backward(
     var: &[f32],
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let ab = affine(gamma, beta, mean, var, eps);
+    let ab = Affine::per_channel(gamma, beta, mean, var, eps);
     let m = (d.n * d.spatial) as f64;
     // Per channel: Σ g and Σ g·(x - mean), g = dy where the ReLU passed; by rows in memory
     // order, as in `channel_stats`.
@@ -142,16 +168,20 @@ pub fn backward(
     let mut dgamma = vec![0f32; d.c];
     let mut dbeta = vec![0f32; d.c];
     // dx = scale · g + p + q · (x - mean), with p and q constant per channel.
-    let pq: Vec<((f32, f32, f32), f32, f32)> = (0..d.c)
+    let pq: Vec<InputGrad> = (0..d.c)
         .map(|ch| {
             let (sg, sgx) = sums[ch];
             let inv_std = 1.0 / (var[ch] as f64 + eps).sqrt();
-            let scale = ab[ch].0 as f64;
+            let scale = ab[ch].scale as f64;
             dbeta[ch] = sg as f32;
             dgamma[ch] = (sgx * inv_std) as f32;
             let q = -scale * inv_std * inv_std * sgx / m;
             let p = -scale * sg / m;
-            (ab[ch], p as f32, q as f32)
+            InputGrad {
+                affine: ab[ch],
+                p: p as f32,
+                q: q as f32,
+            }
         })
         .collect();
     let mut dx = super::zeroed(x.len());
@@ -164,10 +194,9 @@ pub fn backward(
     (dx, dgamma, dbeta)
 }
 
-/// One row's `Σ g` and `Σ g·(x - mean)`, `g = dy` where `(x - mean) · a + b > 0` (the ReLU
-/// passed), else 0.
+/// One row's `Σ g` and `Σ g·(x - mean)`, `g = dy` where the ReLU passed, else 0.
 #[multiversion(targets = "simd")]
-fn masked_sums(xr: &[f32], gr: &[f32], (a, b, mu): (f32, f32, f32)) -> (f64, f64) {
+fn masked_sums(xr: &[f32], gr: &[f32], a: Affine) -> (f64, f64) {
     let mut l1 = [0f32; LANES];
     let mut l2 = [0f32; LANES];
     let xc = xr.chunks_exact(LANES);
@@ -175,8 +204,8 @@ fn masked_sums(xr: &[f32], gr: &[f32], (a, b, mu): (f32, f32, f32)) -> (f64, f64
     let (xt, gt) = (xc.remainder(), gc.remainder());
     for (xv, gv) in xc.zip(gc) {
         for l in 0..LANES {
-            let c = xv[l] - mu;
-            let g = if c * a + b > 0.0 { gv[l] } else { 0.0 };
+            let c = a.centred(xv[l]);
+            let g = if a.normalised(c) > 0.0 { gv[l] } else { 0.0 };
             l1[l] += g;
             l2[l] += g * c;
         }
@@ -184,8 +213,8 @@ fn masked_sums(xr: &[f32], gr: &[f32], (a, b, mu): (f32, f32, f32)) -> (f64, f64
     let mut sg = l1.iter().map(|&v| v as f64).sum::<f64>();
     let mut sgx = l2.iter().map(|&v| v as f64).sum::<f64>();
     for (&xv, &gv) in xt.iter().zip(gt) {
-        let c = xv - mu;
-        if c * a + b > 0.0 {
+        let c = a.centred(xv);
+        if a.normalised(c) > 0.0 {
             sg += gv as f64;
             sgx += (gv * c) as f64;
         }
@@ -195,15 +224,11 @@ fn masked_sums(xr: &[f32], gr: &[f32], (a, b, mu): (f32, f32, f32)) -> (f64, f64
 
 /// One row of the input gradient: `a · g + p + q · (x - mean)`.
 #[multiversion(targets = "simd")]
-fn input_grad_row(
-    x: &[f32],
-    dy: &[f32],
-    ((a, b, mu), p, q): ((f32, f32, f32), f32, f32),
-    out: &mut [f32],
-) {
+fn input_grad_row(x: &[f32], dy: &[f32], k: InputGrad, out: &mut [f32]) {
+    let a = k.affine;
     for ((o, &xv), &gv) in out.iter_mut().zip(x).zip(dy) {
-        let c = xv - mu;
-        let g = if c * a + b > 0.0 { gv } else { 0.0 };
-        *o = a * g + p + q * c;
+        let c = a.centred(xv);
+        let g = if a.normalised(c) > 0.0 { gv } else { 0.0 };
+        *o = a.scale * g + k.p + k.q * c;
     }
 }
