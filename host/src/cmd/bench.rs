@@ -39,8 +39,8 @@ enum What {
         /// backward in isolation on its real input shape: where a training step's time goes.
         #[arg(long)]
         profile: bool,
-        /// Take Burn's own CPU operations instead of emoedge's training kernels (fused
-        /// BatchNorm + ReLU, convolution gradients): what the kernels gain.
+        /// Take Burn's own CPU operations instead of emoedge's training kernels
+        /// (convolutions, fused BatchNorm + ReLU, max pooling, dropout): what they gain.
         #[arg(long)]
         burn_ops: bool,
     },

@@ -93,8 +93,8 @@ pub struct Args {
     /// Stop after this epoch, keeping the schedule of --epochs (continue with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
-    /// On the CPU, take Burn's own operations instead of emoedge's training kernels (fused
-    /// BatchNorm + ReLU, convolutions and their gradients): slower, for comparisons.
+    /// On the CPU, take Burn's own operations instead of emoedge's training kernels
+    /// (convolutions, fused BatchNorm + ReLU, max pooling, dropout): slower, for comparisons.
     #[arg(long)]
     burn_ops: bool,
 }
@@ -293,18 +293,16 @@ pub fn run(a: Args) -> Result<Outcome> {
 /// more (FER2013's rarest, disgusted, has 1.5%).
 fn rare_classes_warning(counts: &[usize; emoedge_core::NUM_CLASSES]) -> Option<String> {
     let total: usize = counts.iter().sum();
-    let rare: Vec<String> = emoedge_core::Emotion::ALL
-        .iter()
-        .zip(counts)
-        .filter(|&(_, &n)| n * 100 < total)
+    let classes = emoedge_core::Emotion::ALL
+        .into_iter()
+        .zip(counts.iter().copied());
+    let rare: Vec<String> = classes
+        .clone()
+        .filter(|&(_, n)| n * 100 < total)
         .map(|(e, n)| format!("{e} ({n})"))
         .collect();
     (!rare.is_empty()).then(|| {
-        let all: Vec<String> = emoedge_core::Emotion::ALL
-            .iter()
-            .zip(counts)
-            .map(|(e, n)| format!("{e} {n}"))
-            .collect();
+        let all: Vec<String> = classes.map(|(e, n)| format!("{e} {n}")).collect();
         format!(
             "warning: under 1% of the {total} training images: {}; the model will rarely predict {}. Counts: {}",
             rare.join(", "),
