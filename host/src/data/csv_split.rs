@@ -70,33 +70,25 @@ pub fn load_csv(
     let mut ds = Dataset::default();
     let mut skipped = Vec::new();
     let mut record = csv::StringRecord::new();
-    let mut row = 0usize;
-    loop {
+    let mut pixels = Vec::new();
+    for row in 0usize.. {
         let line = reader.position().line();
-        match reader.read_record(&mut record) {
+        let parsed = match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                // An unreadable row (bad UTF-8, say): named and skipped, as any bad image.
-                skipped.push(Skipped {
-                    path: row_path(path, row),
-                    reason: format!("line {line}: {e}"),
-                });
-                row += 1;
-                continue;
+            // An unreadable row (bad UTF-8, say): named and skipped, as any bad image.
+            Err(e) => Err(e.to_string()),
+            Ok(true) => {
+                progress.set_position(reader.position().byte());
+                if record.get(c_usage).unwrap_or("").trim() != split.usage() {
+                    continue;
+                }
+                parse_row(&record, c_emotion, c_pixels, &mut pixels)
             }
-        }
-        let this = row;
-        row += 1;
-        progress.set_position(reader.position().byte());
-        let usage = record.get(c_usage).unwrap_or("").trim();
-        if usage != split.usage() {
-            continue;
-        }
-        match parse_row(&record, c_emotion, c_pixels) {
-            Ok((label, face)) => ds.push(&face, label.index() as u8, row_path(path, this)),
+        };
+        match parsed {
+            Ok((label, face)) => ds.push(&face, label.index() as u8, row_path(path, row)),
             Err(reason) => skipped.push(Skipped {
-                path: row_path(path, this),
+                path: row_path(path, row),
                 reason: format!("line {line}: {reason}"),
             }),
         }
@@ -122,11 +114,12 @@ fn row_path(csv: &Path, row: usize) -> PathBuf {
     csv.join(format!("{row:06}"))
 }
 
-/// One row's label and input pixels.
+/// One row's label and input pixels (`pixels`: scratch for the row's values, reused).
 fn parse_row(
     record: &csv::StringRecord,
     c_emotion: usize,
     c_pixels: usize,
+    pixels: &mut Vec<u8>,
 ) -> Result<(Emotion, [u8; emoedge_core::preprocess::INPUT_LEN]), String> {
     let code = record.get(c_emotion).unwrap_or("").trim();
     let label = code
@@ -134,13 +127,13 @@ fn parse_row(
         .ok()
         .and_then(|c| CODES.get(c).copied())
         .ok_or_else(|| format!("emotion {code:?} is not a FER2013 label code 0-6"))?;
-    let pixels: Vec<u8> = record
-        .get(c_pixels)
-        .unwrap_or("")
-        .split_ascii_whitespace()
-        .map(|v| v.parse::<u8>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("a pixel value is not 0-255 ({e})"))?;
+    pixels.clear();
+    for v in record.get(c_pixels).unwrap_or("").split_ascii_whitespace() {
+        let v = v
+            .parse::<u8>()
+            .map_err(|e| format!("a pixel value is not 0-255 ({e})"))?;
+        pixels.push(v);
+    }
     let side = (pixels.len() as f64).sqrt().round() as usize;
     if side == 0 || side * side != pixels.len() {
         return Err(format!(
@@ -148,7 +141,7 @@ fn parse_row(
             pixels.len()
         ));
     }
-    let face = face_input(&pixels, side as u32, side as u32, PixelFormat::Gray8)?;
+    let face = face_input(pixels, side as u32, side as u32, PixelFormat::Gray8)?;
     Ok((label, face))
 }
 

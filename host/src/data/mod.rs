@@ -418,8 +418,8 @@ mod tests {
         for (i, &p) in face.iter().enumerate() {
             let side = emoedge_core::preprocess::INPUT_SIDE;
             let (x, y) = (i % side, i / side);
-            // The four source pixels (x - 24) / 2 + y / 2 in {k, k} for a 2x2 block: the
-            // same value, so gray = (77 + 150 + 29) v / 256 = v, and the mean is v.
+            // The 2x2 source block of input pixel (x, y) holds v = x + y in all three
+            // channels: gray (77 + 150 + 29) v / 256 = v, and its mean is v.
             assert_eq!(p as usize, x + y, "pixel {x},{y}");
         }
         // A 48x48 gray image is its own input.
