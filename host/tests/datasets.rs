@@ -75,22 +75,22 @@ fn csv(path: &Path, rows: &[(&str, &[Sample])]) {
     std::fs::write(path, text).unwrap();
 }
 
-fn eval_json(model: &Path, data: &Path, extra: &[&str], json: &Path) -> serde_json::Value {
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let mut args = vec![
-        "eval".to_string(),
-        "--model".into(),
-        s(model),
-        "--data".into(),
-        s(data),
-        "--json".into(),
-        s(json),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+/// A path as a command-line argument.
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 temporary path")
+}
+
+/// Runs `emoedge ARGS --json JSON`, which must succeed, and returns the report it wrote.
+fn report(args: &[&str], json: &Path) -> serde_json::Value {
+    let args = [args, &["--json", arg(json)]].concat();
     let (ok, log) = emoedge(&args);
-    assert!(ok, "eval failed:\n{log}");
+    assert!(ok, "{} failed:\n{log}", args[0]);
     serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+fn eval_json(model: &Path, data: &Path, extra: &[&str], json: &Path) -> serde_json::Value {
+    let args = [&["eval", "--model", arg(model), "--data", arg(data)], extra].concat();
+    report(&args, json)
 }
 
 #[test]
@@ -109,16 +109,15 @@ fn every_form_trains_and_evaluates_alike() {
             ("PrivateTest", &test[..7]),
         ],
     );
-    let s = |p: &Path| p.to_str().unwrap().to_string();
 
     for (data, run) in [(&folders, "run-folders"), (&table, "run-csv")] {
         let run = t.path().join(run);
         let (ok, log) = emoedge(&[
             "train",
             "--data",
-            &s(data),
+            arg(data),
             "--out",
-            &s(&run),
+            arg(&run),
             "--epochs",
             "1",
             "--batch",
@@ -176,36 +175,33 @@ fn every_form_trains_and_evaluates_alike() {
     let (ok, log) = emoedge(&[
         "quantize",
         "--model",
-        &s(&model),
+        arg(&model),
         "--out",
-        &s(&int8),
+        arg(&int8),
         "--data",
-        &s(&table),
+        arg(&table),
         "--calib",
         "40",
     ]);
     assert!(ok, "quantize failed:\n{log}");
-    let json = t.path().join("verify.json");
-    let (ok, log) = emoedge(&[
-        "verify",
-        "--model",
-        &s(&int8),
-        "--data",
-        &s(&table),
-        "--split",
-        "test",
-        "--max-drop",
-        "100",
-        "--min-agree",
-        "0",
-        "--max-lsb",
-        "255",
-        "--json",
-        &s(&json),
-    ]);
-    assert!(ok, "verify failed:\n{log}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = report(
+        &[
+            "verify",
+            "--model",
+            arg(&int8),
+            "--data",
+            arg(&table),
+            "--split",
+            "test",
+            "--max-drop",
+            "100",
+            "--min-agree",
+            "0",
+            "--max-lsb",
+            "255",
+        ],
+        &t.path().join("verify.json"),
+    );
     assert_eq!(r["images"], 35, "{r}");
 }
 
@@ -214,13 +210,12 @@ fn a_broken_csv_is_named() {
     let t = tempfile::tempdir().unwrap();
     let bad = t.path().join("fer2013.csv");
     std::fs::write(&bad, "label,image\n0,1 2 3 4\n").unwrap();
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let (ok, log) = emoedge(&[
         "train",
         "--data",
-        &s(&bad),
+        arg(&bad),
         "--out",
-        &s(&t.path().join("r")),
+        arg(&t.path().join("r")),
         "--epochs",
         "1",
     ]);
