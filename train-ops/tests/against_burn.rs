@@ -5,7 +5,7 @@ use burn::backend::ops::ConvOptions;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, DropoutConfig};
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{Gradients, TensorData};
 use emoedge_train_ops as ops;
 use proptest::prelude::*;
 
@@ -29,6 +29,16 @@ fn values(seed: u64, len: usize, offset: f32) -> Vec<f32> {
 fn tensor<const D: usize>(seed: u64, dims: [usize; D], offset: f32) -> Tensor<D> {
     let n = dims.iter().product();
     Tensor::from_data(TensorData::new(values(seed, n, offset), dims), &device()).require_grad()
+}
+
+/// The gradients of `Σ y · r`, with `r` deterministic values from `seed`: each output gets
+/// a gradient of its own, so a backward that mixes outputs up shows.
+fn weighted_backward(y: &Tensor<4>, seed: u64) -> Gradients {
+    let r = Tensor::from_data(
+        TensorData::new(values(seed, y.shape().num_elements(), 0.0), y.dims()),
+        &device(),
+    );
+    (y.clone() * r).sum().backward()
 }
 
 fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -107,11 +117,7 @@ fn check_conv(c: &Conv) {
         } else {
             burn::tensor::module::conv2d(x.clone(), w.clone(), b.clone(), options.clone())
         };
-        let r = Tensor::from_data(
-            TensorData::new(values(c.seed ^ 3, y.shape().num_elements(), 0.0), y.dims()),
-            &device(),
-        );
-        let grads = (y.clone() * r).sum().backward();
+        let grads = weighted_backward(&y, c.seed ^ 3);
         let grad = |t: &Tensor<4>| vec_of(t.grad(&grads).expect("a gradient"));
         (
             vec_of(y),
@@ -172,11 +178,7 @@ fn check_norm(c: &Norm) {
             );
             (burn::tensor::activation::relu(r.output), r.mean, r.variance)
         };
-        let r = Tensor::from_data(
-            TensorData::new(values(c.seed ^ 3, y.shape().num_elements(), 0.0), y.dims()),
-            &device(),
-        );
-        let grads = (y.clone() * r).sum().backward();
+        let grads = weighted_backward(&y, c.seed ^ 3);
         (
             vec_of(y),
             vec_of(mean),
@@ -233,11 +235,7 @@ fn check_pool(c: &Pool) {
         } else {
             layer.forward(x.clone())
         };
-        let r = Tensor::from_data(
-            TensorData::new(values(c.seed ^ 3, y.shape().num_elements(), 0.0), y.dims()),
-            &device(),
-        );
-        let grads = (y.clone() * r).sum().backward();
+        let grads = weighted_backward(&y, c.seed ^ 3);
         (vec_of(y), vec_of(x.grad(&grads).expect("x gradient")))
     };
     let (y, dx) = run(true);
