@@ -1,10 +1,8 @@
-//! The seven emotion labels (one list, one order, for every runtime), argmax and a small
-//! temporal smoother for video.
+//! The seven emotion classes (the labels a model has unless it names its own, see
+//! [`crate::labels`]), argmax and a small temporal smoother for video.
 
+use crate::labels::MAX_CLASSES;
 use heapless::HistoryBuf;
-
-/// Number of emotion classes.
-pub const NUM_CLASSES: usize = 7;
 
 /// An emotion class. The discriminant is the model's output index, and the order is the
 /// alphabetical order of the FER2013 folder names.
@@ -28,8 +26,11 @@ pub enum Emotion {
 }
 
 impl Emotion {
+    /// Number of emotions.
+    pub const COUNT: usize = 7;
+
     /// Every class, in output-index order.
-    pub const ALL: [Emotion; NUM_CLASSES] = [
+    pub const ALL: [Emotion; Self::COUNT] = [
         Self::Angry,
         Self::Disgusted,
         Self::Fearful,
@@ -90,10 +91,11 @@ pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> Option<usize> {
 /// Smooths int8 logits over the last `N` frames of one tracked face by summing them, so a
 /// single odd frame does not flip the label. Integer only. Frames are held as `i16` so that
 /// a frame's score may itself be a sum of int8 logits (a face and its mirror,
-/// [`crate::preprocess::sum_logits`]) without losing range.
+/// [`crate::preprocess::sum_logits`]) without losing range. A model has at most
+/// [`MAX_CLASSES`] classes, so each frame is held in a fixed array of that many.
 #[derive(Debug, Default)]
 pub struct Smoother<const N: usize> {
-    history: HistoryBuf<[i16; NUM_CLASSES], N>,
+    history: HistoryBuf<[i16; MAX_CLASSES], N>,
 }
 
 impl<const N: usize> Smoother<N> {
@@ -104,18 +106,23 @@ impl<const N: usize> Smoother<N> {
         }
     }
 
-    /// Adds one frame's logits (int8, or sums of int8 logits as `i16`) and returns the
-    /// smoothed label. Every frame pushed to one smoother must be on the same scale.
-    pub fn push<T: Copy + Into<i16>>(&mut self, logits: [T; NUM_CLASSES]) -> Emotion {
-        self.history.write(logits.map(Into::into));
-        let mut sum = [0i32; NUM_CLASSES];
+    /// Adds one frame's scores (int8 logits, or sums of them as `i16`, one per class) and
+    /// returns the index of the smoothed label. Every frame pushed to one smoother must come
+    /// from one model and be on one scale; scores past [`MAX_CLASSES`] are ignored.
+    pub fn push<T: Copy + Into<i16>>(&mut self, scores: &[T]) -> usize {
+        let classes = scores.len().min(MAX_CLASSES);
+        let mut frame = [0i16; MAX_CLASSES];
+        for (f, &s) in frame.iter_mut().zip(scores) {
+            *f = s.into();
+        }
+        self.history.write(frame);
+        let mut sum = [0i32; MAX_CLASSES];
         for frame in self.history.oldest_ordered() {
             for (s, &l) in sum.iter_mut().zip(frame) {
                 *s += l as i32;
             }
         }
-        // `sum` is never empty, so argmax is always `Some`.
-        Emotion::from_index(argmax(&sum).unwrap_or(0)).unwrap_or(Emotion::Neutral)
+        argmax(&sum[..classes]).unwrap_or(0)
     }
 
     /// Frames currently held.
@@ -132,11 +139,11 @@ impl<const N: usize> Smoother<N> {
 /// Softmax of float logits, computed stably (the largest logit is subtracted first). Needs
 /// `std` for `exp`; the Pi runtime's probabilities and the trainer's teachers both use it.
 #[cfg(feature = "std")]
-pub fn softmax<const N: usize>(z: &[f32; N]) -> [f32; N] {
+pub fn softmax(z: &[f32]) -> std::vec::Vec<f32> {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e = z.map(|v| (v - max).exp());
+    let e: std::vec::Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
     let total: f32 = e.iter().sum();
-    e.map(|v| v / total)
+    e.into_iter().map(|v| v / total).collect()
 }
 
 #[cfg(test)]
@@ -187,12 +194,13 @@ mod tests {
     #[test]
     fn smoother_ignores_a_single_odd_frame() {
         let mut s = Smoother::<4>::new();
+        let (h, sd) = (Emotion::Happy.index(), Emotion::Sad.index());
         let happy = [0i8, 0, 0, 50, 0, 0, 0];
         let sad = [0i8, 0, 0, 0, 0, 60, 0];
-        assert_eq!(s.push(happy), Emotion::Happy);
-        assert_eq!(s.push(happy), Emotion::Happy);
-        assert_eq!(s.push(sad), Emotion::Happy);
-        assert_eq!(s.push(sad), Emotion::Sad);
+        assert_eq!(s.push(&happy), h);
+        assert_eq!(s.push(&happy), h);
+        assert_eq!(s.push(&sad), h);
+        assert_eq!(s.push(&sad), sd);
         assert_eq!(s.len(), 4);
     }
 
@@ -200,8 +208,16 @@ mod tests {
     fn smoother_takes_flip_sums_beyond_int8() {
         let mut s = Smoother::<2>::new();
         // Two views at the int8 maximum each: 254, beyond i8, must not wrap.
-        assert_eq!(s.push([0i16, 0, 0, 254, 0, 0, -256]), Emotion::Happy);
-        assert_eq!(s.push([0i16, 0, 0, 0, 0, 250, 0]), Emotion::Happy);
-        assert_eq!(s.push([0i16, 0, 0, 0, 0, 250, 0]), Emotion::Sad);
+        assert_eq!(s.push(&[0i16, 0, 0, 254, 0, 0, -256]), 3);
+        assert_eq!(s.push(&[0i16, 0, 0, 0, 0, 250, 0]), 3);
+        assert_eq!(s.push(&[0i16, 0, 0, 0, 0, 250, 0]), 5);
+    }
+
+    #[test]
+    fn smoother_takes_any_class_count() {
+        // Three classes: the zeros past them must not win a tie against a negative score.
+        let mut s = Smoother::<2>::new();
+        assert_eq!(s.push(&[-5i8, -3, -9]), 1);
+        assert_eq!(s.push(&[-5i8, -30, -9]), 0);
     }
 }

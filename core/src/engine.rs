@@ -7,7 +7,6 @@
 //! most any one layer asks for ([`Model::scratch_len`], two im2col columns of the widest
 //! convolution). [`Model::arena_len`] is the sum.
 
-use crate::NUM_CLASSES;
 use crate::kernels::{self, KernelError};
 use crate::model::{Model, Step};
 
@@ -69,13 +68,9 @@ impl<'m, 'a> Engine<'m, 'a> {
         Self { model }
     }
 
-    /// Runs the model on a quantized input and returns the int8 logits (one per
-    /// [`crate::Emotion`]), borrowed from the arena.
-    pub fn run<'r>(
-        &self,
-        input: &[i8],
-        arena: &'r mut [i8],
-    ) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
+    /// Runs the model on a quantized input and returns the int8 logits (one per class,
+    /// [`Model::labels`]), borrowed from the arena.
+    pub fn run<'r>(&self, input: &[i8], arena: &'r mut [i8]) -> Result<&'r [i8], EngineError> {
         self.run_observed(input, arena, |_| {})
     }
 
@@ -86,7 +81,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         &self,
         gray: &[u8; crate::preprocess::INPUT_LEN],
         arena: &'r mut [i8],
-    ) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
+    ) -> Result<&'r [i8], EngineError> {
         let mut x = [0i8; crate::preprocess::INPUT_LEN];
         crate::preprocess::quantize_input(gray, &mut x);
         self.run(&x, arena)
@@ -99,7 +94,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         input: &[i8],
         arena: &'r mut [i8],
         mut after_layer: impl FnMut(usize),
-    ) -> Result<&'r [i8; NUM_CLASSES], EngineError> {
+    ) -> Result<&'r [i8], EngineError> {
         let needed = self.model.arena_len();
         if arena.len() < needed {
             return Err(EngineError::ArenaTooSmall {
@@ -132,18 +127,12 @@ impl<'m, 'a> Engine<'m, 'a> {
             at_start = index == 0 || !at_start;
             after_layer(index);
         }
-        let out = if at_start {
-            &arena[..NUM_CLASSES]
+        // Parsing guarantees the last layer outputs one value per class.
+        let classes = self.model.labels().len();
+        Ok(if at_start {
+            &arena[..classes]
         } else {
-            &arena[acts_len - NUM_CLASSES..]
-        };
-        // Parsing guarantees the last layer outputs NUM_CLASSES values.
-        out.try_into().map_err(|_| EngineError::Kernel {
-            index: self.model.steps().len(),
-            error: KernelError::OutputLen {
-                expected: NUM_CLASSES,
-                got: out.len(),
-            },
+            &arena[acts_len - classes..]
         })
     }
 }

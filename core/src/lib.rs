@@ -1,7 +1,8 @@
 //! `emoedge-core`: the int8 engine every emoedge runtime shares.
 //!
 //! It holds the kernels, the fixed-point quantization rule, the model blob format, the
-//! preprocessing contract and the emotion labels. It needs no heap and no floats at run
+//! preprocessing contract and the class labels (the seven emotions unless a model names
+//! its own). It needs no heap and no floats at run
 //! time: the caller hands the [`engine::Engine`] an arena whose size the model states.
 //!
 //! The preprocessing contract, identical on every runtime: a 48x48 gray face crop with
@@ -13,12 +14,14 @@
 pub mod emotion;
 pub mod engine;
 pub mod kernels;
+pub mod labels;
 pub mod model;
 pub mod preprocess;
 pub mod quant;
 pub mod shape;
 pub mod test_frames;
 
-pub use emotion::{Emotion, NUM_CLASSES};
+pub use emotion::Emotion;
 pub use engine::{Engine, EngineError};
+pub use labels::{LabelError, MAX_CLASSES};
 pub use model::{Model, ModelError};

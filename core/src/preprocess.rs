@@ -377,9 +377,10 @@ pub fn mirror(face: &mut [u8; INPUT_LEN]) {
 }
 
 /// Sums two int8 logit vectors of the same model (same scale and zero point) without
-/// overflow. The argmax of the sum is the argmax of the mean of the dequantized logits.
-pub fn sum_logits<const N: usize>(a: &[i8; N], b: &[i8; N]) -> [i16; N] {
-    core::array::from_fn(|i| a[i] as i16 + b[i] as i16)
+/// overflow, value by value (as many values as the shorter has). The argmax of the sum is
+/// the argmax of the mean of the dequantized logits.
+pub fn sum_logits<'a>(a: &'a [i8], b: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
+    a.iter().zip(b).map(|(&x, &y)| x as i16 + y as i16)
 }
 
 #[cfg(test)]
@@ -418,10 +419,8 @@ mod tests {
 
     #[test]
     fn logit_sums_do_not_overflow() {
-        assert_eq!(
-            sum_logits(&[127, -128, 5], &[127, -128, -6]),
-            [254, -256, -1]
-        );
+        let sum: heapless::Vec<i16, 3> = sum_logits(&[127, -128, 5], &[127, -128, -6]).collect();
+        assert_eq!(sum, [254, -256, -1]);
     }
 
     #[test]

@@ -325,11 +325,12 @@ impl OutputQuant {
 
 /// Maps dequantized logits (what an ONNX runtime outputs after `DequantizeLinear`) back to
 /// their int8 values, so that runtimes can be compared in LSB. Host/Pi side: uses floats.
-/// `None` unless there is exactly one value per class.
 #[cfg(feature = "std")]
-pub fn int8_logits(values: &[f32], scale: f32, zero_point: i8) -> Option<[i8; crate::NUM_CLASSES]> {
-    let v: [f32; crate::NUM_CLASSES] = values.try_into().ok()?;
-    Some(v.map(|f| ((f / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8))
+pub fn int8_logits(values: &[f32], scale: f32, zero_point: i8) -> std::vec::Vec<i8> {
+    values
+        .iter()
+        .map(|f| ((f / scale).round() + zero_point as f32).clamp(-128.0, 127.0) as i8)
+        .collect()
 }
 
 #[cfg(test)]

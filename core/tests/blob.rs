@@ -2,13 +2,20 @@
 //! panic; the engine runs what parses.
 
 use emoedge_core::kernels::{ChannelParams, KernelError};
+use emoedge_core::labels::{EMOTIONS, LabelError};
 use emoedge_core::model::{HEADER_LEN, Header, Layer, ModelBody, ModelError, write_blob};
 use emoedge_core::quant::{OutputQuant, Requant};
 use emoedge_core::shape::{Shape, Window};
 use emoedge_core::{Engine, EngineError, Model};
 
-/// A tiny but complete model: 4x4x1 → conv 3x3 (2 ch) → maxpool → dense 7.
+/// A tiny but complete model: 4x4x1 → conv 3x3 (2 ch) → maxpool → dense, the seven
+/// emotions as its classes.
 fn blob_with(dense_out: u16, dense_w: usize) -> Vec<u8> {
+    blob_labelled(dense_out, dense_w, &EMOTIONS)
+}
+
+/// [`blob_with`] with the class names `labels`.
+fn blob_labelled(dense_out: u16, dense_w: usize, labels: &[&str]) -> Vec<u8> {
     let one = Requant::new(1 << 30, 2).unwrap(); // 1/8
     let conv_ch = ChannelParams::encode(&[(3, one), (-3, one)]);
     let dense_ch = ChannelParams::encode(&vec![(1, one); dense_out as usize]);
@@ -43,6 +50,7 @@ fn blob_with(dense_out: u16, dense_w: usize) -> Vec<u8> {
         weights_hash: [0xab; 32],
         output_scale: 0.25,
         layers,
+        labels: labels.iter().copied().collect(),
     };
     write_blob(&body).unwrap()
 }
@@ -58,7 +66,7 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn golden_bytes() {
     let b = good();
-    // Header: magic, version 1, flags 0, body length, CRC-32 of the body.
+    // Header: magic, version 2, flags 0, body length, CRC-32 of the body.
     assert_eq!(
         hex(&b[..HEADER_LEN]),
         GOLDEN_HEADER,
@@ -71,8 +79,16 @@ fn golden_bytes() {
     );
 }
 
-const GOLDEN_HEADER: &str = "454d4f4201000000e3000000a5bc9c7c";
+const GOLDEN_HEADER: &str = "454d4f42020000001801000000529a9b";
 const GOLDEN_BLOB: &str = concat!(
+    "454d4f42020000001801000000529a9b04040180abababababababababababababababababababababababababababab",
+    "abababab0000803e030003030101010101010212f7f8f9fafbfcfdfeff00010203040506070812030000000000004002fdffffff000000400280807f030202020200000000050738feff000102feff000102feff000102feff000102feff00",
+    "0102feff000102feff000102feff000102feff000102feff000102feff000102fe3f01000000000000400201000000000000400201000000000000400201000000000000400201000000000000400201000000000000400201000000000000",
+    "400205807f0705616e67727909646973677573746564076665617266756c056861707079076e65757472616c0373616409737572707269736564",
+);
+
+/// [`good`] as version 1 wrote it: no class names.
+const GOLDEN_V1_BLOB: &str = concat!(
     "454d4f4201000000e3000000a5bc9c7c04040180abababababababababababababababababababababababababababab",
     "abababab0000803e030003030101010101010212f7f8f9fafbfcfdfeff00010203040506070812030000000000004002fdffffff000000400280807f030202020200000000050738feff000102feff000102feff000102feff000102feff000102feff00",
     "0102feff000102feff000102feff000102feff000102feff000102fe3f01000000000000400201000000000000400201000000000000400201000000000000400201000000000000400201000000000000400201000000000000400205807f",
@@ -92,9 +108,11 @@ fn parses_and_runs() {
     assert_eq!(m.macs(), 16 * 2 * 9 + 7 * 8);
     let mut arena = vec![0i8; m.arena_len()];
     let x: Vec<i8> = (0..16).map(|i| (i * 16 - 128) as i8).collect();
-    let y = *Engine::new(&m).run(&x, &mut arena).unwrap();
+    assert_eq!(m.labels(), EMOTIONS);
+    let y = Engine::new(&m).run(&x, &mut arena).unwrap().to_vec();
+    assert_eq!(y.len(), 7);
     // Same input, same answer; and the answer uses every layer (not all equal).
-    let y2 = *Engine::new(&m).run(&x, &mut arena).unwrap();
+    let y2 = Engine::new(&m).run(&x, &mut arena).unwrap().to_vec();
     assert_eq!(y, y2);
     assert!(y.iter().any(|&v| v != y[0]), "{y:?}");
     assert_eq!(
@@ -131,14 +149,19 @@ fn damage_is_a_typed_error() {
     m[0] = b'X';
     assert_eq!(Model::parse(&m).unwrap_err(), ModelError::BadMagic);
     let mut m = b.clone();
-    m[4] = 2;
+    m[4] = 3;
     assert_eq!(
         Model::parse(&m).unwrap_err(),
         ModelError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
+    m[4] = 0;
+    assert!(matches!(
+        Model::parse(&m).unwrap_err(),
+        ModelError::UnsupportedVersion { found: 0, .. }
+    ));
     let mut m = b.clone();
     m[6] = 1;
     assert_eq!(Model::parse(&m).unwrap_err(), ModelError::UnknownFlags(1));
@@ -168,12 +191,56 @@ fn wrong_shapes_are_caught_at_parse() {
             }
         }
     );
-    // Six outputs instead of seven.
+    // Six outputs for seven class names.
     let b = blob_with(6, 6 * 8);
     assert_eq!(
         Model::parse(&b).unwrap_err(),
-        ModelError::OutputShape { got: 6 }
+        ModelError::OutputShape { got: 6, labels: 7 }
     );
+}
+
+#[test]
+fn a_model_names_its_own_classes() {
+    let labels = ["no_smile", "smile", "unsure"];
+    let b = blob_labelled(3, 3 * 8, &labels);
+    let m = Model::parse(&b).unwrap();
+    assert_eq!(m.labels(), labels);
+    let mut arena = vec![0i8; m.arena_len()];
+    assert_eq!(Engine::new(&m).run(&[0; 16], &mut arena).unwrap().len(), 3);
+    // Names that could not be printed everywhere, one class, or a name twice: refused.
+    for (bad, error) in [
+        (&["Smile", "no"][..], LabelError::BadName { index: 0 }),
+        (&["smile"][..], LabelError::Count(1)),
+        (
+            &["a", "b", "a"][..],
+            LabelError::Duplicate {
+                first: 0,
+                second: 2,
+            },
+        ),
+    ] {
+        let b = blob_labelled(bad.len() as u16, bad.len() * 8, bad);
+        assert_eq!(Model::parse(&b).unwrap_err(), ModelError::Labels(error));
+    }
+}
+
+/// A version 1 blob (written before models named their classes) still parses, as the seven
+/// emotions, and computes what the same model in version 2 computes.
+#[test]
+fn version_1_blobs_read_as_the_seven_emotions() {
+    let v1: Vec<u8> = (0..GOLDEN_V1_BLOB.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&GOLDEN_V1_BLOB[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(Header::parse(&v1).unwrap().version, 1);
+    let (old, new) = (v1, good());
+    let (old, new) = (Model::parse(&old).unwrap(), Model::parse(&new).unwrap());
+    assert_eq!(old.labels(), EMOTIONS);
+    let x: Vec<i8> = (0..16).map(|i| (i * 16 - 128) as i8).collect();
+    let mut arena = vec![0i8; new.arena_len()];
+    let a = Engine::new(&old).run(&x, &mut arena).unwrap().to_vec();
+    let b = Engine::new(&new).run(&x, &mut arena).unwrap().to_vec();
+    assert_eq!(a, b);
 }
 
 #[test]
@@ -212,6 +279,15 @@ proptest::proptest! {
     }
 }
 
+/// A version 1 header for `body` (the fuzzers found these cases in version 1 blobs).
+fn v1_header(body: &[u8]) -> Vec<u8> {
+    let header = Header {
+        version: 1,
+        ..Header::for_body(body).unwrap()
+    };
+    header.to_bytes().to_vec()
+}
+
 /// Found by `cargo fuzz` (parse_run, first run): a global-pool layer whose requant shift
 /// overflowed, because `Requant` was deserialized without validation. Now a parse error.
 #[test]
@@ -221,7 +297,7 @@ fn fuzz_regression_invalid_requant_shift() {
         156, 124, 1, 0, 0, 0, 255, 80, 0, 171, 171, 171, 171, 171, 128, 156, 1, 4, 124, 47, 0, 171,
         50,
     ];
-    let mut blob = Header::for_body(&crash).unwrap().to_bytes().to_vec();
+    let mut blob = v1_header(&crash);
     blob.extend_from_slice(&crash);
     if let Ok(model) = Model::parse(&blob) {
         let mut arena = vec![0i8; model.arena_len()];
@@ -246,7 +322,7 @@ fn fuzz_regression_accumulator_overflow() {
         0, 0, 0, 0, 0, 64, 2, 1, 0, 0, 128, 0, 0, 0, 64, 2, 1, 0, 0, 0, 0, 0, 0, 64, 2, 5, 128,
         127,
     ];
-    let mut blob = Header::for_body(crash).unwrap().to_bytes().to_vec();
+    let mut blob = v1_header(crash);
     blob.extend_from_slice(crash);
     if let Ok(model) = Model::parse(&blob) {
         let mut arena = vec![0i8; model.arena_len()];

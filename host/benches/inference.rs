@@ -23,6 +23,7 @@ fn bench(c: &mut Criterion) {
         &dir.join(emoedge_runtime::model_dir::ONNX),
         model.body().output_scale,
         model.output_zero_point(),
+        model.labels().len(),
     )
     .expect("onnx loads");
     // A real face-like input: a smooth gradient is enough for timing (no data dependence).

@@ -197,6 +197,7 @@ pub fn infer_latency(dir: &ModelDir, ds: &Dataset, reps: usize) -> Result<InferL
         &dir.onnx(),
         model.body().output_scale,
         model.output_zero_point(),
+        model.labels().len(),
     )?;
     let mut arena = vec![0i8; model.arena_len()];
     let (mut te, mut tt) = (Vec::new(), Vec::new());

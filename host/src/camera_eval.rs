@@ -8,7 +8,6 @@
 
 use crate::data::Dataset;
 use crate::stream::StreamSpec;
-use emoedge_core::Emotion;
 use emoedge_core::emotion::argmax;
 use emoedge_core::preprocess::{CropContract, FaceBox, INPUT_LEN, crop_to_input};
 use emoedge_runtime::{Classifier, ModelBlob, ModelDir, Runtime};
@@ -125,7 +124,7 @@ pub fn run_stream(
                     .filter(|(iou, _)| *iou >= MATCH_IOU)
                     .max_by(|a, b| a.0.total_cmp(&b.0))
                     .map(|(_, f)| f);
-                let found = best.map(|f| (f.bbox, f.label.index() as u8));
+                let found = best.map(|f| (f.bbox, f.class as u8));
                 out.push(FaceOutcome {
                     index: i,
                     label: ds.labels[i],
@@ -204,13 +203,17 @@ impl Figures {
         }
     }
 
-    /// Figures per true class, in [`Emotion::ALL`] order.
-    pub fn per_class(outcomes: &[FaceOutcome]) -> Vec<(Emotion, Figures)> {
-        Emotion::ALL
+    /// Figures per true class, in `classes` order (the model's class names).
+    pub fn per_class<'c>(
+        outcomes: &[FaceOutcome],
+        classes: &'c [String],
+    ) -> Vec<(&'c str, Figures)> {
+        classes
             .iter()
-            .map(|&e| {
-                let of_class = outcomes.iter().filter(|o| o.label as usize == e.index());
-                (e, Figures::of(of_class))
+            .enumerate()
+            .map(|(i, name)| {
+                let of_class = outcomes.iter().filter(|o| o.label as usize == i);
+                (name.as_str(), Figures::of(of_class))
             })
             .collect()
     }

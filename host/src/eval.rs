@@ -44,6 +44,20 @@ impl Form {
     }
 }
 
+/// The class names of the model in `dir`, in output order: its blob's for a model folder
+/// with int8 forms, else its float network's config (a training run folder).
+pub fn model_labels(dir: &Path) -> Result<Vec<String>> {
+    let md = ModelDir::new(dir);
+    if md.has_int8() {
+        let blob = md.read_blob()?;
+        let model = blob.model()?;
+        return Ok(model.labels().iter().map(|l| l.to_string()).collect());
+    }
+    let run = crate::train::run_dir::RunDir(dir.to_path_buf());
+    let config: crate::model::ModelConfig = crate::json::read_json(&run.config())?;
+    Ok(config.labels)
+}
+
 /// Predicted class per image for one form of the model in `dir`; with `flip`, from the sum
 /// of each image's logits and its mirror's.
 pub fn predict_form(

@@ -1,5 +1,6 @@
 //! The networks, described by a list of [`Block`]s that training, export and reports all
-//! walk the same way. Input: `[batch, 1, 48, 48]`, pixels `p / 255`. Output: 7 logits.
+//! walk the same way. Input: `[batch, 1, 48, 48]`, pixels `p / 255`. Output: one logit per
+//! class (the seven emotions unless the data names its own classes).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -7,7 +8,7 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
-use emoedge_core::NUM_CLASSES;
+use emoedge_core::labels::EMOTIONS;
 use emoedge_core::preprocess::INPUT_SIDE;
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +61,8 @@ pub enum Arch {
 }
 
 impl Arch {
-    /// The blocks of this architecture.
-    pub fn blocks(self) -> Vec<Block> {
+    /// The blocks of this architecture, for a model of `classes` classes.
+    pub fn blocks(self, classes: usize) -> Vec<Block> {
         use Block::*;
         match self {
             Arch::Edge => vec![
@@ -105,10 +106,10 @@ impl Arch {
                 Pointwise { out: 256 },
                 GlobalAvgPool,
                 Dropout { p: 0.3 },
-                Dense { out: NUM_CLASSES },
+                Dense { out: classes },
             ],
             Arch::EdgeWide => {
-                let mut b = Arch::Edge.blocks();
+                let mut b = Arch::Edge.blocks(classes);
                 // after the 12x12 pointwise 128: one more dw + pw 128 at 12x12
                 let at = b
                     .iter()
@@ -167,7 +168,7 @@ impl Arch {
                 Flatten,
                 Dense { out: 1024 },
                 Dropout { p: 0.5 },
-                Dense { out: NUM_CLASSES },
+                Dense { out: classes },
             ],
             Arch::Teacher => {
                 let conv = |out| Conv {
@@ -186,7 +187,7 @@ impl Arch {
                     Dropout { p: 0.5 },
                     Dense { out: 512 },
                     Dropout { p: 0.5 },
-                    Dense { out: NUM_CLASSES },
+                    Dense { out: classes },
                 ]);
                 b
             }
@@ -200,14 +201,42 @@ impl Arch {
 pub struct ModelConfig {
     /// Architecture name (for reports).
     pub arch: Arch,
-    /// The blocks, in order.
+    /// The blocks, in order; the last outputs one logit per class.
     pub blocks: Vec<Block>,
+    /// The class names, in output order. Configs written before models named their classes
+    /// have none saved: theirs are the seven emotions.
+    #[config(default = "emotion_labels()")]
+    pub labels: Vec<String>,
+}
+
+/// The seven emotions as a config's class names.
+pub fn emotion_labels() -> Vec<String> {
+    EMOTIONS.map(String::from).to_vec()
 }
 
 impl ModelConfig {
-    /// The config of a named architecture.
+    /// The config of a named architecture classifying the seven emotions.
     pub fn for_arch(arch: Arch) -> Self {
-        Self::new(arch, arch.blocks())
+        Self::for_classes(arch, emotion_labels())
+    }
+
+    /// The config of a named architecture classifying `labels`.
+    pub fn for_classes(arch: Arch, labels: Vec<String>) -> Self {
+        Self::new(arch, arch.blocks(labels.len())).with_labels(labels)
+    }
+
+    /// Checks that the class names are valid and that the last block outputs one logit per
+    /// class: what a config read from a file must satisfy before it builds a network.
+    pub fn check(&self) -> Result<(), String> {
+        emoedge_core::labels::check(&self.labels).map_err(|e| e.to_string())?;
+        match self.blocks.last() {
+            Some(Block::Dense { out }) if *out == self.labels.len() => Ok(()),
+            Some(Block::Dense { out }) => Err(format!(
+                "the last layer outputs {out} logits for {} class names",
+                self.labels.len()
+            )),
+            _ => Err("the last block is not a Dense layer".into()),
+        }
     }
 
     /// Builds the network with fresh weights.
@@ -493,12 +522,12 @@ mod tests {
     #[test]
     fn tutorial_costs_match_the_keras_summary() {
         // Keras reports 2,345,607 trainable parameters for the tutorial network.
-        assert_eq!(costs(&Arch::Tutorial.blocks()).params, 2_345_607);
+        assert_eq!(costs(&Arch::Tutorial.blocks(7)).params, 2_345_607);
     }
 
     #[test]
     fn teacher_costs() {
-        let k = costs(&Arch::Teacher.blocks());
+        let k = costs(&Arch::Teacher.blocks(7));
         // 4,682,304 conv weights + 3,840 BatchNorm + 2,359,808 + 3,591 dense.
         assert_eq!(k.params, 7_049_543, "{k:?}");
         // 48²·(9·64 + 9·64·64) + 24²·9·(64·128 + 128·128) + 12²·9·(128·256 + 256·256)
@@ -509,7 +538,7 @@ mod tests {
     #[test]
     fn edge_fits_a_microcontroller() {
         for arch in [Arch::Edge, Arch::EdgeWide] {
-            let k = costs(&arch.blocks());
+            let k = costs(&arch.blocks(7));
             assert!(k.weight_bytes <= 256 * 1024, "{arch:?} {k:?}");
             assert!(k.arena <= 128 * 1024, "{arch:?} {k:?}");
             assert!(k.macs <= 25_000_000, "{arch:?} {k:?}");
@@ -522,7 +551,7 @@ mod tests {
         for arch in [Arch::Edge, Arch::EdgeWide, Arch::Tutorial, Arch::Teacher] {
             let m = ModelConfig::for_arch(arch).init(&device);
             let y = m.forward(Tensor::zeros([2, 1, 48, 48], &device));
-            assert_eq!(y.dims(), [2, NUM_CLASSES]);
+            assert_eq!(y.dims(), [2, EMOTIONS.len()]);
         }
     }
 }

@@ -61,10 +61,14 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     let Some(fw) = firmware(&MPS2_M4F, "emoedge-mcu") else {
         return;
     };
-    // A calibrated edge network (seeded init): labels are not the point, equality is.
+    // A calibrated edge network (seeded init) of three classes of its own: accuracy is not
+    // the point, equality is, and the firmware's report naming the model's classes.
     let device = Device::flex();
     device.seed(5);
-    let model = ModelConfig::for_arch(Arch::Edge).init(&device).valid();
+    let labels: Vec<String> = ["no_smile", "smile", "unsure"].map(String::from).to_vec();
+    let model = ModelConfig::for_classes(Arch::Edge, labels.clone())
+        .init(&device)
+        .valid();
     let (test, _) = emoedge::data::load_split(
         &data_dir().join("fer2013/test"),
         &indicatif::ProgressBar::hidden(),
@@ -72,6 +76,7 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     .unwrap();
     let q = quantize(
         &model,
+        &labels,
         &calibrate(&model, &test.subsample(200), &device, Method::Minmax).unwrap(),
     )
     .unwrap();
@@ -103,6 +108,15 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
         "{text}"
     );
     assert!(text.contains("instructions per inference"), "{text}");
+    assert!(text.contains("classes no_smile smile unsure"), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("frame "))
+            .all(|l| ["no_smile", "smile", "unsure"]
+                .iter()
+                .any(|c| l.contains(&format!(" label {c} logits")))),
+        "{text}"
+    );
     assert!(
         std::fs::read_to_string(t.path().join("model.hex"))
             .unwrap()

@@ -317,12 +317,12 @@ fn tract_runs_the_export_with_integer_convolutions() {
         images: 0,
         ranges: vec![(0.0, 4.0); n_points],
     };
-    let q = quantize(&model, &calib).unwrap();
+    let q = quantize(&model, &emoedge::model::emotion_labels(), &calib).unwrap();
     let t = tempfile::tempdir().unwrap();
     let path = t.path().join("m.onnx");
     std::fs::write(&path, emoedge::export::onnx::to_onnx(&q)).unwrap();
     let tract =
-        emoedge_runtime::TractModel::load(&path, q.output.scale, q.output.zero_point).unwrap();
+        emoedge_runtime::TractModel::load(&path, q.output.scale, q.output.zero_point, 7).unwrap();
     let ops = tract.op_names();
     // One quantize at the input, one dequantize of the logits, no float convolution between.
     assert_eq!(
@@ -374,6 +374,7 @@ fn onnx_parity(model: &Path, test: &Path, tmp: &Path) {
         &model.join("model.int8.onnx"),
         m.body().output_scale,
         m.output_zero_point(),
+        m.labels().len(),
     )
     .unwrap();
     let (ds, _) = emoedge::data::load_split(test, &indicatif::ProgressBar::hidden()).unwrap();
@@ -383,11 +384,12 @@ fn onnx_parity(model: &Path, test: &Path, tmp: &Path) {
     let mut arena = vec![0i8; m.arena_len()];
     let (mut t_out, mut e_out) = (Vec::new(), Vec::new());
     for i in 0..ds.len() {
-        t_out.extend(tract.logits(ds.image(i)).unwrap().map(|v| v as u8));
+        t_out.extend(tract.logits(ds.image(i)).unwrap().iter().map(|&v| v as u8));
         e_out.extend(
             engine_logits(&m, &mut arena, ds.image(i))
                 .unwrap()
-                .map(|v| v as u8),
+                .iter()
+                .map(|&v| v as u8),
         );
     }
     std::fs::write(cases.join("inputs.u8"), &ds.pixels).unwrap();

@@ -1,8 +1,8 @@
 //! One classifier over either int8 runtime, with test-time flip averaging.
 
-use crate::{Error, ModelBlob, ModelDir, TractModel, engine_logits};
+use crate::{Error, Logits, ModelBlob, ModelDir, TractModel, engine_logits};
+use emoedge_core::Model;
 use emoedge_core::preprocess::{INPUT_LEN, mirror, sum_logits};
-use emoedge_core::{Model, NUM_CLASSES};
 use rayon::prelude::*;
 
 /// Which int8 runtime classifies faces. Both give the same logits on the shipped model
@@ -28,9 +28,9 @@ impl Runtime {
 }
 
 /// A face's score: the sum of its views' int8 logits (one view, or the face and its mirror
-/// with flip averaging). Its argmax is the label; [`Classifier::probabilities`] turns it
-/// into probabilities.
-pub type Score = [i16; NUM_CLASSES];
+/// with flip averaging), one per class. Its argmax is the label's index in
+/// [`Classifier::labels`]; [`Classifier::probabilities`] turns it into probabilities.
+pub type Score = Vec<i16>;
 
 self_cell::self_cell!(
     /// A blob's bytes and the model parsed from them (which borrows them), kept together so
@@ -55,7 +55,7 @@ pub struct Classifier {
     flip: bool,
     /// With `flip`, the faces and their mirrors, as classified by [`Self::scores`].
     views: Vec<[u8; INPUT_LEN]>,
-    view_logits: Vec<[i8; NUM_CLASSES]>,
+    view_logits: Vec<Logits>,
 }
 
 impl Classifier {
@@ -77,6 +77,7 @@ impl Classifier {
                 &dir.onnx(),
                 m.body().output_scale,
                 m.output_zero_point(),
+                m.labels().len(),
             )?),
         };
         Ok(Self {
@@ -139,17 +140,22 @@ impl Classifier {
         out.clear();
         if result.is_ok() {
             let (direct, mirrored) = logits.split_at(faces.len());
-            out.extend(direct.iter().enumerate().map(|(k, z)| {
-                let zm = mirrored.get(k).copied().unwrap_or([0; NUM_CLASSES]);
-                sum_logits(z, &zm)
-            }));
+            out.extend(
+                direct
+                    .iter()
+                    .enumerate()
+                    .map(|(k, z)| match mirrored.get(k) {
+                        Some(zm) => sum_logits(z, zm).collect(),
+                        None => z.iter().map(|&v| v as i16).collect(),
+                    }),
+            );
         }
         self.view_logits = logits;
         result
     }
 
     /// int8 logits of one 48x48 gray face (no flip averaging).
-    pub fn logits(&mut self, gray: &[u8; INPUT_LEN]) -> Result<[i8; NUM_CLASSES], Error> {
+    pub fn logits(&mut self, gray: &[u8; INPUT_LEN]) -> Result<Logits, Error> {
         match &self.tract {
             Some(t) => t.logits(gray),
             None => {
@@ -167,7 +173,7 @@ impl Classifier {
     pub fn logits_many(
         &mut self,
         faces: &[[u8; INPUT_LEN]],
-        out: &mut Vec<[i8; NUM_CLASSES]>,
+        out: &mut Vec<Logits>,
     ) -> Result<(), Error> {
         out.clear();
         // tract runs one face after another: run on rayon's worker threads it left the Pi
@@ -183,7 +189,7 @@ impl Classifier {
         while self.arenas.len() < faces.len() {
             self.arenas.push(vec![0; model.arena_len()]);
         }
-        let results: Vec<Result<[i8; NUM_CLASSES], Error>> = faces
+        let results: Vec<Result<Logits, Error>> = faces
             .par_iter()
             .zip(self.arenas.par_iter_mut())
             .map(|(f, arena)| engine_logits(model, arena, f))
@@ -196,10 +202,19 @@ impl Classifier {
 
     /// Softmax probabilities of a face's score: the mean of its views' int8 logits,
     /// dequantized with the model's output scale.
-    pub fn probabilities(&self, score: &Score) -> [f32; NUM_CLASSES] {
+    pub fn probabilities(&self, score: &[i16]) -> Vec<f32> {
         let model = self.model();
         let (scale, zp) = (model.body().output_scale, model.output_zero_point() as f32);
         let views = self.views_per_face() as f32;
-        emoedge_core::emotion::softmax(&score.map(|s| (s as f32 / views - zp) * scale))
+        let z: Vec<f32> = score
+            .iter()
+            .map(|&s| (s as f32 / views - zp) * scale)
+            .collect();
+        emoedge_core::emotion::softmax(&z)
+    }
+
+    /// The model's class names, in output order: what a score's index means.
+    pub fn labels(&self) -> &[&str] {
+        self.model().labels()
     }
 }

@@ -19,7 +19,10 @@ pub use model_dir::{ModelBlob, ModelDir};
 pub use tract::TractModel;
 
 use emoedge_core::preprocess::INPUT_LEN;
-use emoedge_core::{Engine, Model, NUM_CLASSES};
+use emoedge_core::{Engine, Model};
+
+/// int8 logits of one face, one per class of the model.
+pub type Logits = Vec<i8>;
 
 /// int8 logits of one face through the engine; `arena` holds at least
 /// [`Model::arena_len`] bytes.
@@ -27,6 +30,6 @@ pub fn engine_logits(
     model: &Model,
     arena: &mut [i8],
     gray: &[u8; INPUT_LEN],
-) -> Result<[i8; NUM_CLASSES], Error> {
-    Ok(*Engine::new(model).run_gray(gray, arena)?)
+) -> Result<Logits, Error> {
+    Ok(Engine::new(model).run_gray(gray, arena)?.to_vec())
 }

@@ -1,7 +1,6 @@
 //! The int8 ONNX in tract.
 
-use crate::Error;
-use emoedge_core::NUM_CLASSES;
+use crate::{Error, Logits};
 use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE, float_input};
 use std::path::Path;
 use tract_onnx::prelude::*;
@@ -12,6 +11,8 @@ pub struct TractModel {
     /// Scale and zero point of the logits, to turn tract's dequantized output back to int8.
     out_scale: f32,
     out_zp: i8,
+    /// Logits per face: the blob's class count, which the ONNX must match.
+    classes: usize,
 }
 
 fn tract_err(e: impl std::fmt::Debug) -> String {
@@ -19,10 +20,10 @@ fn tract_err(e: impl std::fmt::Debug) -> String {
 }
 
 impl TractModel {
-    /// Loads and optimizes `path`; `out_scale`/`out_zp` are the logits' quantization (the
-    /// blob's, [`emoedge_core::Model::body`] `.output_scale` and
-    /// [`emoedge_core::Model::output_zero_point`]).
-    pub fn load(path: &Path, out_scale: f32, out_zp: i8) -> Result<Self, Error> {
+    /// Loads and optimizes `path`; `out_scale`/`out_zp` are the logits' quantization and
+    /// `classes` their count (the blob's: [`emoedge_core::Model::body`] `.output_scale`,
+    /// [`emoedge_core::Model::output_zero_point`], [`emoedge_core::Model::labels`]).
+    pub fn load(path: &Path, out_scale: f32, out_zp: i8, classes: usize) -> Result<Self, Error> {
         let plan = tract_onnx::onnx()
             .model_for_path(path)
             .and_then(|m| m.into_optimized())
@@ -35,6 +36,7 @@ impl TractModel {
             plan,
             out_scale,
             out_zp,
+            classes,
         })
     }
 
@@ -63,7 +65,7 @@ impl TractModel {
 
     /// int8 logits of one face: the float input `p / 255`, tract's dequantized logits
     /// quantized back with the blob's output scale.
-    pub fn logits(&self, gray: &[u8; INPUT_LEN]) -> Result<[i8; NUM_CLASSES], Error> {
+    pub fn logits(&self, gray: &[u8; INPUT_LEN]) -> Result<Logits, Error> {
         let mut x = vec![0f32; INPUT_LEN];
         float_input(gray, &mut x);
         let input = Tensor::from_shape(&[1, 1, INPUT_SIDE, INPUT_SIDE], &x)
@@ -78,9 +80,16 @@ impl TractModel {
         let v = v
             .as_slice()
             .ok_or_else(|| Error::TractRun("output is not contiguous".into()))?;
-        emoedge_core::quant::int8_logits(v, self.out_scale, self.out_zp).ok_or(Error::Outputs {
-            got: v.len(),
-            expected: NUM_CLASSES,
-        })
+        if v.len() != self.classes {
+            return Err(Error::Outputs {
+                got: v.len(),
+                expected: self.classes,
+            });
+        }
+        Ok(emoedge_core::quant::int8_logits(
+            v,
+            self.out_scale,
+            self.out_zp,
+        ))
     }
 }

@@ -1,39 +1,49 @@
 //! A face as the pipeline reports it: where it is, what it shows, how sure the model is.
 
 use emoedge_core::preprocess::FaceBox;
-use emoedge_core::{Emotion, NUM_CLASSES};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+use std::sync::Arc;
 
-/// One face in a frame. Typed through the whole pipeline; labels become names only when it
-/// is written out as JSON:
+/// A model's class names in output order, shared by every face the pipeline reports.
+pub type Labels = Arc<[String]>;
+
+/// One face in a frame. Its label is an index into the model's class names until it is
+/// written out as JSON:
 /// `{"box":[x,y,w,h],"label":"happy","probs":{"angry":0.01,…},"track":3}`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Face {
     /// The detector's box, in frame pixels.
     pub bbox: FaceBox,
-    /// The emotion (on video, smoothed over the track's last frames).
-    pub label: Emotion,
-    /// Probability per emotion in this frame, indexed by [`Emotion::index`].
-    pub probs: [f32; NUM_CLASSES],
+    /// Index of the label in `labels` (on video, smoothed over the track's last frames).
+    pub class: usize,
+    /// Probability per class in this frame, in `labels` order.
+    pub probs: Vec<f32>,
     /// Track id (video only).
     pub track: Option<u32>,
+    /// The model's class names.
+    pub labels: Labels,
 }
 
 impl Face {
+    /// The label's name.
+    pub fn label(&self) -> &str {
+        emoedge_core::labels::name_of(&self.labels, self.class)
+    }
+
     /// This frame's probability of the face's label.
     pub fn label_probability(&self) -> f32 {
-        self.probs[self.label.index()]
+        self.probs.get(self.class).copied().unwrap_or(0.0)
     }
 }
 
-/// The probabilities as a map from emotion name to probability, in [`Emotion::ALL`] order.
-struct Probs<'a>(&'a [f32; NUM_CLASSES]);
+/// The probabilities as a map from class name to probability, in the model's order.
+struct Probs<'a>(&'a Face);
 
 impl Serialize for Probs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(NUM_CLASSES))?;
-        for e in Emotion::ALL {
-            m.serialize_entry(e.name(), &self.0[e.index()])?;
+        let mut m = s.serialize_map(Some(self.0.probs.len()))?;
+        for (name, p) in self.0.labels.iter().zip(&self.0.probs) {
+            m.serialize_entry(name, p)?;
         }
         m.end()
     }
@@ -44,8 +54,8 @@ impl Serialize for Face {
         let fields = if self.track.is_some() { 4 } else { 3 };
         let mut st = s.serialize_struct("Face", fields)?;
         st.serialize_field("box", &self.bbox)?;
-        st.serialize_field("label", self.label.name())?;
-        st.serialize_field("probs", &Probs(&self.probs))?;
+        st.serialize_field("label", self.label())?;
+        st.serialize_field("probs", &Probs(self))?;
         if let Some(id) = self.track {
             st.serialize_field("track", &id)?;
         } else {
@@ -61,14 +71,17 @@ mod tests {
 
     #[test]
     fn json_names_the_label_and_each_probability() {
-        let mut probs = [0.0; NUM_CLASSES];
+        use emoedge_core::Emotion;
+        let mut probs = vec![0.0; 7];
         probs[Emotion::Happy.index()] = 0.75;
         probs[Emotion::Sad.index()] = 0.25;
+        let labels: Labels = emoedge_core::labels::EMOTIONS.map(String::from).into();
         let face = Face {
             bbox: FaceBox::new(-3, 4, 50, 60),
-            label: Emotion::Happy,
+            class: Emotion::Happy.index(),
             probs,
             track: Some(2),
+            labels,
         };
         assert_eq!(
             serde_json::to_string(&face).unwrap(),
@@ -76,9 +89,21 @@ mod tests {
         );
         let still = Face {
             track: None,
-            ..face
+            ..face.clone()
         };
         assert!(!serde_json::to_string(&still).unwrap().contains("track"));
         assert_eq!(face.label_probability(), 0.75);
+        // A model's own classes name the label and the probabilities.
+        let smile = Face {
+            class: 1,
+            probs: vec![0.25, 0.75],
+            track: None,
+            labels: ["no_smile".to_string(), "smile".to_string()].into(),
+            ..face
+        };
+        assert_eq!(
+            serde_json::to_string(&smile).unwrap(),
+            r#"{"box":[-3,4,50,60],"label":"smile","probs":{"no_smile":0.25,"smile":0.75}}"#
+        );
     }
 }

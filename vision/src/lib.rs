@@ -16,6 +16,6 @@ pub mod pipeline;
 pub mod resize;
 pub mod track;
 
-pub use face::Face;
+pub use face::{Face, Labels};
 pub use frame::{Frame, FrameSource};
 pub use pipeline::{FrameReport, Options, Pipeline, Timings};

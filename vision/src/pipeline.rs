@@ -2,12 +2,11 @@
 //! time per tracked face (video), and report with per-stage timings.
 
 use crate::detect::{DetectParams, Detector};
-use crate::face::Face;
+use crate::face::{Face, Labels};
 use crate::frame::Frame;
 use crate::resize::Resizer;
 use crate::track::Tracker;
 use anyhow::Result;
-use emoedge_core::Emotion;
 use emoedge_core::emotion::argmax;
 use emoedge_core::preprocess::{CropContract, FaceBox, INPUT_LEN, crop_to_input};
 use emoedge_runtime::{Classifier, Score};
@@ -72,6 +71,8 @@ pub struct FrameReport {
 pub struct Pipeline {
     detector: Detector,
     classifier: Classifier,
+    /// The classifier's class names, shared by the faces reported.
+    labels: Labels,
     opts: Options,
     small: Vec<u8>,
     tracker: Tracker,
@@ -94,9 +95,11 @@ fn ms(t: Instant) -> f64 {
 impl Pipeline {
     /// A pipeline from its parts.
     pub fn new(detector: Detector, classifier: Classifier, opts: Options) -> Self {
+        let labels = classifier.labels().iter().map(|l| l.to_string()).collect();
         Self {
             detector,
             classifier,
+            labels,
             opts,
             small: Vec::new(),
             tracker: Tracker::default(),
@@ -203,21 +206,20 @@ impl Pipeline {
         t.infer = ms(t2);
         let mut faces = Vec::with_capacity(boxes.len());
         for (k, bbox) in boxes.into_iter().enumerate() {
-            let score = self.scores[k];
-            let probs = self.classifier.probabilities(&score);
-            let (label, track) = if f.video {
-                let (id, label) = self.tracker.follow(bbox, score);
-                (label, Some(id))
+            let score = &self.scores[k];
+            let probs = self.classifier.probabilities(score);
+            let (class, track) = if f.video {
+                let (id, class) = self.tracker.follow(bbox, score);
+                (class, Some(id))
             } else {
-                let label =
-                    Emotion::from_index(argmax(&score).unwrap_or(0)).unwrap_or(Emotion::Neutral);
-                (label, None)
+                (argmax(score).unwrap_or(0), None)
             };
             faces.push(Face {
                 bbox,
-                label,
+                class,
                 probs,
                 track,
+                labels: self.labels.clone(),
             });
         }
         if f.video {

@@ -1,9 +1,7 @@
 //! Faces followed from frame to frame on video, each with its label smoothed over time.
 
-use emoedge_core::Emotion;
 use emoedge_core::emotion::Smoother;
 use emoedge_core::preprocess::FaceBox;
-use emoedge_runtime::Score;
 
 /// Overlap a box needs with a track's last box to continue it.
 const MIN_IOU: f64 = 0.3;
@@ -33,8 +31,8 @@ impl Tracker {
     }
 
     /// Continues the track the box overlaps most (IoU at least 0.3) or starts one; returns
-    /// the track's id and its label smoothed over its last frames.
-    pub fn follow(&mut self, bbox: FaceBox, score: Score) -> (u32, Emotion) {
+    /// the track's id and its label (a class index) smoothed over its last frames.
+    pub fn follow(&mut self, bbox: FaceBox, score: &[i16]) -> (u32, usize) {
         let best = self
             .tracks
             .iter_mut()
@@ -75,18 +73,18 @@ mod tests {
     fn a_moving_face_keeps_its_id_and_a_lost_one_ends() {
         let mut t = Tracker::default();
         let happy = [0, 0, 0, 50, 0, 0, 0];
-        let (a, label) = t.follow(FaceBox::new(10, 10, 40, 40), happy);
-        let (b, _) = t.follow(FaceBox::new(200, 10, 40, 40), happy);
+        let (a, label) = t.follow(FaceBox::new(10, 10, 40, 40), &happy);
+        let (b, _) = t.follow(FaceBox::new(200, 10, 40, 40), &happy);
         t.keep_seen();
-        assert_eq!((a, b, label), (0, 1, Emotion::Happy));
+        assert_eq!((a, b, label), (0, 1, emoedge_core::Emotion::Happy.index()));
         // The first face moves a little; the second is gone.
-        assert_eq!(t.follow(FaceBox::new(14, 12, 40, 40), happy).0, 0);
+        assert_eq!(t.follow(FaceBox::new(14, 12, 40, 40), &happy).0, 0);
         t.keep_seen();
         assert_eq!(
             t.boxes().collect::<Vec<_>>(),
             [FaceBox::new(14, 12, 40, 40)]
         );
         // A face where the second was starts a new track.
-        assert_eq!(t.follow(FaceBox::new(200, 10, 40, 40), happy).0, 2);
+        assert_eq!(t.follow(FaceBox::new(200, 10, 40, 40), &happy).0, 2);
     }
 }

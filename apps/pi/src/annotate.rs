@@ -2,22 +2,46 @@
 
 use anyhow::{Context, Result};
 use emoedge_core::Emotion;
+use emoedge_core::labels::MAX_CLASSES;
 use emoedge_vision::frame::Frame;
 use emoedge_vision::pipeline::FrameReport;
 use font8x8::UnicodeFonts;
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
-/// Each emotion's colour, as the live page draws it too (it reads them from `/api/status`).
-pub fn colour(label: Emotion) -> Rgb<u8> {
-    Rgb(match label {
-        Emotion::Angry => [230, 40, 40],
-        Emotion::Disgusted => [120, 160, 30],
-        Emotion::Fearful => [160, 60, 200],
-        Emotion::Happy => [250, 200, 0],
-        Emotion::Neutral => [200, 200, 200],
-        Emotion::Sad => [50, 110, 230],
-        Emotion::Surprised => [255, 130, 0],
+/// Colours for classes that are not emotions, by class index: distinct on a dark frame.
+const PALETTE: [[u8; 3]; MAX_CLASSES] = [
+    [250, 200, 0],
+    [50, 110, 230],
+    [230, 40, 40],
+    [120, 160, 30],
+    [160, 60, 200],
+    [255, 130, 0],
+    [0, 190, 190],
+    [200, 200, 200],
+    [240, 100, 170],
+    [140, 90, 40],
+    [150, 230, 120],
+    [100, 170, 255],
+    [255, 170, 140],
+    [180, 140, 255],
+    [255, 255, 120],
+    [90, 130, 110],
+];
+
+/// The colour of class `index` named `label`, as the live page draws it too (the server
+/// fills them in): an emotion keeps its own colour in every model, any other class takes
+/// the palette's colour at its index.
+pub fn colour(label: &str, index: usize) -> Rgb<u8> {
+    Rgb(match Emotion::from_name(label) {
+        Some(Emotion::Angry) => [230, 40, 40],
+        Some(Emotion::Disgusted) => [120, 160, 30],
+        Some(Emotion::Fearful) => [160, 60, 200],
+        Some(Emotion::Happy) => [250, 200, 0],
+        Some(Emotion::Neutral) => [200, 200, 200],
+        Some(Emotion::Sad) => [50, 110, 230],
+        Some(Emotion::Surprised) => [255, 130, 0],
+        None => PALETTE[index % MAX_CLASSES],
     })
 }
 
@@ -76,12 +100,12 @@ pub fn draw_faces(img: &mut RgbImage, report: &FrameReport) {
     for f in &report.faces {
         let b = f.bbox;
         let [x, y, w, h] = [b.x as i64, b.y as i64, b.w as i64, b.h as i64];
-        let c = colour(f.label);
+        let c = colour(f.label(), f.class);
         fill(img, x, y, w, t, c);
         fill(img, x, y + h - t, w, t, c);
         fill(img, x, y, t, h, c);
         fill(img, x + w - t, y, t, h, c);
-        let (name, p) = (f.label.name(), f.label_probability());
+        let (name, p) = (f.label(), f.label_probability());
         let label = match f.track {
             Some(id) => format!("#{id} {name} {:.0}%", p * 100.0),
             None => format!("{name} {:.0}%", p * 100.0),

@@ -99,6 +99,7 @@ fn run(args: Args) -> Result<bool> {
     let cascade = args.detect.cascade()?;
     let classifier = Classifier::open(&dir, args.runtime)?.with_flip(args.flip);
     let weights_hash = classifier.model().body().weights_hash;
+    let labels: Vec<String> = classifier.labels().iter().map(|l| l.to_string()).collect();
     let opts = Options {
         detect,
         detect_width: args.detect.detect_width,
@@ -151,7 +152,7 @@ fn run(args: Args) -> Result<bool> {
     };
     let hub = match args.serve {
         Some(addr) => {
-            let model = ModelInfo::new(&dir, &weights_hash, args.runtime.name());
+            let model = ModelInfo::new(&dir, &weights_hash, &labels, args.runtime.name());
             let hub = Hub::start(serve::Config {
                 addr,
                 token: args.token.clone(),

@@ -3,7 +3,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `EMOB` |
-//! | 4 | 2 | format version ([`FORMAT_VERSION`]) |
+//! | 4 | 2 | format version ([`OLDEST_VERSION`] to [`FORMAT_VERSION`]) |
 //! | 6 | 2 | flags (none defined: must be 0) |
 //! | 8 | 4 | body length in bytes |
 //! | 12 | 4 | CRC-32 (ISO-HDLC, as zlib) of the body |
@@ -13,8 +13,11 @@ use crc::{CRC_32_ISO_HDLC, Crc};
 
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"EMOB";
-/// The body layout this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The body layout this build writes: version 2 added the class names.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest body layout this build reads: a version 1 body has no class names and is
+/// read as the seven emotions, so blobs already flashed keep working.
+pub const OLDEST_VERSION: u16 = 1;
 /// Header length.
 pub const HEADER_LEN: usize = 16;
 
@@ -28,6 +31,8 @@ pub fn body_crc(body: &[u8]) -> u32 {
 /// A validated header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Body layout version.
+    pub version: u16,
     /// Body length in bytes.
     pub body_len: u32,
     /// CRC-32 of the body.
@@ -39,6 +44,7 @@ impl Header {
     pub fn for_body(body: &[u8]) -> Result<Self, ModelError> {
         let body_len = u32::try_from(body.len()).map_err(|_| ModelError::BodyTooLarge)?;
         Ok(Self {
+            version: FORMAT_VERSION,
             body_len,
             crc: body_crc(body),
         })
@@ -48,7 +54,7 @@ impl Header {
     pub fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..4].copy_from_slice(&MAGIC);
-        h[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[4..6].copy_from_slice(&self.version.to_le_bytes());
         h[6..8].copy_from_slice(&0u16.to_le_bytes());
         h[8..12].copy_from_slice(&self.body_len.to_le_bytes());
         h[12..16].copy_from_slice(&self.crc.to_le_bytes());
@@ -66,7 +72,7 @@ impl Header {
             return Err(ModelError::BadMagic);
         }
         let version = u16::from_le_bytes([h[4], h[5]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -78,7 +84,11 @@ impl Header {
         }
         let body_len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
         let crc = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
-        Ok(Self { body_len, crc })
+        Ok(Self {
+            version,
+            body_len,
+            crc,
+        })
     }
 
     /// The whole blob's length.

@@ -11,7 +11,9 @@ use crate::quant::{OutputQuant, Requant};
 use crate::shape::{Shape, Window};
 use serde::{Deserialize, Serialize};
 
-pub use header::{FORMAT_VERSION, HEADER_LEN, Header, MAGIC};
+pub use header::{FORMAT_VERSION, HEADER_LEN, Header, MAGIC, OLDEST_VERSION};
+
+use crate::labels::{self, EMOTIONS, LabelError, MAX_CLASSES};
 
 /// Most layers a model may have.
 pub const MAX_LAYERS: usize = 32;
@@ -120,6 +122,34 @@ pub struct ModelBody<'a> {
     /// The layers, in order.
     #[serde(borrow)]
     pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+    /// The class names, in output order (see [`crate::labels`] for what a name may hold).
+    #[serde(borrow)]
+    pub labels: heapless::Vec<&'a str, MAX_CLASSES>,
+}
+
+/// A version 1 body: a [`ModelBody`] without its class names, which were the seven
+/// emotions.
+#[derive(Deserialize)]
+struct BodyV1<'a> {
+    input: Shape,
+    input_zp: i8,
+    weights_hash: [u8; 32],
+    output_scale: f32,
+    #[serde(borrow)]
+    layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+}
+
+impl<'a> From<BodyV1<'a>> for ModelBody<'a> {
+    fn from(v1: BodyV1<'a>) -> Self {
+        Self {
+            input: v1.input,
+            input_zp: v1.input_zp,
+            weights_hash: v1.weights_hash,
+            output_scale: v1.output_scale,
+            layers: v1.layers,
+            labels: EMOTIONS.iter().copied().collect(),
+        }
+    }
 }
 
 /// Why a blob was rejected.
@@ -181,10 +211,14 @@ pub enum ModelError {
         /// Layer index.
         index: usize,
     },
-    /// The last layer does not output one score per emotion class.
+    /// The class names are refused (count, a name, or two the same).
+    Labels(LabelError),
+    /// The last layer does not output one score per class name.
     OutputShape {
         /// Elements the last layer outputs.
         got: usize,
+        /// Class names the model has.
+        labels: usize,
     },
 }
 
@@ -219,12 +253,9 @@ impl core::fmt::Display for ModelError {
             Self::Accumulator { index } => {
                 write!(f, "layer {index}: its accumulator could overflow int32")
             }
-            Self::OutputShape { got } => {
-                write!(
-                    f,
-                    "model outputs {got} values, expected {}",
-                    crate::NUM_CLASSES
-                )
+            Self::Labels(e) => write!(f, "{e}"),
+            Self::OutputShape { got, labels } => {
+                write!(f, "model outputs {got} values but names {labels} classes")
             }
         }
     }
@@ -303,8 +334,13 @@ impl<'a> Model<'a> {
     pub fn parse(blob: &'a [u8]) -> Result<Self, ModelError> {
         let header = Header::parse(blob)?;
         let body = header.body(blob)?;
-        let (body, rest): (ModelBody<'a>, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|_| ModelError::Decode)?;
+        let (body, rest): (ModelBody<'a>, &[u8]) = if header.version == 1 {
+            let (v1, rest): (BodyV1<'a>, &[u8]) =
+                postcard::take_from_bytes(body).map_err(|_| ModelError::Decode)?;
+            (v1.into(), rest)
+        } else {
+            postcard::take_from_bytes(body).map_err(|_| ModelError::Decode)?
+        };
         if !rest.is_empty() {
             return Err(ModelError::TrailingBytes);
         }
@@ -317,6 +353,7 @@ impl<'a> Model<'a> {
         if body.layers.is_empty() {
             return Err(ModelError::NoLayers);
         }
+        labels::check(&body.labels).map_err(ModelError::Labels)?;
         let mut steps = heapless::Vec::new();
         let (mut shape, mut zp) = (body.input, body.input_zp);
         let (mut activations_len, mut scratch_len) = (0usize, 0usize);
@@ -471,8 +508,11 @@ impl<'a> Model<'a> {
             });
             (shape, zp) = (out, out_zp);
         }
-        if shape.len() != crate::NUM_CLASSES {
-            return Err(ModelError::OutputShape { got: shape.len() });
+        if shape.len() != body.labels.len() {
+            return Err(ModelError::OutputShape {
+                got: shape.len(),
+                labels: body.labels.len(),
+            });
         }
         Ok(Self {
             body,
@@ -485,6 +525,11 @@ impl<'a> Model<'a> {
     /// The decoded body.
     pub fn body(&self) -> &ModelBody<'a> {
         &self.body
+    }
+
+    /// The class names, in output order: one per logit.
+    pub fn labels(&self) -> &[&'a str] {
+        &self.body.labels
     }
 
     /// The resolved layers.

@@ -13,7 +13,8 @@ use emoedge_core::emotion::argmax;
 use emoedge_core::model::{HEADER_LEN, Header, MAX_LAYERS};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::test_frames::TestFrames;
-use emoedge_core::{Emotion, Engine, Model};
+use emoedge_core::labels::name_of;
+use emoedge_core::{Engine, Model};
 
 /// What the board's clock counts, for the report.
 #[derive(Clone, Copy, Debug)]
@@ -134,6 +135,11 @@ pub fn run(
         model.macs(),
         model.arena_len()
     );
+    let _ = write!(out, "emoedge-mcu: classes");
+    for label in model.labels() {
+        let _ = write!(out, " {label}");
+    }
+    let _ = writeln!(out);
 
     let frames = TestFrames::parse(frames_region).map_err(Failure::Frames)?;
     let mut frames = FlashFrames { frames, next: 0 };
@@ -150,7 +156,7 @@ pub fn run(
         quantize_input(&gray, &mut x);
         let start = clock();
         let mut last = start;
-        let logits = *engine
+        let logits = engine
             .run_observed(&x, arena, |layer| {
                 let now = clock();
                 layer_units[layer] += now - last;
@@ -158,18 +164,16 @@ pub fn run(
             })
             .map_err(|error| Failure::Engine { frame: i, error })?;
         total_units += last - start;
-        let label = argmax(&logits)
-            .and_then(Emotion::from_index)
-            .unwrap_or(Emotion::Neutral);
+        let label = argmax(logits).unwrap_or(0);
         if let Some(truth) = info.label {
             known += 1;
-            right += (truth as usize == label.index()) as usize;
+            right += (truth as usize == label) as usize;
         }
         let _ = writeln!(
             out,
             "frame {} label {} logits {:?}",
             i,
-            label.name(),
+            name_of(model.labels(), label),
             logits
         );
     }

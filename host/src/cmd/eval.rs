@@ -2,7 +2,7 @@
 
 use super::{Outcome, progress};
 use anyhow::Result;
-use emoedge::data::{Split, load_source};
+use emoedge::data::{Split, load_for_model};
 use emoedge::eval::{Form, predict_form};
 use emoedge::report::metrics::{ClassMetrics, Confusion};
 use emoedge_runtime::ModelDir;
@@ -60,11 +60,12 @@ pub fn run(a: Args) -> Result<Outcome> {
     } else {
         Form::Float
     });
-    let (ds, skipped) = load_source(&data, a.split, &progress::bar("decode", 0))?;
+    let classes = emoedge::eval::model_labels(&a.model)?;
+    let (ds, skipped) = load_for_model(&data, a.split, &classes, &progress::bar("decode", 0))?;
     let pb = progress::bar("eval", ds.len() as u64);
     let pred = predict_form(&a.model, form, a.flip, &ds, &|n| pb.inc(n as u64))?;
     pb.finish_and_clear();
-    let confusion = Confusion::from_pairs(&ds.labels, &pred);
+    let confusion = Confusion::from_pairs(&classes, &ds.labels, &pred);
     print!("{}", confusion.to_table());
     let picture = a
         .confusion

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use emoedge::camera_eval::{
     FaceOutcome, Figures, PhotoCheck, Setup, check_photos, fit_crop, run_stream, spread,
 };
-use emoedge::data::{Split, load_source};
+use emoedge::data::{Split, load_for_model};
 use emoedge::stream::StreamSpec;
 use emoedge_runtime::{ModelDir, Runtime};
 use emoedge_vision::args::DetectArgs;
@@ -57,7 +57,7 @@ struct Report {
     detect_width: u32,
     crop: String,
     overall: Figures,
-    per_class: Vec<(&'static str, Figures)>,
+    per_class: Vec<(String, Figures)>,
     fitted_crop: Option<String>,
     photos: PhotoCheck,
     /// Each face: its truth, the direct and truth-box classes, the matched detection.
@@ -89,7 +89,8 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(p) => p,
         None => emoedge_runtime::paths::data_subdir("faces")?,
     };
-    let (ds, skipped) = load_source(&data, a.split, &progress::bar("decode", 0))?;
+    let classes = emoedge::eval::model_labels(&a.model)?;
+    let (ds, skipped) = load_for_model(&data, a.split, &classes, &progress::bar("decode", 0))?;
     let picks = spread(ds.len(), a.faces);
     let pb = progress::bar("frames", picks.len() as u64);
     let outcomes = run_stream(&dir, &setup, &spec, &ds, &picks, &|n| pb.inc(n as u64))
@@ -97,9 +98,9 @@ pub fn run(a: Args) -> Result<Outcome> {
     pb.finish_and_clear();
     let photo = check_photos(&photos, &dir, &setup)?;
     let overall = Figures::of(&outcomes);
-    let per_class: Vec<_> = Figures::per_class(&outcomes)
+    let per_class: Vec<(String, Figures)> = Figures::per_class(&outcomes, &classes)
         .into_iter()
-        .map(|(e, f)| (e.name(), f))
+        .map(|(c, f)| (c.to_string(), f))
         .collect();
     let fitted = fit_crop(&outcomes);
 
@@ -121,7 +122,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let pct = |v: f64| format!("{:.2}%", v * 100.0);
     for (name, f) in per_class
         .iter()
-        .map(|(n, f)| (*n, f))
+        .map(|(n, f)| (n.as_str(), f))
         .chain([("all", &overall)])
     {
         println!(

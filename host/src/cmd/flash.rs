@@ -185,11 +185,17 @@ pub fn run(a: Args) -> Result<Outcome> {
     print!("{text}");
     let mut arena = vec![0i8; model.arena_len()];
     let mut differ = 0;
+    let labels = mcu::parse_frame_labels(&text);
     for (i, g) in got.iter().enumerate() {
         let host = engine_logits(&model, &mut arena, ds.image(i))?;
-        if *g != host {
+        let host_label = emoedge_core::labels::name_of(
+            model.labels(),
+            emoedge_core::emotion::argmax(&host).unwrap_or(0),
+        );
+        let label = labels.get(i).copied().unwrap_or("?");
+        if *g != host || label != host_label {
             differ += 1;
-            eprintln!("frame {i}: MCU logits {g:?}, host engine {host:?}");
+            eprintln!("frame {i}: MCU {label} {g:?}, host engine {host_label} {host:?}");
         }
     }
     if differ > 0 {

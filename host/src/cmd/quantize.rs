@@ -131,7 +131,7 @@ mod tests {
             images: 9,
             ranges: (0..points).map(|i| (0.0, spans(i))).collect(),
         };
-        quantize(&model, &calib).unwrap()
+        quantize(&model, &emoedge::model::emotion_labels(), &calib).unwrap()
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::{Outcome, progress};
 use anyhow::{Context, Result};
-use emoedge::data::{Split, load_source};
+use emoedge::data::{CsvClasses, Split, load_source};
 use emoedge::stream::StreamSpec;
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -88,7 +88,12 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
-    let (ds, skipped) = load_source(&data, a.split, &progress::bar("decode", 0))?;
+    let (ds, skipped) = load_source(
+        &data,
+        a.split,
+        &CsvClasses::Fer2013,
+        &progress::bar("decode", 0),
+    )?;
     let picks = emoedge::camera_eval::spread(ds.len(), a.faces);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let pb = progress::bar("frames", picks.len() as u64);
@@ -104,8 +109,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             emoedge::atomic::write_ctx(&a.out.join(&name), &png)?;
             pb.inc(1);
             let emoedge_core::preprocess::FaceBox { x, y, w, h } = shot.truth;
-            let label =
-                emoedge_core::Emotion::from_index(ds.labels[i] as usize).map_or("?", |e| e.name());
+            let label = emoedge_core::labels::name_of(&ds.classes, ds.labels[i] as usize);
             Ok(format!(
                 "{name},{},{label},{x},{y},{w},{h},{:.2}\n",
                 ds.paths[i].display(),

@@ -2,7 +2,7 @@
 
 use super::{Outcome, progress};
 use anyhow::{Context, Result};
-use emoedge::data::{Split, load_dataset};
+use emoedge::data::{CsvClasses, Split, load_dataset};
 use emoedge::model::{Arch, ModelConfig, costs};
 use emoedge::report::history::EpochMetrics;
 use emoedge::train::augment::AugmentConfig;
@@ -17,13 +17,21 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Dataset: a folder holding train/ and test/ with one folder per class (either FER2013
-    /// folder naming, any letter case), or FER2013's fer2013.csv (its Training rows to
-    /// train on, PublicTest to test). Images of any size and colour are taken as face crops:
-    /// their centred square (a non-square image loses the ends of its longer side) in gray,
+    /// Dataset: a folder holding train/ and test/ with one folder per class, or FER2013's
+    /// fer2013.csv (its Training rows to train on, PublicTest to test). The class folders
+    /// are the model's classes: folders that all name emotions (either FER2013 folder
+    /// naming, any letter case) give the seven emotions; any other folders, 2 to 16 of
+    /// them, give classes named by the folders in lower case (a-z, 0-9, _ - + .), in
+    /// alphabetical order. Images of any size and colour are taken as face crops: their
+    /// centred square (a non-square image loses the ends of its longer side) in gray,
     /// area-averaged to 48x48, as the Pi makes its input [default: $EMOEDGE_DATA/fer2013]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// With a CSV --data: the class names of its label codes 0, 1, 2, … in order, comma
+    /// separated (e.g. --classes no_smile,smile). Without it a CSV's codes are FER2013's
+    /// seven emotions.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    classes: Vec<String>,
     /// Run folder for checkpoints, metrics and weights.
     #[arg(long)]
     out: PathBuf,
@@ -200,10 +208,35 @@ pub fn run(a: Args) -> Result<Outcome> {
             cfg.mixup
         )
     })?;
+    let csv_classes = csv_classes(&a.classes, &data, a.resume.then_some(&cfg.model.labels))?;
+    let (train_set, mut skipped) = load_dataset(
+        &data,
+        Split::Train,
+        &csv_classes,
+        &progress::bar("decode train", 0),
+    )?;
+    let (test_set, skipped_test) = load_dataset(
+        &data,
+        Split::Test,
+        &csv_classes,
+        &progress::bar("decode test", 0),
+    )?;
+    skipped.extend(skipped_test);
+    let train_set = match a.limit {
+        Some(n) => train_set.subsample(n),
+        None => train_set,
+    };
+    let (mut train_set, test_set) = emoedge::data::check_classes(train_set, test_set)?;
+    let mut cfg = cfg;
+    if !a.resume {
+        cfg.model = ModelConfig::for_classes(a.arch, train_set.classes.clone());
+    }
     let k = costs(&cfg.model.blocks);
     eprintln!(
-        "{:?} network: {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
+        "{:?} network of {} classes ({}): {} parameters, {} int8 weight bytes, {:.2} M MACs, peak activation {} B, engine arena {} B; device {}",
         cfg.model.arch,
+        cfg.model.labels.len(),
+        cfg.model.labels.join(", "),
         k.params,
         k.weight_bytes,
         k.macs as f64 / 1e6,
@@ -211,15 +244,6 @@ pub fn run(a: Args) -> Result<Outcome> {
         k.arena,
         emoedge::backend::name()
     );
-    let (mut train_set, mut skipped) =
-        load_dataset(&data, Split::Train, &progress::bar("decode train", 0))?;
-    let (test_set, skipped_test) =
-        load_dataset(&data, Split::Test, &progress::bar("decode test", 0))?;
-    skipped.extend(skipped_test);
-    if let Some(n) = a.limit {
-        train_set = train_set.subsample(n);
-    }
-    emoedge::data::check_classes(&train_set, &test_set)?;
     let soft = if cfg.ferplus > 0.0 {
         let csv = match a.ferplus_csv {
             Some(p) => p,
@@ -243,7 +267,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         train_set.class_counts(),
         test_set.len()
     );
-    if let Some(w) = rare_classes_warning(&train_set.class_counts()) {
+    if let Some(w) = rare_classes_warning(&train_set.classes, &train_set.class_counts()) {
         eprintln!("{w}");
     }
     let device = emoedge::backend::device();
@@ -288,14 +312,41 @@ pub fn run(a: Args) -> Result<Outcome> {
     Ok(super::report_skipped(&skipped))
 }
 
+/// What a CSV's label codes name: `--classes` when given (a CSV only), the resumed run's
+/// classes, else FER2013's seven emotions.
+fn csv_classes(
+    given: &[String],
+    data: &std::path::Path,
+    resumed: Option<&Vec<String>>,
+) -> Result<CsvClasses> {
+    if given.is_empty() {
+        return Ok(resumed.map_or(CsvClasses::Fer2013, |l| CsvClasses::for_model(l)));
+    }
+    if !emoedge::data::is_csv(data) {
+        anyhow::bail!(
+            "--classes names a CSV's label codes; {} is a folder, whose classes are its class folders",
+            data.display()
+        );
+    }
+    emoedge_core::labels::check(given).with_context(|| format!("--classes {}", given.join(",")))?;
+    let named = CsvClasses::Named(given.to_vec());
+    if let Some(l) = resumed
+        && CsvClasses::for_model(l) != named
+    {
+        anyhow::bail!(
+            "--classes differs from the resumed run's classes ({})",
+            l.join(",")
+        );
+    }
+    Ok(named)
+}
+
 /// A warning naming the classes that hold under 1% of the training images (with every
 /// class's count), which the model will rarely predict; `None` when every class has 1% or
 /// more (FER2013's rarest, disgusted, has 1.5%).
-fn rare_classes_warning(counts: &[usize; emoedge_core::NUM_CLASSES]) -> Option<String> {
+fn rare_classes_warning(names: &[String], counts: &[usize]) -> Option<String> {
     let total: usize = counts.iter().sum();
-    let classes = emoedge_core::Emotion::ALL
-        .into_iter()
-        .zip(counts.iter().copied());
+    let classes = names.iter().zip(counts.iter().copied());
     let rare: Vec<String> = classes
         .clone()
         .filter(|&(_, n)| n * 100 < total)
@@ -316,11 +367,12 @@ fn rare_classes_warning(counts: &[usize; emoedge_core::NUM_CLASSES]) -> Option<S
 mod tests {
     #[test]
     fn rare_classes_are_named_with_the_counts() {
+        let names = emoedge::model::emotion_labels();
         assert_eq!(
-            super::rare_classes_warning(&[3995, 436, 4097, 7215, 4965, 4830, 3171]),
+            super::rare_classes_warning(&names, &[3995, 436, 4097, 7215, 4965, 4830, 3171]),
             None
         );
-        let w = super::rare_classes_warning(&[500, 4, 500, 500, 500, 500, 500]).unwrap();
+        let w = super::rare_classes_warning(&names, &[500, 4, 500, 500, 500, 500, 500]).unwrap();
         assert!(
             w.contains("disgusted (4)") && w.contains("happy 500"),
             "{w}"

@@ -4,7 +4,6 @@
 use super::{Outcome, progress};
 use anyhow::{Result, bail};
 use emoedge::verify::{McuCheck, Options, Report, verify};
-use emoedge_core::Emotion;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -109,8 +108,8 @@ fn print_report(r: &Report, o: &Options) {
         r.skipped
     );
     print!("{:>8} {:>9} |", "form", "accuracy");
-    for e in Emotion::ALL {
-        print!(" {:>6}", &e.name()[..6.min(e.name().len())]);
+    for (name, _) in r.forms.first().map_or(&[][..], |f| &f.recall[..]) {
+        print!(" {:>6}", &name[..6.min(name.len())]);
     }
     println!("   (recall per class)");
     for f in &r.forms {

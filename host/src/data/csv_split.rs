@@ -6,6 +6,7 @@
 
 use super::{DataError, Dataset, Skipped, Split, face_input};
 use emoedge_core::Emotion;
+use emoedge_core::labels::EMOTIONS;
 use emoedge_core::preprocess::PixelFormat;
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,52 @@ const CODES: [Emotion; 7] = [
     Emotion::Neutral,
 ];
 
+/// What the label codes of a CSV's `emotion` column name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CsvClasses {
+    /// FER2013's codes, 0 to 6 (0 Angry … 6 Neutral), read as the seven emotions.
+    #[default]
+    Fer2013,
+    /// Code `i` is class `i` of the list: a CSV of one's own classes.
+    Named(Vec<String>),
+}
+
+impl CsvClasses {
+    /// How a model's CSV was coded: FER2013's codes for the seven emotions, else the
+    /// model's own classes in its order (the `--classes` list it was trained with).
+    pub fn for_model<S: AsRef<str>>(classes: &[S]) -> Self {
+        if classes.iter().map(|c| c.as_ref()).eq(EMOTIONS) {
+            Self::Fer2013
+        } else {
+            Self::Named(classes.iter().map(|c| c.as_ref().to_string()).collect())
+        }
+    }
+
+    /// The class names, in label order.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::Fer2013 => EMOTIONS.map(String::from).to_vec(),
+            Self::Named(names) => names.clone(),
+        }
+    }
+
+    /// The label of code `code`.
+    fn label(&self, code: usize) -> Option<u8> {
+        match self {
+            Self::Fer2013 => CODES.get(code).map(|e| e.index() as u8),
+            Self::Named(names) => (code < names.len()).then_some(code as u8),
+        }
+    }
+
+    /// The codes a row may hold, for messages.
+    fn codes(&self) -> String {
+        match self {
+            Self::Fer2013 => "a FER2013 label code 0-6".into(),
+            Self::Named(names) => format!("a code 0-{} of --classes", names.len() - 1),
+        }
+    }
+}
+
 /// Whether `path` names a CSV file rather than a folder of class folders.
 pub fn is_csv(path: &Path) -> bool {
     path.is_file()
@@ -37,6 +84,7 @@ pub fn is_csv(path: &Path) -> bool {
 pub fn load_csv(
     path: &Path,
     split: Split,
+    classes: &CsvClasses,
     progress: &ProgressBar,
 ) -> Result<(Dataset, Vec<Skipped>), DataError> {
     let io = |source: std::io::Error| DataError::Io {
@@ -67,7 +115,7 @@ pub fn load_csv(
             })
     };
     let (c_emotion, c_pixels, c_usage) = (column("emotion")?, column("pixels")?, column("usage")?);
-    let mut ds = Dataset::default();
+    let mut ds = Dataset::with_classes(&classes.names());
     let mut skipped = Vec::new();
     let mut record = csv::StringRecord::new();
     let mut pixels = Vec::new();
@@ -82,11 +130,11 @@ pub fn load_csv(
                 if record.get(c_usage).unwrap_or("").trim() != split.usage() {
                     continue;
                 }
-                parse_row(&record, c_emotion, c_pixels, &mut pixels)
+                parse_row(&record, classes, c_emotion, c_pixels, &mut pixels)
             }
         };
         match parsed {
-            Ok((label, face)) => ds.push(&face, label.index() as u8, row_path(path, row)),
+            Ok((label, face)) => ds.push(&face, label, row_path(path, row)),
             Err(reason) => skipped.push(Skipped {
                 path: row_path(path, row),
                 reason: format!("line {line}: {reason}"),
@@ -117,16 +165,17 @@ fn row_path(csv: &Path, row: usize) -> PathBuf {
 /// One row's label and input pixels (`pixels`: scratch for the row's values, reused).
 fn parse_row(
     record: &csv::StringRecord,
+    classes: &CsvClasses,
     c_emotion: usize,
     c_pixels: usize,
     pixels: &mut Vec<u8>,
-) -> Result<(Emotion, [u8; emoedge_core::preprocess::INPUT_LEN]), String> {
+) -> Result<(u8, [u8; emoedge_core::preprocess::INPUT_LEN]), String> {
     let code = record.get(c_emotion).unwrap_or("").trim();
     let label = code
         .parse::<usize>()
         .ok()
-        .and_then(|c| CODES.get(c).copied())
-        .ok_or_else(|| format!("emotion {code:?} is not a FER2013 label code 0-6"))?;
+        .and_then(|c| classes.label(c))
+        .ok_or_else(|| format!("emotion {code:?} is not {}", classes.codes()))?;
     pixels.clear();
     for v in record.get(c_pixels).unwrap_or("").split_ascii_whitespace() {
         let v = v
@@ -171,7 +220,13 @@ mod tests {
             format!("emotion,pixels,Usage\n{}\n", rows.join("\n")),
         )
         .unwrap();
-        let (ds, skipped) = load_csv(&path, Split::Train, &ProgressBar::hidden()).unwrap();
+        let (ds, skipped) = load_csv(
+            &path,
+            Split::Train,
+            &CsvClasses::Fer2013,
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
         let labels: Vec<u8> = ds.labels.clone();
         assert_eq!(
             labels,
@@ -185,10 +240,48 @@ mod tests {
         assert!(reasons[0].starts_with("line 5:") && reasons[0].contains("label code"));
         assert!(reasons[1].starts_with("line 6:") && reasons[1].contains("2000 pixel"));
         assert!(reasons[2].starts_with("line 8:") && reasons[2].contains("0-255"));
-        let (test, _) = load_csv(&path, Split::Test, &ProgressBar::hidden()).unwrap();
+        let (test, _) = load_csv(
+            &path,
+            Split::Test,
+            &CsvClasses::Fer2013,
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
         assert_eq!(test.labels, [Emotion::Neutral.index() as u8]);
-        let err = load_csv(&path, Split::Private, &ProgressBar::hidden()).unwrap_err();
+        let err = load_csv(
+            &path,
+            Split::Private,
+            &CsvClasses::Fer2013,
+            &ProgressBar::hidden(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("PrivateTest"), "{err}");
+    }
+
+    #[test]
+    fn own_classes_are_codes_into_a_name_list() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("smiles.csv");
+        let rows = [
+            format!("1,{},Training", pixels(10, 2304)),
+            format!("0,{},Training", pixels(20, 2304)),
+            format!("2,{},Training", pixels(30, 2304)),
+        ];
+        std::fs::write(
+            &path,
+            format!("emotion,pixels,Usage\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+        let names = CsvClasses::Named(vec!["smile".into(), "no_smile".into()]);
+        let (ds, skipped) = load_csv(&path, Split::Train, &names, &ProgressBar::hidden()).unwrap();
+        assert_eq!(ds.classes, ["smile", "no_smile"]);
+        assert_eq!(ds.labels, [1, 0]);
+        assert!(
+            skipped[0].reason.contains("code 0-1 of --classes"),
+            "{skipped:?}"
+        );
+        assert_eq!(CsvClasses::for_model(&EMOTIONS), CsvClasses::Fer2013);
+        assert_eq!(CsvClasses::for_model(&["smile", "no_smile"]), names);
     }
 
     #[test]
@@ -196,9 +289,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("x.csv");
         std::fs::write(&path, "label,image\n0,1 2 3 4\n").unwrap();
-        let err = load_csv(&path, Split::Train, &ProgressBar::hidden())
-            .unwrap_err()
-            .to_string();
+        let err = load_csv(
+            &path,
+            Split::Train,
+            &CsvClasses::Fer2013,
+            &ProgressBar::hidden(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("x.csv") && err.contains("label,image") && err.contains("emotion"),
             "{err}"

@@ -7,7 +7,6 @@
 //! rows (see the data folder's README).
 
 use crate::data::Dataset;
-use emoedge_core::NUM_CLASSES;
 use emoedge_core::emotion::Emotion;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +42,7 @@ pub enum Verdict {
     /// Most annotators (or FER+ itself, by dropping the row) say it is not a face.
     NotAFace,
     /// Vote shares over our seven classes (sum 1).
-    Votes([f32; NUM_CLASSES]),
+    Votes([f32; Emotion::COUNT]),
     /// Only `contempt`/`unknown` votes: nothing to learn from FER+ for this image.
     NoEmotion,
 }
@@ -115,7 +114,7 @@ fn verdict(dropped: bool, votes: &[u32; 10]) -> Verdict {
     if total == 0 {
         return Verdict::NoEmotion;
     }
-    let mut p = [0f32; NUM_CLASSES];
+    let mut p = [0f32; Emotion::COUNT];
     for (col, class) in CLASS_OF_COLUMN.iter().enumerate() {
         p[*class as usize] = votes[col] as f32 / total as f32;
     }
@@ -123,13 +122,19 @@ fn verdict(dropped: bool, votes: &[u32; 10]) -> Verdict {
 }
 
 /// The kept images, their vote shares (aligned), and how many images were dropped.
-pub type Joined = (Dataset, Vec<Option<[f32; NUM_CLASSES]>>, usize);
+pub type Joined = (Dataset, Vec<Option<Vec<f32>>>, usize);
 
 /// Drops the images FER+ calls not-a-face, and returns the vote shares of those kept
 /// (`None` where FER+ has none), aligned with the returned set. Images whose file name is no
 /// row index, or beyond the file, are an error: the join would be silently wrong.
 pub fn join(data: Dataset, rows: &[Verdict]) -> anyhow::Result<Joined> {
-    let mut kept = Dataset::default();
+    if data.classes != emoedge_core::labels::EMOTIONS {
+        anyhow::bail!(
+            "FER+ votes are for the seven emotions; these images are labelled {}",
+            data.classes.join(", ")
+        );
+    }
+    let mut kept = Dataset::with_classes(&data.classes);
     let mut soft = Vec::with_capacity(data.len());
     let mut dropped = 0;
     for i in 0..data.len() {
@@ -150,7 +155,7 @@ pub fn join(data: Dataset, rows: &[Verdict]) -> anyhow::Result<Joined> {
             Verdict::NotAFace => dropped += 1,
             Verdict::Votes(p) => {
                 kept.push(data.image(i), data.labels[i], data.paths[i].clone());
-                soft.push(Some(*p));
+                soft.push(Some(p.to_vec()));
             }
             Verdict::NoEmotion => {
                 kept.push(data.image(i), data.labels[i], data.paths[i].clone());

@@ -5,10 +5,11 @@
 pub mod csv_split;
 pub mod ferplus;
 
-pub use csv_split::{is_csv, load_csv};
+pub use csv_split::{CsvClasses, is_csv, load_csv};
 
+use emoedge_core::Emotion;
+use emoedge_core::labels::{self, EMOTIONS, MAX_CLASSES};
 use emoedge_core::preprocess::{FaceBox, Frame, INPUT_LEN, PixelFormat, crop_to_input};
-use emoedge_core::{Emotion, NUM_CLASSES};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -19,19 +20,21 @@ pub enum DataError {
     /// The split folder is missing.
     #[error("dataset {} does not exist", .0.display())]
     Missing(PathBuf),
-    /// A sub-folder is not one of the seven class names.
-    #[error("{}: unknown class folder {name:?}; expected one of: {expected}", .path.display())]
-    UnknownClass {
-        path: PathBuf,
-        name: String,
-        expected: String,
-    },
+    /// A class folder's name cannot be a class name.
+    #[error(
+        "{}: class folder {name:?} cannot name a class: a class name is 1 to {} characters of a-z, 0-9, '_', '-', '+' and '.' (folder names are read in lower case)",
+        .path.display(), labels::MAX_LABEL_LEN
+    )]
+    BadClassName { path: PathBuf, name: String },
+    /// More class folders than a model can have outputs.
+    #[error("{} has {count} class folders; a model has at most {MAX_CLASSES} classes", .path.display())]
+    TooManyClasses { path: PathBuf, count: usize },
     /// Two sub-folders name the same class (`fear` and `fearful`, say).
     #[error("{} and {} both name the class {class}; keep one", .first.display(), .second.display())]
     DuplicateClass {
         first: PathBuf,
         second: PathBuf,
-        class: Emotion,
+        class: String,
     },
     /// A class folder holds no files.
     #[error("class folder {} is empty", .0.display())]
@@ -46,7 +49,12 @@ pub enum DataError {
     SplitClasses { train: String, test: String },
     /// Only one class has training images.
     #[error("only {0} has training images: a classifier needs two classes or more")]
-    OneClass(Emotion),
+    OneClass(String),
+    /// The data has images of a class the model does not know.
+    #[error(
+        "the data has images of class {class:?}, which the model does not have (its classes: {model})"
+    )]
+    NotAModelClass { class: String, model: String },
     /// A CSV file that cannot be read as FER2013's.
     #[error("{}: {problem}", .path.display())]
     Csv { path: PathBuf, problem: String },
@@ -70,6 +78,8 @@ pub struct Skipped {
 /// Decoded 48x48 gray images with their labels, in a stable order (class, then file name).
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
+    /// The class names; a label is an index into them.
+    pub classes: Vec<String>,
     /// `len() · 2304` pixels, image after image.
     pub pixels: Vec<u8>,
     /// Class index per image.
@@ -96,13 +106,70 @@ impl Dataset {
             .expect("INPUT_LEN slice")
     }
 
-    /// Images per class.
-    pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
-        let mut n = [0; NUM_CLASSES];
+    /// An empty dataset of the seven emotions.
+    pub fn emotions() -> Self {
+        Self::with_classes(&EMOTIONS)
+    }
+
+    /// An empty dataset of the classes `names`.
+    pub fn with_classes<S: AsRef<str>>(names: &[S]) -> Self {
+        Self {
+            classes: names.iter().map(|n| n.as_ref().to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Images per class, in [`Dataset::classes`] order.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut n = vec![0; self.classes.len()];
         for &l in &self.labels {
             n[l as usize] += 1;
         }
         n
+    }
+
+    /// The names of the classes that have images, in [`Dataset::classes`] order.
+    pub fn present_classes(&self) -> Vec<String> {
+        self.classes
+            .iter()
+            .zip(self.class_counts())
+            .filter(|&(_, n)| n > 0)
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    /// The same images labelled by their index in `classes` (a model's class names, say):
+    /// refused, naming the class, when an image's class is not among them.
+    pub fn relabelled<S: AsRef<str>>(mut self, classes: &[S]) -> Result<Dataset, DataError> {
+        if self
+            .classes
+            .iter()
+            .map(String::as_str)
+            .eq(classes.iter().map(|c| c.as_ref()))
+        {
+            return Ok(self);
+        }
+        let target: Vec<String> = classes.iter().map(|c| c.as_ref().to_string()).collect();
+        let mut map = vec![None; self.classes.len()];
+        for (i, name) in self.classes.iter().enumerate() {
+            map[i] = target.iter().position(|t| t == name).map(|j| j as u8);
+        }
+        for l in &mut self.labels {
+            *l = map[*l as usize].ok_or_else(|| DataError::NotAModelClass {
+                class: self.classes[*l as usize].clone(),
+                model: target.join(", "),
+            })?;
+        }
+        self.classes = target;
+        Ok(self)
+    }
+
+    /// The same images with only the classes that have images (a FER2013 folder with three
+    /// of its seven classes trains a three-class model).
+    pub fn without_empty_classes(self) -> Dataset {
+        let present = self.present_classes();
+        // Every class with images is in `present`, so this cannot fail.
+        self.relabelled(&present).expect("present classes")
     }
 
     /// At most `n` images, taken at an even stride so every class keeps its share.
@@ -110,7 +177,7 @@ impl Dataset {
         if n >= self.len() {
             return self.clone();
         }
-        let mut out = Dataset::default();
+        let mut out = Dataset::with_classes(&self.classes);
         for k in 0..n {
             let i = k * self.len() / n;
             out.pixels.extend_from_slice(self.image(i));
@@ -155,9 +222,9 @@ const CLASS_ALIASES: [(&str, Emotion); 6] = [
     ("surprise", Emotion::Surprised),
 ];
 
-/// The class a dataset folder is named for, in any letter case: the names every tool prints
-/// ([`Emotion::name`]) or one of [`CLASS_ALIASES`].
-pub fn class_of_folder(name: &str) -> Option<Emotion> {
+/// The emotion a dataset folder is named for, in any letter case: the names every tool
+/// prints ([`Emotion::name`]) or one of [`CLASS_ALIASES`].
+pub fn emotion_of_folder(name: &str) -> Option<Emotion> {
     let name = name.to_lowercase();
     Emotion::from_name(&name).or_else(|| {
         CLASS_ALIASES
@@ -199,60 +266,83 @@ impl Split {
 }
 
 /// Loads `split` of a dataset given as a folder holding `<split>/<class>/<image>`
-/// ([`load_split`]) or as FER2013's `fer2013.csv` ([`load_csv`]).
+/// ([`load_split`]) or as a CSV in FER2013's layout ([`load_csv`], whose label codes
+/// `csv_classes` names).
 pub fn load_dataset(
     data: &Path,
     split: Split,
+    csv_classes: &CsvClasses,
     progress: &ProgressBar,
 ) -> Result<(Dataset, Vec<Skipped>), DataError> {
     let source = match is_csv(data) {
         true => data.to_path_buf(),
         false => data.join(split.folder()),
     };
-    load_source(&source, split, progress)
+    load_source(&source, split, csv_classes, progress)
 }
 
 /// Checks that a training split and its test split can train and score a classifier
 /// together: the same classes have images in both, and there are two or more of them.
-pub fn check_classes(train: &Dataset, test: &Dataset) -> Result<(), DataError> {
-    let present = |ds: &Dataset| -> Vec<Emotion> {
-        Emotion::ALL
-            .into_iter()
-            .zip(ds.class_counts())
-            .filter(|&(_, n)| n > 0)
-            .map(|(e, _)| e)
-            .collect()
+/// Returns the two with only those classes, in the training split's order: the model's
+/// classes.
+pub fn check_classes(train: Dataset, test: Dataset) -> Result<(Dataset, Dataset), DataError> {
+    let (a, b) = (train.present_classes(), test.present_classes());
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
     };
-    let (a, b) = (present(train), present(test));
-    if a != b {
-        let names = |v: &[Emotion]| v.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ");
+    if sorted(&a) != sorted(&b) {
         return Err(DataError::SplitClasses {
-            train: names(&a),
-            test: names(&b),
+            train: a.join(", "),
+            test: b.join(", "),
         });
     }
-    match a.as_slice() {
-        [one] => Err(DataError::OneClass(*one)),
-        _ => Ok(()),
+    if let [one] = a.as_slice() {
+        return Err(DataError::OneClass(one.clone()));
     }
+    Ok((train.relabelled(&a)?, test.relabelled(&a)?))
 }
 
-/// Loads one split given as its folder (`<class>/<image>`, [`load_split`]) or as a
-/// `fer2013.csv`, of which the rows of `csv_split` are taken ([`load_csv`]).
+/// Loads one split given as its folder (`<class>/<image>`, [`load_split`]) or as a CSV in
+/// FER2013's layout, of which the rows of `csv_split` are taken ([`load_csv`]).
 pub fn load_source(
     path: &Path,
     csv_split: Split,
+    csv_classes: &CsvClasses,
     progress: &ProgressBar,
 ) -> Result<(Dataset, Vec<Skipped>), DataError> {
     if is_csv(path) {
-        load_csv(path, csv_split, progress)
+        load_csv(path, csv_split, csv_classes, progress)
     } else {
         load_split(path, progress)
     }
 }
 
-/// Lists `dir/<class>/*` in a stable order, checking the folder layout.
-pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
+/// Loads the split at `path` (as [`load_source`]) labelled in `model_classes`' order,
+/// refusing data of a class the model does not have. A CSV's label codes are read as
+/// FER2013's when the model has the seven emotions, else as indices into the model's
+/// classes (the codes it was trained from).
+pub fn load_for_model<S: AsRef<str>>(
+    path: &Path,
+    csv_split: Split,
+    model_classes: &[S],
+    progress: &ProgressBar,
+) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    let csv_classes = CsvClasses::for_model(model_classes);
+    let (ds, skipped) = load_source(path, csv_split, &csv_classes, progress)?;
+    Ok((ds.relabelled(model_classes)?, skipped))
+}
+
+/// A split's class names and each of its files with its class index.
+pub type SplitFiles = (Vec<String>, Vec<(PathBuf, u8)>);
+
+/// Lists `dir/<class>/*` in a stable order, checking the folder layout. Returns the class
+/// names and each file with its class index. Folders that all name emotions (in any of
+/// FER2013's namings, [`emotion_of_folder`]) give the seven emotions; any other set of
+/// folders gives its own classes, named by the folders in lower case, in alphabetical
+/// order.
+pub fn list_split(dir: &Path) -> Result<SplitFiles, DataError> {
     if !dir.is_dir() {
         return Err(DataError::Missing(dir.to_path_buf()));
     }
@@ -267,30 +357,60 @@ pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let emotion = class_of_folder(&name).ok_or_else(|| DataError::UnknownClass {
-            path: entry.path(),
-            name,
-            expected: format!(
-                "{} (any case; also {})",
-                Emotion::ALL.map(|e| e.name()).join(", "),
-                CLASS_ALIASES.map(|(a, _)| a).join(", ")
-            ),
-        })?;
-        classes.push((emotion, entry.path()));
+        classes.push((name, entry.path()));
     }
     if classes.is_empty() {
         return Err(DataError::NoClasses(dir.to_path_buf()));
     }
+    let emotions: Option<Vec<Emotion>> =
+        classes.iter().map(|(n, _)| emotion_of_folder(n)).collect();
+    let (names, mut classes): (Vec<String>, Vec<(u8, String, PathBuf)>) = match emotions {
+        Some(emotions) => (
+            EMOTIONS.map(String::from).to_vec(),
+            emotions
+                .into_iter()
+                .zip(classes)
+                .map(|(e, (_, path))| (e as u8, e.name().to_string(), path))
+                .collect(),
+        ),
+        None => {
+            let mut own: Vec<(String, PathBuf)> = Vec::new();
+            for (name, path) in classes {
+                let lower = name.to_lowercase();
+                if !labels::is_valid_name(&lower) {
+                    return Err(DataError::BadClassName { path, name });
+                }
+                own.push((lower, path));
+            }
+            own.sort();
+            let mut names: Vec<String> = own.iter().map(|(n, _)| n.clone()).collect();
+            names.dedup();
+            if names.len() > MAX_CLASSES {
+                return Err(DataError::TooManyClasses {
+                    path: dir.to_path_buf(),
+                    count: names.len(),
+                });
+            }
+            let indexed = own
+                .into_iter()
+                .map(|(n, path)| {
+                    let i = names.iter().position(|m| *m == n).unwrap_or(0);
+                    (i as u8, n, path)
+                })
+                .collect();
+            (names, indexed)
+        }
+    };
     classes.sort();
     if let Some(pair) = classes.windows(2).find(|p| p[0].0 == p[1].0) {
         return Err(DataError::DuplicateClass {
-            first: pair[0].1.clone(),
-            second: pair[1].1.clone(),
-            class: pair[0].0,
+            first: pair[0].2.clone(),
+            second: pair[1].2.clone(),
+            class: pair[0].1.clone(),
         });
     }
     let mut files = Vec::new();
-    for (emotion, cdir) in classes {
+    for (class, _, cdir) in classes {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&cdir)
             .map_err(io(&cdir))?
             .map(|e| e.map(|e| e.path()).map_err(io(&cdir)))
@@ -300,9 +420,9 @@ pub fn list_split(dir: &Path) -> Result<Vec<(PathBuf, Emotion)>, DataError> {
             return Err(DataError::EmptyClass(cdir));
         }
         names.sort();
-        files.extend(names.into_iter().map(|p| (p, emotion)));
+        files.extend(names.into_iter().map(|p| (p, class)));
     }
-    Ok(files)
+    Ok((names, files))
 }
 
 /// Decodes an image of any size, format and colour into the model's 48x48 gray input, as the
@@ -348,7 +468,7 @@ pub fn load_split(
     dir: &Path,
     progress: &ProgressBar,
 ) -> Result<(Dataset, Vec<Skipped>), DataError> {
-    let files = list_split(dir)?;
+    let (classes, files) = list_split(dir)?;
     progress.set_length(files.len() as u64);
     let decoded: Vec<_> = files
         .par_iter()
@@ -359,15 +479,11 @@ pub fn load_split(
         })
         .collect();
     progress.finish_and_clear();
-    let mut ds = Dataset::default();
+    let mut ds = Dataset::with_classes(&classes);
     let mut skipped = Vec::new();
-    for (path, e, r) in decoded {
+    for (path, class, r) in decoded {
         match r {
-            Ok(px) => {
-                ds.pixels.extend_from_slice(&px);
-                ds.labels.push(e as u8);
-                ds.paths.push(path.clone());
-            }
+            Ok(px) => ds.push(&px, class, path.clone()),
             Err(reason) => skipped.push(Skipped {
                 path: path.clone(),
                 reason,
@@ -389,7 +505,8 @@ mod tests {
         std::fs::write(t.path().join("happy/empty.jpg"), b"").unwrap();
         let (ds, skipped) = load_split(t.path(), &ProgressBar::hidden()).unwrap();
         assert_eq!(ds.len(), 14);
-        assert_eq!(ds.class_counts(), [2; NUM_CLASSES]);
+        assert_eq!(ds.class_counts(), [2; 7]);
+        assert_eq!(ds.classes, EMOTIONS);
         assert_eq!(skipped.len(), 2);
         assert!(
             skipped.iter().any(|s| s.path.ends_with("happy/corrupt.png")
@@ -441,9 +558,10 @@ mod tests {
             std::fs::create_dir(&d).unwrap();
             image::GrayImage::new(48, 48).save(d.join("0.png")).unwrap();
         }
-        let files = list_split(t.path()).unwrap();
-        let classes: Vec<Emotion> = files.iter().map(|(_, e)| *e).collect();
-        assert_eq!(classes, Emotion::ALL);
+        let (names, files) = list_split(t.path()).unwrap();
+        assert_eq!(names, EMOTIONS);
+        let classes: Vec<u8> = files.iter().map(|&(_, c)| c).collect();
+        assert_eq!(classes, [0, 1, 2, 3, 4, 5, 6]);
         std::fs::create_dir(t.path().join("fearful")).unwrap();
         let err = list_split(t.path()).unwrap_err().to_string();
         assert!(
@@ -453,25 +571,69 @@ mod tests {
     }
 
     #[test]
+    fn other_folders_are_classes_of_their_own() {
+        let t = tempfile::tempdir().unwrap();
+        for name in ["Smile", "no_smile", "happy"] {
+            let d = t.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            image::GrayImage::new(48, 48).save(d.join("0.png")).unwrap();
+        }
+        let (names, files) = list_split(t.path()).unwrap();
+        assert_eq!(names, ["happy", "no_smile", "smile"]);
+        let classes: Vec<u8> = files.iter().map(|&(_, c)| c).collect();
+        assert_eq!(classes, [0, 1, 2]);
+        assert!(files[2].0.ends_with("Smile/0.png"));
+        std::fs::create_dir(t.path().join("not smiling")).unwrap();
+        let err = list_split(t.path()).unwrap_err().to_string();
+        assert!(err.contains("\"not smiling\" cannot name a class"), "{err}");
+    }
+
+    #[test]
     fn splits_with_other_classes_are_refused_with_both_lists() {
         let with = |classes: &[Emotion]| {
-            let mut ds = Dataset::default();
+            let mut ds = Dataset::emotions();
             for &e in classes {
                 ds.push(&[0; INPUT_LEN], e as u8, PathBuf::from("x.png"));
             }
             ds
         };
         let (h, s, n) = (Emotion::Happy, Emotion::Sad, Emotion::Neutral);
-        assert!(check_classes(&with(&[h, s, s]), &with(&[s, h])).is_ok());
-        let err = check_classes(&with(&[h, s, n]), &with(&[h, s]))
+        // Only the classes with images stay: the model's classes.
+        let (train, test) = check_classes(with(&[h, s, s]), with(&[s, h])).unwrap();
+        assert_eq!(
+            (&train.classes[..], &train.labels[..]),
+            (
+                &["happy".to_string(), "sad".to_string()][..],
+                &[0u8, 1, 1][..]
+            )
+        );
+        assert_eq!(test.labels, [1, 0]);
+        let err = check_classes(with(&[h, s, n]), with(&[h, s]))
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("happy, neutral, sad") && err.contains("test split of happy, sad"),
             "{err}"
         );
-        let err = check_classes(&with(&[h, h]), &with(&[h])).unwrap_err();
+        let err = check_classes(with(&[h, h]), with(&[h])).unwrap_err();
         assert!(err.to_string().contains("only happy"), "{err}");
+    }
+
+    #[test]
+    fn data_is_labelled_in_the_models_order_or_refused() {
+        let mut ds = Dataset::with_classes(&["smile", "no_smile"]);
+        ds.push(&[0; INPUT_LEN], 0, PathBuf::from("a.png"));
+        ds.push(&[0; INPUT_LEN], 1, PathBuf::from("b.png"));
+        let r = ds
+            .clone()
+            .relabelled(&["no_smile", "smile", "unsure"])
+            .unwrap();
+        assert_eq!(r.labels, [1, 0]);
+        let err = ds.relabelled(&["smile", "unsure"]).unwrap_err().to_string();
+        assert!(
+            err.contains("\"no_smile\"") && err.contains("smile, unsure"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -488,10 +650,11 @@ mod tests {
             err.to_string().contains("happy") && err.to_string().contains("empty"),
             "{err}"
         );
-        std::fs::create_dir(t.path().join("Happy2")).unwrap();
+        std::fs::create_dir(t.path().join("Happy 2")).unwrap();
         let err = list_split(t.path()).unwrap_err();
         assert!(
-            err.to_string().contains("unknown class folder \"Happy2\""),
+            err.to_string()
+                .contains("class folder \"Happy 2\" cannot name a class"),
             "{err}"
         );
     }

@@ -130,6 +130,7 @@ pub fn to_blob(q: &QuantModel) -> Result<Vec<u8>> {
         weights_hash: q.weights_hash,
         output_scale: q.output.scale,
         layers,
+        labels: q.labels.iter().map(String::as_str).collect(),
     };
     let blob = write_blob(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Parse it back: the blob we write must be one the engine accepts.

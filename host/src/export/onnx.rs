@@ -15,6 +15,9 @@ pub const INPUT: &str = "input";
 pub const OUTPUT: &str = "logits";
 /// Metadata key holding the weights hash (hex SHA-256).
 pub const HASH_KEY: &str = "emoedge.weights_sha256";
+/// Metadata key of the class names, in output order, joined by commas (a class name holds
+/// no comma: [`emoedge_core::labels`]).
+pub const LABELS_KEY: &str = "emoedge.labels";
 
 const FLOAT: i32 = 1;
 const INT8: i32 = 3;
@@ -211,14 +214,22 @@ pub fn to_onnx(q: &QuantModel) -> Vec<u8> {
         }],
         producer_name: "emoedge".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: "int8 facial-emotion model; input: 48x48 gray pixels p/255; output: 7 logits \
-                     (angry, disgusted, fearful, happy, neutral, sad, surprised)"
-            .into(),
+        doc_string: format!(
+            "int8 face classifier; input: 48x48 gray pixels p/255; output: {} logits ({})",
+            q.labels.len(),
+            q.labels.join(", ")
+        ),
         graph: Some(graph),
-        metadata_props: vec![pb::StringStringEntryProto {
-            key: HASH_KEY.into(),
-            value: hex_string(&q.weights_hash),
-        }],
+        metadata_props: vec![
+            pb::StringStringEntryProto {
+                key: HASH_KEY.into(),
+                value: hex_string(&q.weights_hash),
+            },
+            pb::StringStringEntryProto {
+                key: LABELS_KEY.into(),
+                value: q.labels.join(","),
+            },
+        ],
         ..Default::default()
     };
     model.encode_to_vec()

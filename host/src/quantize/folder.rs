@@ -2,7 +2,7 @@
 //! `quant.json`, and the float network it came from.
 
 use super::{Method, QuantModel, Scales, calibrate, quantize_with};
-use crate::data::{Dataset, Split, decode_face, is_csv, list_split, load_csv};
+use crate::data::{CsvClasses, Dataset, Split, decode_face, is_csv, list_split, load_csv};
 use crate::export::{blob::to_blob, onnx::to_onnx};
 use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
@@ -40,9 +40,9 @@ pub struct Quantized {
 pub fn quantize_run(o: &QuantizeOptions) -> Result<Quantized> {
     let device = crate::backend::device();
     let (config, model) = load_run(&o.run, &device)?;
-    let calib_set = calibration_set(&o.data, o.calib_images)?;
+    let calib_set = calibration_set(&o.data, &config.labels, o.calib_images)?;
     let calib = calibrate(&model, &calib_set, &device, o.method)?;
-    let q = quantize_with(&model, &calib, o.scales)?;
+    let q = quantize_with(&model, &config.labels, &calib, o.scales)?;
     let onnx = to_onnx(&q);
     let blob = to_blob(&q)?;
     let run = RunDir(o.run.clone());
@@ -59,26 +59,24 @@ pub fn quantize_run(o: &QuantizeOptions) -> Result<Quantized> {
     Ok(Quantized { model: q, blob })
 }
 
-/// `n` images spread evenly over a dataset's training split (at least one); an unreadable
-/// one is skipped, as calibration needs a sample, not every file. From a folder only those
-/// `n` are decoded; a `fer2013.csv` is read through.
-pub fn calibration_set(data: &Path, n: usize) -> Result<Dataset> {
+/// `n` images spread evenly over a dataset's training split (at least one), for a model of
+/// the classes `labels`; an unreadable one is skipped, as calibration needs a sample, not
+/// every file. From a folder only those `n` are decoded; a CSV is read through.
+pub fn calibration_set(data: &Path, labels: &[String], n: usize) -> Result<Dataset> {
     if is_csv(data) {
         let bar = indicatif::ProgressBar::hidden();
-        let (ds, _) = load_csv(data, Split::Train, &bar)?;
+        let (ds, _) = load_csv(data, Split::Train, &CsvClasses::for_model(labels), &bar)?;
         return Ok(ds.subsample(n.max(1)));
     }
     let train_dir = data.join(Split::Train.folder());
-    let files = list_split(&train_dir)?;
-    let mut ds = Dataset::default();
+    let (classes, files) = list_split(&train_dir)?;
+    let mut ds = Dataset::with_classes(&classes);
     let n = n.min(files.len()).max(1);
     for k in 0..n {
-        let (path, e) = &files[k * files.len() / n];
+        let (path, class) = &files[k * files.len() / n];
         // A bad calibration image is skipped; calibration needs a sample, not every file.
         if let Ok(px) = decode_face(path) {
-            ds.pixels.extend_from_slice(&px);
-            ds.labels.push(*e as u8);
-            ds.paths.push(path.clone());
+            ds.push(&px, *class, path.clone());
         }
     }
     if ds.is_empty() {

@@ -137,6 +137,8 @@ pub struct QuantModel {
     /// SHA-256 over every layer's int8 weights (ONNX order) and int32 bias (LE), in order.
     #[serde(serialize_with = "hex")]
     pub weights_hash: [u8; 32],
+    /// The class names, in output order.
+    pub labels: Vec<String>,
     /// How activations were calibrated.
     pub calibration: Calibration,
     /// How weight scales were chosen.

@@ -133,13 +133,19 @@ fn quantize_layer(
     })
 }
 
-/// Builds the int8 network from a float model and its calibration, with [`Scales::Exact`].
-pub fn quantize(model: &Model, calib: &Calibration) -> Result<QuantModel> {
-    quantize_with(model, calib, Scales::Exact)
+/// Builds the int8 network from a float model of the classes `labels` and its calibration,
+/// with [`Scales::Exact`].
+pub fn quantize(model: &Model, labels: &[String], calib: &Calibration) -> Result<QuantModel> {
+    quantize_with(model, labels, calib, Scales::Exact)
 }
 
-/// Builds the int8 network from a float model and its calibration.
-pub fn quantize_with(model: &Model, calib: &Calibration, scales: Scales) -> Result<QuantModel> {
+/// Builds the int8 network from a float model of the classes `labels` and its calibration.
+pub fn quantize_with(
+    model: &Model,
+    labels: &[String],
+    calib: &Calibration,
+    scales: Scales,
+) -> Result<QuantModel> {
     let mut ops = Vec::new();
     let (mut h, mut c) = (INPUT_SIDE, 1usize);
     let mut flat_hw: Option<usize> = None; // spatial side when a Flatten precedes a Dense
@@ -266,11 +272,22 @@ pub fn quantize_with(model: &Model, calib: &Calibration, scales: Scales) -> Resu
         QOp::Conv(c) => Some((c.weights.as_slice(), c.bias.as_slice())),
         QOp::MaxPool { .. } => None,
     }));
+    let outputs = match ops.last() {
+        Some(QOp::Conv(c)) => c.out_c,
+        _ => 0,
+    };
+    if outputs != labels.len() {
+        anyhow::bail!(
+            "the network outputs {outputs} logits for {} class names",
+            labels.len()
+        );
+    }
     Ok(QuantModel {
         ops,
         input: ActQuant::INPUT,
         output: q,
         weights_hash,
+        labels: labels.to_vec(),
         calibration: calib.clone(),
         scales,
     })

@@ -1,20 +1,21 @@
 //! Classification metrics: accuracy, per-class precision/recall/F1, confusion matrix.
 
-use emoedge_core::{Emotion, NUM_CLASSES};
 use serde::Serialize;
 
-/// Confusion matrix: `counts[truth][predicted]`.
+/// Confusion matrix: `counts[truth][predicted]`, over a model's classes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Confusion {
+    /// The class names, in label order.
+    pub classes: Vec<String>,
     /// Counts, rows are the true class.
-    pub counts: [[u64; NUM_CLASSES]; NUM_CLASSES],
+    pub counts: Vec<Vec<u64>>,
 }
 
 /// Per-class figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassMetrics {
     /// Class name.
-    pub class: &'static str,
+    pub class: String,
     /// Images of this class.
     pub support: u64,
     /// Fraction of predictions of this class that are right.
@@ -26,11 +27,21 @@ pub struct ClassMetrics {
 }
 
 impl Confusion {
-    /// Builds a matrix from labels and predictions.
-    pub fn from_pairs(truth: &[u8], pred: &[u8]) -> Self {
-        let mut c = Self::default();
+    /// Builds a matrix of `classes` from labels and predictions (indices into `classes`).
+    pub fn from_pairs<S: AsRef<str>>(classes: &[S], truth: &[u8], pred: &[u8]) -> Self {
+        let n = classes.len();
+        let mut c = Self {
+            classes: classes.iter().map(|s| s.as_ref().to_string()).collect(),
+            counts: vec![vec![0; n]; n],
+        };
         for (&t, &p) in truth.iter().zip(pred) {
-            c.counts[t as usize][p as usize] += 1;
+            if let Some(cell) = c
+                .counts
+                .get_mut(t as usize)
+                .and_then(|r| r.get_mut(p as usize))
+            {
+                *cell += 1;
+            }
         }
         c
     }
@@ -42,7 +53,7 @@ impl Confusion {
 
     /// Fraction right (0 for an empty matrix).
     pub fn accuracy(&self) -> f64 {
-        let right: u64 = (0..NUM_CLASSES).map(|i| self.counts[i][i]).sum();
+        let right: u64 = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
         if self.total() == 0 {
             0.0
         } else {
@@ -52,13 +63,13 @@ impl Confusion {
 
     /// Per-class precision, recall and F1.
     pub fn per_class(&self) -> Vec<ClassMetrics> {
-        Emotion::ALL
+        self.classes
             .iter()
-            .map(|e| {
-                let i = e.index();
+            .enumerate()
+            .map(|(i, name)| {
                 let tp = self.counts[i][i] as f64;
                 let support: u64 = self.counts[i].iter().sum();
-                let predicted: u64 = (0..NUM_CLASSES).map(|t| self.counts[t][i]).sum();
+                let predicted: u64 = self.counts.iter().map(|row| row[i]).sum();
                 let precision = if predicted == 0 {
                     0.0
                 } else {
@@ -75,7 +86,7 @@ impl Confusion {
                     2.0 * precision * recall / (precision + recall)
                 };
                 ClassMetrics {
-                    class: e.name(),
+                    class: name.clone(),
                     support,
                     precision,
                     recall,
@@ -90,14 +101,14 @@ impl Confusion {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = write!(s, "{:>10} |", "true\\pred");
-        for e in Emotion::ALL {
-            let _ = write!(s, " {:>5}", &e.name()[..5.min(e.name().len())]);
+        for name in &self.classes {
+            let _ = write!(s, " {:>5}", &name[..5.min(name.len())]);
         }
         let _ = writeln!(s, " | {:>6} {:>6} {:>6} {:>5}", "prec", "recall", "f1", "n");
-        for (e, m) in Emotion::ALL.iter().zip(self.per_class()) {
-            let _ = write!(s, "{:>10} |", e.name());
-            for p in 0..NUM_CLASSES {
-                let _ = write!(s, " {:>5}", self.counts[e.index()][p]);
+        for ((name, m), row) in self.classes.iter().zip(self.per_class()).zip(&self.counts) {
+            let _ = write!(s, "{name:>10} |");
+            for count in row {
+                let _ = write!(s, " {count:>5}");
             }
             let _ = writeln!(
                 s,
@@ -121,7 +132,8 @@ mod tests {
 
     #[test]
     fn figures_from_a_small_matrix() {
-        let c = Confusion::from_pairs(&[0, 0, 1, 1, 3], &[0, 1, 1, 1, 0]);
+        let classes = emoedge_core::labels::EMOTIONS;
+        let c = Confusion::from_pairs(&classes, &[0, 0, 1, 1, 3], &[0, 1, 1, 1, 0]);
         assert_eq!(c.total(), 5);
         assert!((c.accuracy() - 0.6).abs() < 1e-12);
         let m = c.per_class();
@@ -130,5 +142,14 @@ mod tests {
         assert_eq!(m[3].recall, 0.0);
         assert_eq!(m[2].support, 0);
         assert!(c.to_table().contains("accuracy 0.6000"));
+        assert_eq!(m[3].class, "happy");
+        // A model's own classes name the rows.
+        let own = Confusion::from_pairs(&["smile", "no_smile"], &[0, 1, 1], &[0, 1, 0]);
+        assert_eq!(own.per_class()[1].class, "no_smile");
+        assert!(
+            own.to_table().contains("  no_smile |     1     1 |"),
+            "{}",
+            own.to_table()
+        );
     }
 }

@@ -7,7 +7,6 @@
 use crate::report::history::EpochMetrics;
 use crate::report::metrics::Confusion;
 use anyhow::{Result, anyhow};
-use emoedge_core::{Emotion, NUM_CLASSES};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -122,7 +121,7 @@ pub fn curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
 /// `confusion.png`: the matrix with counts, each row shaded by its share (row = true class).
 pub fn confusion(c: &Confusion, title: &str, path: &Path) -> Result<()> {
     let (left, top, cell) = (112i32, 92i32, 74i32);
-    let side = cell * NUM_CLASSES as i32;
+    let side = cell * c.classes.len() as i32;
     let size = ((left + side + 20) as u32, (top + side + 48) as u32);
     render(path, size, |root| {
         root.fill(&WHITE).map_err(err)?;
@@ -137,10 +136,10 @@ pub fn confusion(c: &Confusion, title: &str, path: &Path) -> Result<()> {
         let centre = Pos::new(HPos::Center, VPos::Center);
         text(title, left + side / 2, 18, 20, BLACK, centre)?;
         text("predicted", left + side / 2, 44, 15, BLACK, centre)?;
-        for (k, e) in Emotion::ALL.iter().enumerate() {
+        for (k, name) in c.classes.iter().enumerate() {
             let k = k as i32;
             text(
-                e.name(),
+                name,
                 left + k * cell + cell / 2,
                 top - 14,
                 14,
@@ -148,7 +147,7 @@ pub fn confusion(c: &Confusion, title: &str, path: &Path) -> Result<()> {
                 centre,
             )?;
             text(
-                e.name(),
+                name,
                 left - 8,
                 top + k * cell + cell / 2,
                 14,
@@ -236,7 +235,12 @@ mod tests {
         let truth = [0u8, 0, 1, 2, 3, 4, 5, 6, 6];
         let pred = [0u8, 1, 1, 2, 3, 4, 5, 6, 0];
         let p = dir.path().join("confusion.png");
-        confusion(&Confusion::from_pairs(&truth, &pred), "test", &p).unwrap();
+        confusion(
+            &Confusion::from_pairs(&emoedge_core::labels::EMOTIONS, &truth, &pred),
+            "test",
+            &p,
+        )
+        .unwrap();
         let img = decode(&p);
         // a full row (1 of 1 right) is the darkest shade
         assert!(img.pixels().any(|px| px.0[0] < 60 && px.0[2] == 255));

@@ -9,7 +9,6 @@ use crate::train::augment::augment;
 use crate::train::config::TrainConfig;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use emoedge_core::NUM_CLASSES;
 use emoedge_core::preprocess::{INPUT_LEN, INPUT_SIDE};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -21,7 +20,8 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
-/// A batch ready for the device: pixels `[b, 48·48]`, labels and soft targets `[b, 7]`.
+/// A batch ready for the device: pixels `[b, 48·48]`, labels and soft targets
+/// `[b, classes]`.
 pub(crate) struct Batch {
     pub(crate) pixels: Vec<f32>,
     pub(crate) labels: Vec<u8>,
@@ -33,10 +33,10 @@ pub(crate) struct Batch {
 pub struct TrainSet {
     /// The images.
     pub data: Dataset,
-    /// Vote shares per image, when training on FER+ targets.
-    pub soft: Option<Vec<Option<[f32; NUM_CLASSES]>>>,
-    /// Teacher probabilities per image, when distilling.
-    pub teacher: Option<Vec<[f32; NUM_CLASSES]>>,
+    /// Vote shares per image (one per class), when training on FER+ targets.
+    pub soft: Option<Vec<Option<Vec<f32>>>>,
+    /// Teacher probabilities per image (one per class), when distilling.
+    pub teacher: Option<Vec<Vec<f32>>>,
 }
 
 impl From<Dataset> for TrainSet {
@@ -50,11 +50,12 @@ impl From<Dataset> for TrainSet {
 }
 
 /// Writes the soft target of one image:
-/// `(1 - s) · ((1 - f - g) · onehot + f · votes + g · teacher) + s / 7`.
+/// `(1 - s) · ((1 - f - g) · onehot + f · votes + g · teacher) + s / classes`, with as
+/// many classes as `out` has.
 fn target_row(
     label: u8,
-    votes: Option<&[f32; NUM_CLASSES]>,
-    teacher: Option<&[f32; NUM_CLASSES]>,
+    votes: Option<&[f32]>,
+    teacher: Option<&[f32]>,
     cfg: &TrainConfig,
     out: &mut [f32],
 ) {
@@ -64,22 +65,24 @@ fn target_row(
         (Some(_), Some(d)) => d.weight,
         _ => 0.0,
     };
+    let classes = out.len() as f32;
     for (c, t) in out.iter_mut().enumerate() {
         let onehot = (c == label as usize) as u8 as f32;
         let v = votes.map_or(0.0, |p| p[c]);
         let p = teacher.map_or(0.0, |p| p[c]);
-        *t = (1.0 - s) * ((1.0 - f - g) * onehot + f * v + g * p) + s / NUM_CLASSES as f32;
+        *t = (1.0 - s) * ((1.0 - f - g) * onehot + f * v + g * p) + s / classes;
     }
 }
 
-/// Mixup within a batch (`pixels` `[n, 48·48]`, `targets` `[n, 7]`): row `k` becomes
+/// Mixup within a batch (`pixels` `[n, 48·48]`, `targets` `[n, classes]`): row `k` becomes
 /// `λ_k · row_k + (1 - λ_k) · row_{π(k)}` for a random permutation `π` and
 /// `λ_k = max(λ, 1 - λ)`, `λ ~ Beta(alpha, alpha)`. The `max` keeps each image's own label
 /// (what train accuracy counts) the larger part of its target. Draws only from `rng`, so
 /// a resumed epoch mixes the same pairs.
 fn mix_batch(pixels: &mut [f32], targets: &mut [f32], alpha: f32, rng: &mut ChaCha8Rng) {
     use rand_distr::{Beta, Distribution};
-    let n = targets.len() / NUM_CLASSES;
+    let n = pixels.len() / INPUT_LEN;
+    let classes = targets.len() / n.max(1);
     let Ok(beta) = Beta::new(alpha, alpha) else {
         return;
     };
@@ -96,7 +99,7 @@ fn mix_batch(pixels: &mut [f32], targets: &mut [f32], alpha: f32, rng: &mut ChaC
             }
         };
         mix(pixels, &src_px, INPUT_LEN);
-        mix(targets, &src_t, NUM_CLASSES);
+        mix(targets, &src_t, classes);
     }
 }
 
@@ -112,19 +115,20 @@ pub(crate) fn batch_producer(
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch));
     std::thread::spawn(move || {
         let data = &set.data;
+        let classes = data.classes.len();
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.shuffle(&mut rng);
         for chunk in order.chunks(cfg.batch_size) {
             let mut pixels = vec![0f32; chunk.len() * INPUT_LEN];
             let mut labels = Vec::with_capacity(chunk.len());
-            let mut targets = vec![0f32; chunk.len() * NUM_CLASSES];
+            let mut targets = vec![0f32; chunk.len() * classes];
             for (k, &i) in chunk.iter().enumerate() {
                 let out = &mut pixels[k * INPUT_LEN..(k + 1) * INPUT_LEN];
                 augment(data.image(i), &cfg.augment, &mut rng, out);
                 labels.push(data.labels[i]);
-                let votes = set.soft.as_ref().and_then(|s| s[i].as_ref());
-                let teacher = set.teacher.as_ref().map(|t| &t[i]);
-                let row = &mut targets[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
+                let votes = set.soft.as_ref().and_then(|s| s[i].as_deref());
+                let teacher = set.teacher.as_ref().map(|t| t[i].as_slice());
+                let row = &mut targets[k * classes..(k + 1) * classes];
                 target_row(data.labels[i], votes, teacher, &cfg, row);
             }
             if cfg.mixup > 0.0 {
@@ -159,9 +163,17 @@ mod tests {
     use crate::train::augment::AugmentConfig;
     use crate::train::config::Distill;
 
+    const NUM_CLASSES: usize = 7;
+
     fn row(cfg: &TrainConfig, votes: Option<&[f32; 7]>, teacher: Option<&[f32; 7]>) -> [f32; 7] {
         let mut out = [0f32; 7];
-        target_row(2, votes, teacher, cfg, &mut out);
+        target_row(
+            2,
+            votes.map(|v| &v[..]),
+            teacher.map(|t| &t[..]),
+            cfg,
+            &mut out,
+        );
         out
     }
 

@@ -129,6 +129,14 @@ impl WarmStart {
                 cfg.arch
             );
         }
+        if theirs.labels != cfg.labels {
+            bail!(
+                "warm start: {} classifies {}, this run {}",
+                self.from.display(),
+                theirs.labels.join(", "),
+                cfg.labels.join(", ")
+            );
+        }
         let path = run.weights();
         let bytes =
             std::fs::read(&path).with_context(|| format!("reading weights {}", path.display()))?;

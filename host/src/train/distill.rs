@@ -15,32 +15,40 @@ use crate::train::predict::predict;
 use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use emoedge_core::NUM_CLASSES;
 use emoedge_core::emotion::softmax;
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
-/// Magic of the cache file, then `u32` image count, then `count · 7` little-endian `f32`,
+/// Magic of the cache file, then `u32` image count, then `count · classes` little-endian `f32`,
 /// then the CRC-32 of everything before it: a flipped bit in a probability would otherwise
 /// pass the range check and quietly change the targets of a resumed run.
 const MAGIC: &[u8; 8] = b"EMOTEAC2";
 
 /// Each image's class probabilities, averaged over `teachers` and over the image and its
-/// mirror. `tick` is told how many images each forward pass finished.
+/// mirror. `tick` is told how many images each forward pass finished. A teacher must
+/// classify the data's classes, in the same order.
 pub fn probabilities(
     teachers: &[PathBuf],
     data: &Dataset,
     device: &Device,
     tick: &dyn Fn(usize),
-) -> Result<Vec<[f32; NUM_CLASSES]>> {
+) -> Result<Vec<Vec<f32>>> {
     if teachers.is_empty() {
         bail!("no teacher models given");
     }
     let mirrored = data.mirrored();
-    let mut sum = vec![[0f32; NUM_CLASSES]; data.len()];
+    let mut sum = vec![vec![0f32; data.classes.len()]; data.len()];
     for dir in teachers {
-        let (_, model) =
+        let (config, model) =
             load_run(dir, device).with_context(|| format!("loading teacher {}", dir.display()))?;
+        if config.labels != data.classes {
+            bail!(
+                "teacher {} classifies {}; the data's classes are {}",
+                dir.display(),
+                config.labels.join(", "),
+                data.classes.join(", ")
+            );
+        }
         for set in [data, &mirrored] {
             for (s, z) in sum.iter_mut().zip(predict(&model, set, device, tick)) {
                 for (a, p) in s.iter_mut().zip(softmax(&z)) {
@@ -57,18 +65,19 @@ pub fn probabilities(
 }
 
 /// Share of images whose most probable class is their label.
-pub fn accuracy(probs: &[[f32; NUM_CLASSES]], data: &Dataset) -> f64 {
+pub fn accuracy(probs: &[Vec<f32>], data: &Dataset) -> f64 {
     let right = probs
         .iter()
         .zip(&data.labels)
-        .filter(|(p, l)| emoedge_core::emotion::argmax(*p) == Some(**l as usize))
+        .filter(|(p, l)| emoedge_core::emotion::argmax(p) == Some(**l as usize))
         .count();
     right as f64 / data.len().max(1) as f64
 }
 
 /// Writes the probabilities atomically.
-pub fn save(path: &Path, probs: &[[f32; NUM_CLASSES]]) -> Result<()> {
-    let mut bytes = Vec::with_capacity(12 + probs.len() * NUM_CLASSES * 4);
+pub fn save(path: &Path, probs: &[Vec<f32>]) -> Result<()> {
+    let classes = probs.first().map_or(0, Vec::len);
+    let mut bytes = Vec::with_capacity(12 + probs.len() * classes * 4);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&(probs.len() as u32).to_le_bytes());
     for p in probs.iter().flatten() {
@@ -79,8 +88,8 @@ pub fn save(path: &Path, probs: &[[f32; NUM_CLASSES]]) -> Result<()> {
     crate::atomic::write_ctx(path, &bytes)
 }
 
-/// Reads probabilities cached for a training set of `expect` images.
-pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
+/// Reads probabilities cached for a training set of `expect` images of `classes` classes.
+pub fn load(path: &Path, expect: usize, classes: usize) -> Result<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let Some((head, body)) = bytes.split_at_checked(12) else {
         bail!("{}: truncated ({} bytes)", path.display(), bytes.len());
@@ -113,22 +122,19 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
             path.display()
         );
     }
-    if body.len() != n * NUM_CLASSES * 4 {
+    if body.len() != n * classes * 4 {
         bail!(
-            "{}: {} bytes of probabilities, expected {}",
+            "{}: {} bytes of probabilities, expected {} ({n} images of {classes} classes)",
             path.display(),
             body.len(),
-            n * NUM_CLASSES * 4
+            n * classes * 4
         );
     }
     let vals: Vec<f32> = body
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
         .collect();
-    let rows: Vec<[f32; NUM_CLASSES]> = vals
-        .chunks_exact(NUM_CLASSES)
-        .map(|c| c.try_into().expect("NUM_CLASSES chunk"))
-        .collect();
+    let rows: Vec<Vec<f32>> = vals.chunks_exact(classes).map(<[f32]>::to_vec).collect();
     if let Some(i) = rows
         .iter()
         .position(|r| r.iter().any(|p| !(0.0..=1.0).contains(p)))
@@ -145,8 +151,14 @@ pub fn load(path: &Path, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
 /// probabilities it holds, so the run's `train.json` (beside the file) must name the same
 /// teachers as `d`: the same weights by SHA-256 where both runs recorded them, else (a run
 /// from before the hashes were kept) the same folders, with a warning that the weights
-/// could not be checked. `load` then checks that it covers `expect` images.
-pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
+/// could not be checked. `load` then checks that it covers `expect` images of `classes`
+/// classes.
+pub fn load_reused(
+    file: &Path,
+    d: &Distill,
+    expect: usize,
+    classes: usize,
+) -> Result<Vec<Vec<f32>>> {
     let dir = file.parent().unwrap_or(Path::new("."));
     let cfg = read_train_config(&dir.join("train.json"))
         .with_context(|| format!("{} is not in a run folder", file.display()))?;
@@ -189,7 +201,7 @@ pub fn load_reused(file: &Path, d: &Distill, expect: usize) -> Result<Vec<[f32; 
             dir.join("train.json").display()
         );
     }
-    load(file, expect)
+    load(file, expect, classes)
 }
 
 /// The first 12 hex digits of each hash, enough to tell weights apart in a message.
@@ -221,14 +233,15 @@ pub fn teacher_targets(
     device: &Device,
     bar: &dyn Fn(&str, u64) -> ProgressBar,
     note: &dyn Fn(&str),
-) -> Result<Vec<[f32; NUM_CLASSES]>> {
+) -> Result<Vec<Vec<f32>>> {
+    let classes = train_set.classes.len();
     let cache = run.teacher_cache();
     if source.resume && cache.exists() {
-        let probs = load(&cache, train_set.len())?;
+        let probs = load(&cache, train_set.len(), classes)?;
         note(&format!("teacher targets from {}", cache.display()));
         return Ok(probs);
     }
-    let mut ensemble = vec![[0f32; NUM_CLASSES]; test_set.len()];
+    let mut ensemble = vec![vec![0f32; classes]; test_set.len()];
     for dir in &d.teachers {
         let pb = bar("teacher on test", 2 * test_set.len() as u64);
         let p = probabilities(std::slice::from_ref(dir), test_set, device, &|n| {
@@ -246,7 +259,7 @@ pub fn teacher_targets(
     }
     let probs = match source.reuse {
         Some(file) => {
-            let probs = load_reused(file, d, train_set.len())?;
+            let probs = load_reused(file, d, train_set.len(), classes)?;
             note(&format!(
                 "teacher targets on train from {} (same teachers)",
                 file.display()
@@ -283,29 +296,41 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("teacher.bin");
         let probs = vec![
-            [0.1, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1],
-            [1.0, 0., 0., 0., 0., 0., 0.],
+            vec![0.1, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1],
+            vec![1.0, 0., 0., 0., 0., 0., 0.],
         ];
         save(&path, &probs).unwrap();
-        assert_eq!(load(&path, 2).unwrap(), probs);
-        let e = load(&path, 3).unwrap_err().to_string();
+        assert_eq!(load(&path, 2, 7).unwrap(), probs);
+        let e = load(&path, 2, 3).unwrap_err().to_string();
+        assert!(e.contains("of 3 classes"), "{e}");
+        let e = load(&path, 3, 7).unwrap_err().to_string();
         assert!(e.contains("2 images") && e.contains("has 3"), "{e}");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(load(&path, 2).unwrap_err().to_string().contains("CRC"));
+        assert!(load(&path, 2, 7).unwrap_err().to_string().contains("CRC"));
         // A probability changed in range is caught by the CRC, not by the range check.
         let mut bad = bytes.clone();
         bad[12..16].copy_from_slice(&0.5f32.to_le_bytes());
         std::fs::write(&path, &bad).unwrap();
-        assert!(load(&path, 2).unwrap_err().to_string().contains("damaged"));
+        assert!(
+            load(&path, 2, 7)
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
         // A well-formed file with a probability out of range is refused by the range check.
         let mut out_of_range = probs.clone();
         out_of_range[0][0] = 2.0;
         save(&path, &out_of_range).unwrap();
-        assert!(load(&path, 2).unwrap_err().to_string().contains("image 0"));
+        assert!(
+            load(&path, 2, 7)
+                .unwrap_err()
+                .to_string()
+                .contains("image 0")
+        );
         std::fs::write(&path, b"short").unwrap();
         assert!(
-            load(&path, 2)
+            load(&path, 2, 7)
                 .unwrap_err()
                 .to_string()
                 .contains("truncated")
@@ -314,7 +339,7 @@ mod tests {
         old[..8].copy_from_slice(b"EMOTEACH");
         std::fs::write(&path, &old).unwrap();
         assert!(
-            load(&path, 2)
+            load(&path, 2, 7)
                 .unwrap_err()
                 .to_string()
                 .contains("older format")
@@ -323,7 +348,7 @@ mod tests {
 
     /// A run folder in `dir` whose `train.json` names `d` and whose `teacher.bin` holds
     /// `probs`; returns the cache file.
-    fn cached_run(dir: &Path, d: Distill, probs: &[[f32; NUM_CLASSES]]) -> PathBuf {
+    fn cached_run(dir: &Path, d: Distill, probs: &[Vec<f32>]) -> PathBuf {
         use crate::model::{Arch, ModelConfig};
         use crate::train::augment::AugmentConfig;
         std::fs::create_dir_all(dir).unwrap();
@@ -344,16 +369,16 @@ mod tests {
         let teacher = t.path().join("teacher");
         std::fs::create_dir_all(&teacher).unwrap();
         std::fs::write(RunDir(teacher.clone()).weights(), b"weights one").unwrap();
-        let probs = vec![[1.0 / 7.0; NUM_CLASSES]; 3];
+        let probs = vec![vec![1.0 / 7.0; 7]; 3];
         let now = Distill::of(std::slice::from_ref(&teacher), 0.7).unwrap();
         assert_eq!(now.teacher_sha256.len(), 1);
         let file = cached_run(&t.path().join("a"), now.clone(), &probs);
-        assert_eq!(load_reused(&file, &now, 3).unwrap(), probs);
+        assert_eq!(load_reused(&file, &now, 3, 7).unwrap(), probs);
 
         // The teacher retrained in place: same folder, other weights.
         std::fs::write(RunDir(teacher.clone()).weights(), b"weights two").unwrap();
         let later = Distill::of(std::slice::from_ref(&teacher), 0.7).unwrap();
-        let e = load_reused(&file, &later, 3).unwrap_err().to_string();
+        let e = load_reused(&file, &later, 3, 7).unwrap_err().to_string();
         assert!(e.contains("with weights"), "{e}");
 
         // A run from before hashes were kept: the folder names decide.
@@ -362,14 +387,14 @@ mod tests {
             ..now.clone()
         };
         let old = cached_run(&t.path().join("b"), legacy, &probs);
-        assert_eq!(load_reused(&old, &later, 3).unwrap(), probs);
+        assert_eq!(load_reused(&old, &later, 3, 7).unwrap(), probs);
         let other = Distill::of(&[t.path().join("a")], 0.7);
         assert!(other.is_err(), "a folder without model.bpk cannot teach");
         let elsewhere = Distill {
             teachers: vec![t.path().join("elsewhere")],
             ..later.clone()
         };
-        let e = load_reused(&old, &elsewhere, 3).unwrap_err().to_string();
+        let e = load_reused(&old, &elsewhere, 3, 7).unwrap_err().to_string();
         assert!(e.contains("this run names"), "{e}");
 
         // A run without teachers has no targets to lend.
@@ -381,7 +406,7 @@ mod tests {
         );
         std::fs::write(none.join("train.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
         save(&none.join("teacher.bin"), &probs).unwrap();
-        let e = load_reused(&none.join("teacher.bin"), &now, 3)
+        let e = load_reused(&none.join("teacher.bin"), &now, 3, 7)
             .unwrap_err()
             .to_string();
         assert!(e.contains("without teachers"), "{e}");

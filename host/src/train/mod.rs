@@ -23,7 +23,6 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::{Bytes, TensorData};
 use config::{TrainConfig, lr_at};
-use emoedge_core::NUM_CLASSES;
 use predict::evaluate_loss;
 use run_dir::{Checkpoint, RunDir, RunState, load_module, save_module};
 use std::path::Path;
@@ -45,12 +44,13 @@ pub struct Quiet;
 impl Observer for Quiet {}
 
 /// A batch's soft targets and per-sample class weights as tensors.
-fn targets(batch: &Batch, class_w: &[f32; NUM_CLASSES], device: &Device) -> (Tensor<2>, Tensor<1>) {
+fn targets(batch: &Batch, class_w: &[f32], device: &Device) -> (Tensor<2>, Tensor<1>) {
     let n = batch.labels.len();
+    let classes = class_w.len();
     let t = batch.targets.clone();
     let w: Vec<f32> = batch.labels.iter().map(|&l| class_w[l as usize]).collect();
     (
-        Tensor::from_data(TensorData::new(t, [n, NUM_CLASSES]), device),
+        Tensor::from_data(TensorData::new(t, [n, classes]), device),
         Tensor::from_data(TensorData::new(w, [n]), device),
     )
 }
@@ -98,6 +98,18 @@ pub fn train(
 ) -> Result<RunState> {
     let resume = opts.resume;
     let train_set: TrainSet = train_set.into();
+    for (split, classes) in [
+        ("training", &train_set.data.classes),
+        ("test", &test_set.classes),
+    ] {
+        if *classes != cfg.model.labels {
+            bail!(
+                "the model classifies {} but the {split} images are labelled {}",
+                cfg.model.labels.join(", "),
+                classes.join(", ")
+            );
+        }
+    }
     if let Some(soft) = &train_set.soft
         && soft.len() != train_set.data.len()
     {
@@ -170,12 +182,14 @@ pub fn train(
     write_json(&run.train(), cfg)?;
 
     let counts = train_set.data.class_counts();
-    let class_w: [f32; NUM_CLASSES] = if cfg.class_weights {
-        std::array::from_fn(|c| {
-            train_set.data.len() as f32 / (NUM_CLASSES as f32 * counts[c].max(1) as f32)
-        })
+    let classes = counts.len() as f32;
+    let class_w: Vec<f32> = if cfg.class_weights {
+        counts
+            .iter()
+            .map(|&n| train_set.data.len() as f32 / (classes * n.max(1) as f32))
+            .collect()
     } else {
-        [1.0; NUM_CLASSES]
+        vec![1.0; counts.len()]
     };
     let data = Arc::new(train_set);
     let steps = data.data.len().div_ceil(cfg.batch_size);

@@ -4,7 +4,6 @@ use crate::data::Dataset;
 use crate::model::Model;
 use crate::train::batch::images_tensor;
 use burn::prelude::*;
-use emoedge_core::NUM_CLASSES;
 use emoedge_core::preprocess::{INPUT_LEN, float_input};
 
 /// Float logits of a model over a whole dataset (no augmentation), batch by batch.
@@ -13,7 +12,7 @@ pub fn predict(
     data: &Dataset,
     device: &Device,
     on_batch: &dyn Fn(usize),
-) -> Vec<[f32; NUM_CLASSES]> {
+) -> Vec<Vec<f32>> {
     const BATCH: usize = 256;
     let mut out = Vec::with_capacity(data.len());
     for start in (0..data.len()).step_by(BATCH) {
@@ -28,10 +27,8 @@ pub fn predict(
             .convert::<f32>()
             .try_into_vec::<f32>()
             .unwrap_or_default();
-        out.extend(
-            v.chunks_exact(NUM_CLASSES)
-                .map(|c| <[f32; NUM_CLASSES]>::try_from(c).unwrap_or_default()),
-        );
+        let classes = v.len() / n;
+        out.extend(v.chunks_exact(classes.max(1)).map(<[f32]>::to_vec));
         on_batch(n);
     }
     out

@@ -136,6 +136,9 @@ pub fn load_module_bytes(model: Model, bytes: Vec<u8>, path: &Path) -> Result<Mo
 pub fn load_run(dir: &Path, device: &Device) -> Result<(ModelConfig, Model)> {
     let run = RunDir(dir.to_path_buf());
     let config: ModelConfig = read_json(&run.config())?;
+    config
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", run.config().display()))?;
     let model = load_module(config.init(device), &run.weights())?;
     Ok((config, model.valid()))
 }

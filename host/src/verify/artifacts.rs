@@ -2,7 +2,7 @@
 //! they carry, and the same ones? Each artifact records a SHA-256 of its weights at export;
 //! here both are recomputed from the weights actually inside each file.
 
-use crate::export::onnx::HASH_KEY;
+use crate::export::onnx::{HASH_KEY, LABELS_KEY};
 use crate::hash::hex_string;
 use crate::quantize::weights_hash;
 use anyhow::{Context, Result};
@@ -66,6 +66,48 @@ impl Hashes {
             &self.blob_actual[..16]
         )
     }
+}
+
+/// Where the class names of a model folder's artifacts differ from its blob's `labels`:
+/// the int8 ONNX's metadata and, when the folder has one, the float network's config.
+/// An ONNX without class names (exported before they were recorded) passes only as the
+/// seven emotions.
+pub fn label_failures(dir: &Path, labels: &[&str]) -> Result<Vec<String>> {
+    let mut f = Vec::new();
+    let onnx = dir.join(model_dir::ONNX);
+    let bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let m = pb::ModelProto::decode(&bytes[..])
+        .with_context(|| format!("{}: not an ONNX protobuf", onnx.display()))?;
+    let onnx_labels = m
+        .metadata_props
+        .iter()
+        .find(|p| p.key == LABELS_KEY)
+        .map_or_else(
+            || emoedge_core::labels::EMOTIONS.join(","),
+            |p| p.value.clone(),
+        );
+    if onnx_labels != labels.join(",") {
+        f.push(format!(
+            "{} names the classes {onnx_labels}, {} names {}",
+            model_dir::ONNX,
+            model_dir::BLOB,
+            labels.join(",")
+        ));
+    }
+    let config = dir.join(model_dir::CONFIG);
+    if config.is_file() {
+        let c: crate::model::ModelConfig = crate::json::read_json(&config)?;
+        if c.labels != labels {
+            f.push(format!(
+                "{} names the classes {}, {} names {}",
+                model_dir::CONFIG,
+                c.labels.join(","),
+                model_dir::BLOB,
+                labels.join(",")
+            ));
+        }
+    }
+    Ok(f)
 }
 
 /// One layer's int8 weights (ONNX order) and int32 biases.

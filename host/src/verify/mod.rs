@@ -8,14 +8,15 @@
 
 pub mod artifacts;
 
-use crate::data::{Dataset, load_source};
+use crate::data::{Dataset, load_for_model};
 use crate::eval::Form;
 use crate::report::metrics::Confusion;
 use crate::train::predict::predict;
 use crate::train::run_dir::load_run;
 use anyhow::{Result, bail};
 use artifacts::{artifact_hashes, compare_blobs};
-use emoedge_core::{Emotion, Model, NUM_CLASSES};
+use emoedge_core::Model;
+use emoedge_core::labels::name_of;
 use emoedge_runtime::{ModelDir, TractModel, engine_logits};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -62,7 +63,7 @@ pub struct FormReport {
     /// Share of images labelled right.
     pub accuracy: f64,
     /// Recall per class, in label order.
-    pub recall: Vec<(&'static str, f64)>,
+    pub recall: Vec<(String, f64)>,
 }
 
 /// An image on which the forms part.
@@ -71,13 +72,13 @@ pub struct Disagreement {
     /// The image.
     pub path: PathBuf,
     /// Its label.
-    pub truth: &'static str,
+    pub truth: String,
     /// The float network's label, when the folder has it.
-    pub float: Option<&'static str>,
+    pub float: Option<String>,
     /// tract's label.
-    pub tract: &'static str,
+    pub tract: String,
     /// The engine's label.
-    pub engine: &'static str,
+    pub engine: String,
     /// Largest logit difference between tract and the engine, in LSB.
     pub max_lsb: u32,
 }
@@ -140,16 +141,12 @@ impl Report {
     }
 }
 
-fn name(i: u8) -> &'static str {
-    Emotion::from_index(i as usize).map_or("?", |e| e.name())
-}
-
 fn argmax(z: &[i8]) -> u8 {
     emoedge_core::emotion::argmax(z).unwrap_or(0) as u8
 }
 
 /// Largest absolute difference between two logit vectors, in LSB.
-fn lsb(a: &[i8; NUM_CLASSES], b: &[i8; NUM_CLASSES]) -> u32 {
+fn lsb(a: &[i8], b: &[i8]) -> u32 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (*x as i32 - *y as i32).unsigned_abs())
@@ -185,7 +182,9 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
 
     // 2. Every form over the data.
     let model = blob_file.model()?;
-    let (ds, skipped) = load_source(&o.data, o.split, &progress("decode", 0))?;
+    let classes = model.labels();
+    failures.extend(artifacts::label_failures(&o.model, classes)?);
+    let (ds, skipped) = load_for_model(&o.data, o.split, classes, &progress("decode", 0))?;
     if ds.is_empty() {
         bail!("{} holds no readable images", o.data.display());
     }
@@ -202,9 +201,10 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
         &dir.onnx(),
         model.body().output_scale,
         model.output_zero_point(),
+        classes.len(),
     )?;
     let pb = progress("int8", ds.len() as u64);
-    let logits: Vec<([i8; NUM_CLASSES], [i8; NUM_CLASSES])> = (0..ds.len())
+    let logits: Vec<(Vec<i8>, Vec<i8>)> = (0..ds.len())
         .into_par_iter()
         .map_init(
             || vec![0i8; model.arena_len()],
@@ -223,11 +223,15 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
 
     // 3. The figures.
     let form_report = |form, pred: &[u8]| {
-        let c = Confusion::from_pairs(&ds.labels, pred);
+        let c = Confusion::from_pairs(classes, &ds.labels, pred);
         FormReport {
             form,
             accuracy: c.accuracy(),
-            recall: c.per_class().iter().map(|m| (m.class, m.recall)).collect(),
+            recall: c
+                .per_class()
+                .into_iter()
+                .map(|m| (m.class, m.recall))
+                .collect(),
         }
     };
     let mut forms = Vec::new();
@@ -251,10 +255,12 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
         })
         .map(|i| Disagreement {
             path: ds.paths[i].clone(),
-            truth: name(ds.labels[i]),
-            float: float_pred.as_ref().map(|f| name(f[i])),
-            tract: name(tract_pred[i]),
-            engine: name(engine_pred[i]),
+            truth: name_of(classes, ds.labels[i] as usize).into(),
+            float: float_pred
+                .as_ref()
+                .map(|f| name_of(classes, f[i] as usize).into()),
+            tract: name_of(classes, tract_pred[i] as usize).into(),
+            engine: name_of(classes, engine_pred[i] as usize).into(),
             max_lsb: lsbs[i],
         })
         .collect();

@@ -29,7 +29,6 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use emoedge_core::Emotion;
 use emoedge_vision::frame::Frame;
 use emoedge_vision::pipeline::FrameReport;
 use futures_util::stream::{self, Stream};
@@ -49,13 +48,15 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// [`annotate::colour`] by [`page_html`], so the page and the annotated stream agree.
 const PAGE: &str = include_str!("page.html");
 
-/// The page with each emotion's colour as a JavaScript object in [`Emotion::ALL`] order.
-fn page_html() -> String {
-    let colours: Vec<String> = Emotion::ALL
+/// The page with each of the model's classes' colour as a JavaScript object, in the
+/// model's order (class names need no quoting: [`emoedge_core::labels`]).
+fn page_html(labels: &[String]) -> String {
+    let colours: Vec<String> = labels
         .iter()
-        .map(|&e| {
-            let [r, g, b] = annotate::colour(e).0;
-            format!("{}: \"#{r:02x}{g:02x}{b:02x}\"", e.name())
+        .enumerate()
+        .map(|(i, name)| {
+            let [r, g, b] = annotate::colour(name, i).0;
+            format!("\"{name}\": \"#{r:02x}{g:02x}{b:02x}\"")
         })
         .collect();
     PAGE.replace("/*COLOURS*/", &format!("{{ {} }}", colours.join(", ")))
@@ -144,9 +145,9 @@ impl Hub {
             event_clients: AtomicUsize::new(0),
             fps: 0f64.to_bits().into(),
             token: config.token,
+            page: page_html(&config.model.labels),
             model: config.model,
             source: config.source,
-            page: page_html(),
         });
         let app = router(shared.clone());
         let (encoder, handle) = (shared.clone(), runtime.handle().clone());

@@ -15,11 +15,13 @@ pub struct ModelInfo {
     /// Accuracy on FER2013 `test` of the int8 model on this runtime, as its model card
     /// (`MODEL.md` in the folder or beside it) states; `None` without a card.
     pub test_accuracy: Option<String>,
+    /// The model's class names, in output order.
+    pub labels: Vec<String>,
 }
 
 impl ModelInfo {
-    /// Describes the model in `dir`, whose blob has `weights_hash`.
-    pub fn new(dir: &ModelDir, weights_hash: &[u8; 32], runtime: &str) -> Self {
+    /// Describes the model in `dir`, whose blob has `weights_hash` and `labels`.
+    pub fn new(dir: &ModelDir, weights_hash: &[u8; 32], labels: &[String], runtime: &str) -> Self {
         let name = dir
             .path()
             .canonicalize()
@@ -35,6 +37,7 @@ impl ModelInfo {
             weights_hash: weights_hash.iter().map(|b| format!("{b:02x}")).collect(),
             runtime: runtime.into(),
             test_accuracy: card.and_then(|c| card_accuracy(&c, runtime)),
+            labels: labels.to_vec(),
         }
     }
 }
