@@ -209,6 +209,48 @@ fn pi_runtime_agrees_across_engines() {
     );
 }
 
+/// A model of its own three classes in the Pi runtime: each face's JSON (what `emoedge-pi`
+/// prints and the live page reads) names its label and probabilities by the model's
+/// classes, through both runtimes.
+#[test]
+fn the_pi_runtime_names_a_models_own_classes() {
+    let labels: Vec<String> = ["no_smile", "smile", "unsure"].map(String::from).to_vec();
+    let device = Device::flex();
+    let model = {
+        let _one_at_a_time = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(11);
+        ModelConfig::for_classes(Arch::Edge, labels.clone())
+            .init(&device)
+            .valid()
+    };
+    let (test, _) = load_split(
+        &data_dir().join("fer2013/test"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let calib = calibrate(&model, &test.subsample(50), &device, Method::Minmax).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    write_forms(&quantize(&model, &labels, &calib).unwrap(), t.path());
+    for kind in [Runtime::Tract, Runtime::Engine] {
+        let mut p = pipeline(t.path(), kind, 1, 0);
+        let mut src = Files::new(&[data_dir().join("faces")], false).unwrap();
+        let mut faces = 0;
+        while let Some(f) = src.next_frame() {
+            for face in p.process(&f.unwrap(), 0.0).unwrap().faces {
+                let json: serde_json::Value = serde_json::to_value(&face).unwrap();
+                assert!(
+                    labels.contains(&json["label"].as_str().unwrap().to_string()),
+                    "{json}"
+                );
+                let keys: Vec<&String> = json["probs"].as_object().unwrap().keys().collect();
+                assert_eq!(keys, labels.iter().collect::<Vec<_>>(), "{json}");
+                faces += 1;
+            }
+        }
+        assert!(faces >= 25, "{kind:?}: {faces} faces");
+    }
+}
+
 #[test]
 fn faces_classified_together_equal_one_by_one() {
     let (t, test) = model_and_test_split();

@@ -225,3 +225,184 @@ fn a_broken_csv_is_named() {
         "{log}"
     );
 }
+
+/// Folders of one's own classes (FER2013's happy faces as `Smile`, neutral ones as
+/// `no_smile`) train a two-class model whose names every host report and the model's
+/// artifacts carry; a CSV of the same rows with `--classes` trains the same classes.
+#[test]
+fn own_classes_travel_with_the_model() {
+    let t = tempfile::tempdir().unwrap();
+    let (train, test) = (sample("train", 6), sample("test", 2));
+    let pick = |images: &[Sample], code: usize| -> Vec<Sample> {
+        images.iter().filter(|s| s.0 == code).cloned().collect()
+    };
+    let (happy, neutral) = (3, 6);
+    let data = t.path().join("smiles");
+    for (split, images) in [("train", &train), ("test", &test)] {
+        for (folder, code) in [("Smile", happy), ("no_smile", neutral)] {
+            let dir = data.join(split).join(folder);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (_, row, path) in pick(images, code) {
+                std::fs::copy(path, dir.join(format!("{row:06}.png"))).unwrap();
+            }
+        }
+    }
+    let run = t.path().join("run");
+    let (ok, log) = emoedge(&[
+        "train",
+        "--data",
+        arg(&data),
+        "--out",
+        arg(&run),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+    ]);
+    assert!(ok, "train failed:\n{log}");
+    // no_smile (neutral: 6 + 6) before smile (happy: 6 + 3), alphabetically.
+    assert!(
+        log.contains("network of 2 classes (no_smile, smile)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("train: 21 images [12, 9]; test: 13 images"),
+        "{log}"
+    );
+
+    let int8 = t.path().join("int8");
+    let (ok, log) = emoedge(&[
+        "quantize",
+        "--model",
+        arg(&run),
+        "--out",
+        arg(&int8),
+        "--data",
+        arg(&data),
+        "--calib",
+        "10",
+    ]);
+    assert!(ok, "quantize failed:\n{log}");
+    let blob = std::fs::read(int8.join("model.blob")).unwrap();
+    let model = emoedge_core::Model::parse(&blob).unwrap();
+    assert_eq!(model.labels(), ["no_smile", "smile"]);
+    let onnx = std::fs::read(int8.join("model.int8.onnx")).unwrap();
+    let entry = b"emoedge.labels\x12\x0eno_smile,smile";
+    assert!(
+        onnx.windows(entry.len()).any(|w| w == entry),
+        "the ONNX metadata names the classes"
+    );
+
+    let classes = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["class"].as_str().or(m[0].as_str()).unwrap().to_string())
+            .collect()
+    };
+    for (model, form) in [(&run, "float"), (&int8, "engine"), (&int8, "tract")] {
+        let json = t.path().join(format!("{form}.json"));
+        let r = eval_json(model, &data.join("test"), &["--form", form], &json);
+        assert_eq!(classes(&r["per_class"]), ["no_smile", "smile"], "{form}");
+        assert_eq!(
+            r["confusion"]["classes"],
+            serde_json::json!(["no_smile", "smile"])
+        );
+    }
+    let r = report(
+        &[
+            "verify",
+            "--model",
+            arg(&int8),
+            "--data",
+            arg(&data.join("test")),
+            "--max-drop",
+            "100",
+            "--min-agree",
+            "0",
+            "--max-lsb",
+            "255",
+        ],
+        &t.path().join("verify.json"),
+    );
+    for form in r["forms"].as_array().unwrap() {
+        assert_eq!(classes(&form["recall"]), ["no_smile", "smile"], "{r}");
+    }
+    // The seven-emotion test split holds classes the model does not have: named, refused.
+    let (ok, log) = emoedge(&[
+        "eval",
+        "--model",
+        arg(&int8),
+        "--data",
+        arg(&data_dir().join("fer2013/test")),
+    ]);
+    assert!(
+        !ok && log.contains("does not have (its classes: no_smile, smile)"),
+        "{log}"
+    );
+
+    // The same faces as a CSV whose codes --classes names: 0 smile, 1 no_smile.
+    let table = t.path().join("smiles.csv");
+    let recode = |images: &[Sample]| -> Vec<Sample> {
+        let mut v = pick(images, happy);
+        v.iter_mut().for_each(|s| s.0 = 0);
+        let mut n = pick(images, neutral);
+        n.iter_mut().for_each(|s| s.0 = 1);
+        v.extend(n);
+        v
+    };
+    csv(
+        &table,
+        &[
+            ("Training", &recode(&train)),
+            ("PublicTest", &recode(&test)),
+        ],
+    );
+    let run_csv = t.path().join("run-csv");
+    let (ok, log) = emoedge(&[
+        "train",
+        "--data",
+        arg(&table),
+        "--classes",
+        "smile,no_smile",
+        "--out",
+        arg(&run_csv),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+    ]);
+    assert!(ok, "train on the CSV failed:\n{log}");
+    assert!(
+        log.contains("network of 2 classes (smile, no_smile)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("train: 21 images [9, 12]; test: 13 images"),
+        "{log}"
+    );
+    // eval reads the CSV's codes as the model's classes.
+    let r = eval_json(
+        &run_csv,
+        &table,
+        &["--split", "test"],
+        &t.path().join("csv.json"),
+    );
+    assert_eq!(r["images"], 13);
+    assert_eq!(classes(&r["per_class"]), ["smile", "no_smile"]);
+    assert_eq!(r["per_class"][0]["support"], 5);
+    // A folder dataset has no label codes to name.
+    let (ok, log) = emoedge(&[
+        "train",
+        "--data",
+        arg(&data),
+        "--classes",
+        "a,b",
+        "--out",
+        arg(&t.path().join("x")),
+    ]);
+    assert!(
+        !ok && log.contains("--classes names a CSV's label codes"),
+        "{log}"
+    );
+}

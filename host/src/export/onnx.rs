@@ -11,7 +11,7 @@ use tract_onnx::pb;
 
 /// Name of the float input, `[1, 1, 48, 48]`, pixels `p / 255`.
 pub const INPUT: &str = "input";
-/// Name of the float output, `[1, 7]`, logits.
+/// Name of the float output, `[1, classes]`, logits.
 pub const OUTPUT: &str = "logits";
 /// Metadata key holding the weights hash (hex SHA-256).
 pub const HASH_KEY: &str = "emoedge.weights_sha256";
@@ -189,7 +189,10 @@ pub fn to_onnx(q: &QuantModel) -> Vec<u8> {
         "out_shape",
         &[2],
         INT64,
-        [1i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        [1i64, q.labels.len() as i64]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
     ));
     nodes.push(node(
         "Reshape",
@@ -203,7 +206,7 @@ pub fn to_onnx(q: &QuantModel) -> Vec<u8> {
         node: nodes,
         initializer: inits,
         input: vec![value_info(INPUT, &[1, 1, 48, 48])],
-        output: vec![value_info(OUTPUT, &[1, 7])],
+        output: vec![value_info(OUTPUT, &[1, q.labels.len() as i64])],
         ..Default::default()
     };
     let model = pb::ModelProto {

@@ -311,3 +311,27 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_colours_the_models_own_classes() {
+        let emotions: Vec<String> = emoedge_core::labels::EMOTIONS.map(String::from).to_vec();
+        let page = page_html(&emotions);
+        assert!(
+            page.contains(r##"const COLOURS = { "angry": "#e62828","##),
+            "{page}"
+        );
+        let own: Vec<String> = ["no_smile", "smile", "a-b+c.d"].map(String::from).to_vec();
+        let page = page_html(&own);
+        // An emotion's name keeps its colour; the others take the palette's, by index.
+        assert!(
+            page.contains(
+                r##"{ "no_smile": "#fac800", "smile": "#326ee6", "a-b+c.d": "#e62828" }"##
+            ),
+            "{page}"
+        );
+    }
+}
