@@ -197,7 +197,7 @@ impl Arch {
 
 /// Hyper-parameters of the network, saved as `config.json` beside the weights so that the
 /// run folder alone rebuilds the model.
-#[derive(Config, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Architecture name (for reports).
     pub arch: Arch,
@@ -205,7 +205,7 @@ pub struct ModelConfig {
     pub blocks: Vec<Block>,
     /// The class names, in output order. Configs written before models named their classes
     /// have none saved: theirs are the seven emotions.
-    #[config(default = "emotion_labels()")]
+    #[serde(default = "emotion_labels")]
     pub labels: Vec<String>,
 }
 
@@ -222,7 +222,11 @@ impl ModelConfig {
 
     /// The config of a named architecture classifying `labels`.
     pub fn for_classes(arch: Arch, labels: Vec<String>) -> Self {
-        Self::new(arch, arch.blocks(labels.len())).with_labels(labels)
+        Self {
+            arch,
+            blocks: arch.blocks(labels.len()),
+            labels,
+        }
     }
 
     /// Checks that the class names are valid and that the last block outputs one logit per
@@ -518,6 +522,24 @@ pub fn costs(blocks: &[Block]) -> Costs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_without_class_names_is_the_seven_emotions() {
+        let mut json = serde_json::to_value(ModelConfig::for_arch(Arch::Edge)).unwrap();
+        json.as_object_mut().unwrap().remove("labels");
+        let old: ModelConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old, ModelConfig::for_arch(Arch::Edge));
+        assert_eq!(old.check(), Ok(()));
+        let own = ModelConfig::for_classes(Arch::Edge, vec!["no".into(), "yes".into()]);
+        assert_eq!(own.blocks.last(), Some(&Block::Dense { out: 2 }));
+        let mut bad = own.clone();
+        bad.labels.push("maybe".into());
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .contains("2 logits for 3 class names")
+        );
+    }
 
     #[test]
     fn tutorial_costs_match_the_keras_summary() {

@@ -284,6 +284,10 @@ pub fn average_run(
     let (train_set, mut skipped) = load_split(&o.data.join("train"), &bar("decode train"))?;
     let (test_set, skipped_test) = load_split(&o.data.join("test"), &bar("decode test"))?;
     skipped.extend(skipped_test);
+    let (train_set, test_set) = (
+        train_set.relabelled(&config.labels)?,
+        test_set.relabelled(&config.labels)?,
+    );
 
     // What the same weights scored before: the run's own figure for the last averaged
     // epoch (its training statistics), or, for one folder's weights, measured here.
