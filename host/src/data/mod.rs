@@ -164,14 +164,6 @@ impl Dataset {
         Ok(self)
     }
 
-    /// The same images with only the classes that have images (a FER2013 folder with three
-    /// of its seven classes trains a three-class model).
-    pub fn without_empty_classes(self) -> Dataset {
-        let present = self.present_classes();
-        // Every class with images is in `present`, so this cannot fail.
-        self.relabelled(&present).expect("present classes")
-    }
-
     /// At most `n` images, taken at an even stride so every class keeps its share.
     pub fn subsample(&self, n: usize) -> Dataset {
         if n >= self.len() {
