@@ -298,7 +298,8 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
         ..cfg.clone()
     };
     let before = bn_mean(&avg);
-    let (cal, used) = recalibrate_batchnorm(avg, &augmented, tr.clone(), 5, true);
+    let (cal, used) =
+        recalibrate_batchnorm(avg, &augmented, tr.clone(), 5, Some(Default::default()));
     assert_eq!(used, 2, "56 images in batches of 28");
     let mut px = vec![0f32; tr.len() * 48 * 48];
     for (i, o) in px.chunks_exact_mut(48 * 48).enumerate() {
@@ -326,7 +327,7 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     assert_eq!(cal.convs[0].bn.as_ref().unwrap().momentum, 0.1);
     // Without `plain`, the run's augmentation and mixup shape the statistics.
     let again = average_checkpoints(&dir, &cfg.model, 1..=2, &ad).unwrap();
-    let (aug, _) = recalibrate_batchnorm(again, &augmented, tr.clone(), 5, false);
+    let (aug, _) = recalibrate_batchnorm(again, &augmented, tr.clone(), 5, None);
     assert!(
         !close(&bn_mean(&aug)),
         "augmented statistics equal the plain ones"
@@ -335,6 +336,7 @@ fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     // forward keeps its autodiff graph (a full FER2013 pass ran out of memory that way).
     let loaded = epoch(2);
     assert!(loaded.convs[0].conv.weight.val().is_require_grad());
-    let (cal2, _) = recalibrate_batchnorm(loaded, &augmented, tr.clone(), 1, true);
+    let (cal2, _) =
+        recalibrate_batchnorm(loaded, &augmented, tr.clone(), 1, Some(Default::default()));
     assert!(!cal2.convs[0].conv.weight.val().is_require_grad());
 }

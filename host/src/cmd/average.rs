@@ -29,6 +29,16 @@ pub struct Args {
     /// augmentation and mixup.
     #[arg(long)]
     bn_plain: bool,
+    /// With --bn-plain: the share of those images (0 to 1) drawn as the crops a device makes
+    /// of them (as `train --camera-crops` draws them), the rest as they are: statistics
+    /// for the inputs the camera pipeline feeds the model.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.0,
+        requires = "bn_plain"
+    )]
+    bn_camera: f32,
     /// Dataset folder holding train/ and test/ [default: $EMOEDGE_DATA/fer2013]
     #[arg(long)]
     data: Option<PathBuf>,
@@ -52,6 +62,9 @@ fn parse_epochs(s: &str) -> Result<RangeInclusive<usize>, String> {
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
+    if !(0.0..=1.0).contains(&a.bn_camera) {
+        anyhow::bail!("--bn-camera {}: a share, 0 to 1", a.bn_camera);
+    }
     let data = match a.data {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?,
@@ -62,6 +75,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         out: a.out,
         bn_batches: a.bn_batches,
         bn_plain: a.bn_plain,
+        bn_camera: a.bn_camera,
         data,
     };
     let done = average_run(&options, &|what| progress::bar(what, 0), &|n| {

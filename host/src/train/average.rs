@@ -132,21 +132,25 @@ pub fn average_files(
 ///
 /// Returns the model with its BatchNorm momenta restored, and the number of batches used.
 ///
-/// With `plain`, the images go in as they are (no augmentation, no mixup): the inputs
-/// inference sees, rather than the ones training saw.
+/// With `plain`, the images go in without the run's augmentation and mixup: as they are
+/// (the inputs direct classification sees), except for a `camera` share of them drawn as
+/// the crops a device makes of them (the inputs the camera pipeline sees).
 pub fn recalibrate_batchnorm(
     mut model: Model,
     cfg: &TrainConfig,
     images: crate::data::Dataset,
     batches: usize,
-    plain: bool,
+    plain: Option<PlainImages>,
 ) -> (Model, usize) {
     // The targets play no part here: no teachers or FER+ votes are needed.
     let mut cfg = cfg.clone();
     cfg.distill = None;
     cfg.ferplus = 0.0;
-    if plain {
-        cfg.augment = crate::train::augment::AugmentConfig::NONE;
+    if let Some(PlainImages { camera }) = plain {
+        cfg.augment = crate::train::augment::AugmentConfig {
+            camera,
+            ..crate::train::augment::AugmentConfig::NONE
+        };
         cfg.mixup = 0.0;
     }
     let set = Arc::new(TrainSet {
@@ -189,6 +193,14 @@ pub fn recalibrate_batchnorm(
     (model, used)
 }
 
+/// BatchNorm statistics taken without the run's augmentation (see
+/// [`recalibrate_batchnorm`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlainImages {
+    /// Share of the images drawn as the crops a device makes of them (0: all as they are).
+    pub camera: f32,
+}
+
 /// What to average and where to write it (`emoedge average`).
 #[derive(Clone, Debug)]
 pub struct AverageOptions {
@@ -203,6 +215,8 @@ pub struct AverageOptions {
     pub bn_batches: Option<usize>,
     /// BatchNorm statistics on the training images as they are, not augmented.
     pub bn_plain: bool,
+    /// With `bn_plain`, the share of them drawn as device crops.
+    pub bn_camera: f32,
     /// Dataset folder holding `train/` and `test/`.
     pub data: PathBuf,
 }
@@ -222,6 +236,8 @@ pub struct AverageRecord {
     pub bn_batches: usize,
     /// BatchNorm statistics taken without augmentation (`--bn-plain`).
     pub bn_plain: bool,
+    /// Share of those images drawn as device crops (`--bn-camera`).
+    pub bn_camera: f32,
     /// Accuracy on `test` of the written model.
     pub test_accuracy: f64,
     /// Its loss on `test`.
@@ -309,9 +325,16 @@ pub fn average_run(
     note(&format!(
         "{what} of {}; BatchNorm statistics from {want} training batches{}",
         o.run.display(),
-        if o.bn_plain { ", not augmented" } else { "" }
+        match (o.bn_plain, o.bn_camera) {
+            (false, _) => String::new(),
+            (true, 0.0) => ", not augmented".to_string(),
+            (true, c) => format!(", not augmented, {:.0}% as device crops", c * 100.0),
+        }
     ));
-    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want, o.bn_plain);
+    let plain = o.bn_plain.then_some(PlainImages {
+        camera: o.bn_camera,
+    });
+    let (model, used) = recalibrate_batchnorm(model, &cfg, train_set, want, plain);
     let model = model.valid();
     let (test_loss, test_acc) = evaluate_loss(&model, &test_set, &device);
 
@@ -331,6 +354,7 @@ pub fn average_run(
         checkpoints_sha256: hashes,
         bn_batches: used,
         bn_plain: o.bn_plain,
+        bn_camera: o.bn_camera,
         test_accuracy: test_acc,
         test_loss,
         before_test_accuracy: before,
