@@ -202,6 +202,20 @@ mod tests {
         vec![v.to_string(); n].join(" ")
     }
 
+    /// Writes a CSV with FER2013's header and `rows`.
+    fn write_csv(path: &Path, rows: &[String]) {
+        std::fs::write(path, format!("emotion,pixels,Usage\n{}\n", rows.join("\n"))).unwrap();
+    }
+
+    /// [`load_csv`] without a progress bar.
+    fn read(
+        path: &Path,
+        split: Split,
+        classes: &CsvClasses,
+    ) -> Result<(Dataset, Vec<Skipped>), DataError> {
+        load_csv(path, split, classes, &ProgressBar::hidden())
+    }
+
     #[test]
     fn reads_its_split_and_names_bad_rows() {
         let t = tempfile::tempdir().unwrap();
@@ -215,18 +229,8 @@ mod tests {
             format!("5,\"{}\",Training", pixels(60, 96 * 96)),
             "2,1 2 x,Training".to_string(),
         ];
-        std::fs::write(
-            &path,
-            format!("emotion,pixels,Usage\n{}\n", rows.join("\n")),
-        )
-        .unwrap();
-        let (ds, skipped) = load_csv(
-            &path,
-            Split::Train,
-            &CsvClasses::Fer2013,
-            &ProgressBar::hidden(),
-        )
-        .unwrap();
+        write_csv(&path, &rows);
+        let (ds, skipped) = read(&path, Split::Train, &CsvClasses::Fer2013).unwrap();
         let labels: Vec<u8> = ds.labels.clone();
         assert_eq!(
             labels,
@@ -240,21 +244,9 @@ mod tests {
         assert!(reasons[0].starts_with("line 5:") && reasons[0].contains("label code"));
         assert!(reasons[1].starts_with("line 6:") && reasons[1].contains("2000 pixel"));
         assert!(reasons[2].starts_with("line 8:") && reasons[2].contains("0-255"));
-        let (test, _) = load_csv(
-            &path,
-            Split::Test,
-            &CsvClasses::Fer2013,
-            &ProgressBar::hidden(),
-        )
-        .unwrap();
+        let (test, _) = read(&path, Split::Test, &CsvClasses::Fer2013).unwrap();
         assert_eq!(test.labels, [Emotion::Neutral.index() as u8]);
-        let err = load_csv(
-            &path,
-            Split::Private,
-            &CsvClasses::Fer2013,
-            &ProgressBar::hidden(),
-        )
-        .unwrap_err();
+        let err = read(&path, Split::Private, &CsvClasses::Fer2013).unwrap_err();
         assert!(err.to_string().contains("PrivateTest"), "{err}");
     }
 
@@ -267,13 +259,9 @@ mod tests {
             format!("0,{},Training", pixels(20, 2304)),
             format!("2,{},Training", pixels(30, 2304)),
         ];
-        std::fs::write(
-            &path,
-            format!("emotion,pixels,Usage\n{}\n", rows.join("\n")),
-        )
-        .unwrap();
+        write_csv(&path, &rows);
         let names = CsvClasses::Named(vec!["smile".into(), "no_smile".into()]);
-        let (ds, skipped) = load_csv(&path, Split::Train, &names, &ProgressBar::hidden()).unwrap();
+        let (ds, skipped) = read(&path, Split::Train, &names).unwrap();
         assert_eq!(ds.classes, ["smile", "no_smile"]);
         assert_eq!(ds.labels, [1, 0]);
         assert!(
@@ -289,14 +277,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("x.csv");
         std::fs::write(&path, "label,image\n0,1 2 3 4\n").unwrap();
-        let err = load_csv(
-            &path,
-            Split::Train,
-            &CsvClasses::Fer2013,
-            &ProgressBar::hidden(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = read(&path, Split::Train, &CsvClasses::Fer2013)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("x.csv") && err.contains("label,image") && err.contains("emotion"),
             "{err}"
