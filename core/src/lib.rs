@@ -15,6 +15,7 @@ pub mod emotion;
 pub mod engine;
 pub mod kernels;
 pub mod labels;
+pub mod link;
 pub mod model;
 pub mod preprocess;
 pub mod quant;

@@ -1,7 +1,7 @@
 // Runs the emoedge Pico firmware in rp2040js (an RP2040 emulator) and prints what it writes
 // to UART0.
 //
-//   node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N]
+//   node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N] [--link]
 //
 // The ELF's loadable segments go into the emulated flash (and SRAM), and each --load file at
 // its address: `emoedge flash --board pico --emulate` loads the model blob and the test
@@ -10,6 +10,11 @@
 // and the bootrom's code may only run on RP2040 chips, so none is loaded: the core starts
 // past boot2, with VTOR, SP and PC taken from the firmware's vector table at 0x10000100, as
 // boot2 would leave them. The firmware must therefore make no calls into the ROM.
+//
+// With --link, UART0 is a byte pipe instead: what arrives on stdin goes to the firmware's
+// UART0 receiver (as fast as its FIFO takes it), and every byte the firmware sends goes to
+// stdout as it is, for `emoedge verify --board pico --emulate` to speak the host link
+// (emoedge_core::link) through. The run then ends when stdin closes.
 //
 // Exit status: 0 when the firmware reports "emoedge-mcu: done", 1 when it reports an error
 // or stops without a verdict, 2 on bad arguments or when --max-cycles runs out. The last
@@ -24,7 +29,7 @@ const CYCLE_NANOS = 1e9 / 125_000_000; // the firmware's 125 MHz system clock
 
 function usage(msg) {
   process.stderr.write(`emulate.mjs: ${msg}\n`);
-  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N]\n');
+  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N] [--link]\n');
   process.exit(2);
 }
 
@@ -64,6 +69,7 @@ const args = process.argv.slice(2);
 let firmware = null;
 const loads = [];
 let maxCycles = 20e9;
+let link = false;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--load') {
@@ -74,6 +80,7 @@ for (let i = 0; i < args.length; i++) {
     loads.push({ file: spec.slice(0, at), addr });
   }
   else if (a === '--max-cycles') maxCycles = Number(args[++i]);
+  else if (a === '--link') link = true;
   else if (a.startsWith('--')) usage(`unknown option ${a}`);
   else if (firmware === null) firmware = a;
   else usage(`unexpected argument ${a}`);
@@ -103,38 +110,84 @@ mcu.core.VTOR = VECTORS;
 mcu.core.SP = mcu.readUint32(VECTORS);
 mcu.core.PC = mcu.readUint32(VECTORS + 4) & ~1;
 
-let line = '';
-let verdict = null;
-mcu.uart[0].onByte = (b) => {
-  if (b === 10) {
-    process.stdout.write(line + '\n');
-    if (line.startsWith('emoedge-mcu: done')) verdict = 0;
-    else if (line.startsWith('emoedge-mcu: error:')) verdict = 1;
-    line = '';
-  } else if (b !== 13) {
-    line += String.fromCharCode(b);
-  }
-};
-
 const { clock } = sim;
+
+// Runs the core until it has executed `cycles` more cycles or `stop()` says so; returns
+// false when it fell asleep with nothing to wake it (the firmware has stopped).
 let idle = 0;
-while (verdict === null) {
-  if (mcu.core.cycles > maxCycles) {
-    process.stderr.write(`emulate.mjs: no verdict after ${maxCycles} cycles\n`);
-    process.exit(2);
+function runFor(cycles, stop) {
+  const until = mcu.core.cycles + cycles;
+  while (mcu.core.cycles < until && !stop()) {
+    if (mcu.core.waiting) {
+      // Asleep (WFI): run the clock to the next alarm.
+      const next = clock.nanosToNextAlarm;
+      if (!(next > 0) || ++idle > 1000) return false;
+      clock.tick(next);
+    } else {
+      clock.tick(mcu.core.executeInstruction() * CYCLE_NANOS);
+    }
   }
-  if (mcu.core.waiting) {
-    // Asleep (WFI): run the clock to the next alarm; with none, the firmware has stopped.
-    const next = clock.nanosToNextAlarm;
-    if (!(next > 0) || ++idle > 1000) {
+  return true;
+}
+
+// The report: UART0's lines to stdout until the verdict line.
+function report() {
+  let line = '';
+  let verdict = null;
+  mcu.uart[0].onByte = (b) => {
+    if (b === 10) {
+      process.stdout.write(line + '\n');
+      if (line.startsWith('emoedge-mcu: done')) verdict = 0;
+      else if (line.startsWith('emoedge-mcu: error:')) verdict = 1;
+      line = '';
+    } else if (b !== 13) {
+      line += String.fromCharCode(b);
+    }
+  };
+  while (verdict === null) {
+    if (mcu.core.cycles > maxCycles) {
+      process.stderr.write(`emulate.mjs: no verdict after ${maxCycles} cycles\n`);
+      process.exit(2);
+    }
+    if (!runFor(1_000_000, () => verdict !== null)) {
       if (line) process.stdout.write(line + '\n');
       process.stderr.write('emulate.mjs: the firmware stopped without reporting done\n');
       process.exit(1);
     }
-    clock.tick(next);
-  } else {
-    clock.tick(mcu.core.executeInstruction() * CYCLE_NANOS);
   }
+  process.stderr.write(`emulate.mjs: ${mcu.core.cycles} cycles\n`);
+  process.exit(verdict);
 }
-process.stderr.write(`emulate.mjs: ${mcu.core.cycles} cycles\n`);
-process.exit(verdict);
+
+// The host link: stdin to UART0's receiver, UART0's transmitter to stdout, in slices of
+// 100,000 cycles (0.8 ms of the Pico's time) between which Node moves the bytes.
+function serveLink() {
+  const uart = mcu.uart[0];
+  const input = [];
+  let inputOpen = true;
+  let out = [];
+  uart.onByte = (b) => out.push(b);
+  process.stdin.on('data', (chunk) => { for (const b of chunk) input.push(b); });
+  process.stdin.on('end', () => { inputOpen = false; });
+  const never = () => false;
+  const slice = () => {
+    let fed = 0;
+    while (fed < input.length && !uart.rxFIFO.full) uart.feedByte(input[fed++]);
+    input.splice(0, fed);
+    const awake = runFor(100_000, never);
+    if (out.length) {
+      process.stdout.write(Buffer.from(out));
+      out = [];
+    }
+    if (!awake) {
+      process.stderr.write('emulate.mjs: the firmware stopped\n');
+      process.exit(1);
+    }
+    if (!inputOpen && input.length === 0) process.exit(0);
+    setImmediate(slice);
+  };
+  slice();
+}
+
+if (link) serveLink();
+else report();

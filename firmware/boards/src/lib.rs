@@ -65,6 +65,8 @@ pub struct Board {
     pub name: &'static str,
     /// What it is, in a line.
     pub summary: &'static str,
+    /// Its processor core, as the firmware names it to the host ("Cortex-M0+").
+    pub core: &'static str,
     /// The Rust target its firmware is built for.
     pub target: &'static str,
     /// The firmware's folder, from the repository root.
@@ -98,6 +100,7 @@ pub struct Board {
 pub const PICO: Board = Board {
     name: "pico",
     summary: "Raspberry Pi Pico (RP2040, Cortex-M0+, 125 MHz), UART0 on GP0/GP1",
+    core: "Cortex-M0+",
     target: "thumbv6m-none-eabi",
     firmware_dir: "firmware/pico",
     firmware_bin: "emoedge-pico",
@@ -133,6 +136,7 @@ pub const PICO: Board = Board {
 pub const STM32F405: Board = Board {
     name: "stm32f405",
     summary: "STM32F405/407 boards (Cortex-M4F, 168 MHz), USART1 on PA9/PA10",
+    core: "Cortex-M4F",
     target: "thumbv7em-none-eabihf",
     firmware_dir: "firmware/stm32f405",
     firmware_bin: "emoedge-stm32f405",
@@ -167,6 +171,7 @@ pub const STM32F405: Board = Board {
 pub const MPS2_M4F: Board = Board {
     name: "mps2-m4f",
     summary: "Cortex-M4F build on QEMU's MPS2 AN386 (instruction counts)",
+    core: "Cortex-M4F",
     target: "thumbv7em-none-eabihf",
     firmware_dir: "firmware/mcu",
     firmware_bin: "emoedge-mcu",
@@ -202,6 +207,7 @@ pub const MPS2_M4F: Board = Board {
 pub const MPS2_M0PLUS: Board = Board {
     name: "mps2-m0plus",
     summary: "Cortex-M0+ build on QEMU's MPS2 AN385 (instruction counts)",
+    core: "Cortex-M0+",
     target: "thumbv6m-none-eabi",
     emulator: Emulator::QemuSemihosting {
         machine: "mps2-an385",
@@ -216,6 +222,7 @@ pub const MPS2_M0PLUS: Board = Board {
 pub const MPS2_M33: Board = Board {
     name: "mps2-m33",
     summary: "Cortex-M33 build on QEMU's MPS2 AN505 (instruction counts)",
+    core: "Cortex-M33",
     target: "thumbv8m.main-none-eabihf",
     code: Region {
         origin: 0x1000_0000,

@@ -3,27 +3,19 @@
 //! (frame number, label, int8 logits), the cost of each layer and the whole inference, over
 //! the board's console.
 //!
-//! Costs come from the board's clock ([`Cost`]): a running count of instructions (QEMU) or
+//! Costs come from the board's clock ([`CostUnit`]): a running count of instructions (QEMU) or
 //! cycles (rp2040js, silicon), read before and after each layer.
 
 use core::fmt::Write;
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use emoedge_camera::{FrameInfo, FrameSource};
 use emoedge_core::emotion::argmax;
+use emoedge_core::link::{BlobId, CostUnit};
 use emoedge_core::model::{HEADER_LEN, Header, MAX_LAYERS};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::test_frames::TestFrames;
 use emoedge_core::labels::name_of;
 use emoedge_core::{Engine, Model};
-
-/// What the board's clock counts, for the report.
-#[derive(Clone, Copy, Debug)]
-pub struct Cost {
-    /// The unit's name, plural ("instructions", "cycles").
-    pub unit: &'static str,
-    /// Its short form after "MAC/" ("instr", "cycle").
-    pub short: &'static str,
-}
 
 /// A running count from SysTick on the core clock, for boards with nothing better: SysTick
 /// counts down 24 bits, so each reading adds the ticks since the last one, and readings must
@@ -61,7 +53,7 @@ impl SysTickCount {
 }
 
 /// Why the run stopped early. Every case is reported as one `emoedge-mcu: error:` line.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Failure {
     /// No valid header at the blob region's start (erased flash, another image, truncated).
     NoBlob(emoedge_core::ModelError),
@@ -100,16 +92,37 @@ impl core::fmt::Display for Failure {
     }
 }
 
-/// Runs the model of `blob_region` on every frame of `frames_region`, writing the report to
-/// `out`; `clock` gives the running count of [`Cost`] units that times the layers.
-pub fn run(
-    out: &mut impl Write,
-    clock: &mut impl FnMut() -> u64,
-    cost: Cost,
-    blob_region: &'static [u8],
-    frames_region: &'static [u8],
-    arena: &mut [i8],
-) -> Result<(), Failure> {
+/// Where the report goes, and whether a host has started speaking to the board (which
+/// stops the stand-alone run so that the board can answer it: see [`crate::link`]).
+pub trait Console: Write {
+    /// Whether a host has sent something; consoles no host can reach say no.
+    fn host_spoke(&mut self) -> bool {
+        false
+    }
+}
+
+/// How the stand-alone run over the flashed frames ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// Every frame was classified and the summary printed.
+    AllFrames,
+    /// A host spoke before the last frame; the run stopped quietly, so that nothing but
+    /// the link's frames goes out from here on.
+    HostSpoke,
+}
+
+/// A blob the firmware can run: the model parsed from its flash region, and what tells it
+/// apart from other blobs for a host ([`BlobId`]).
+pub struct Loaded {
+    /// The parsed model, borrowing the flash region.
+    pub model: Model<'static>,
+    /// Its length, body CRC and weights hash.
+    pub id: BlobId,
+}
+
+/// Parses the model blob at the start of `blob_region` and checks that it fits an arena of
+/// `arena_len` bytes.
+pub fn load(blob_region: &'static [u8], arena_len: usize) -> Result<Loaded, Failure> {
     // The header first, so that a missing or truncated blob is named as such.
     let header = Header::parse(blob_region.get(..HEADER_LEN).unwrap_or(blob_region))
         .map_err(Failure::NoBlob)?;
@@ -120,16 +133,42 @@ pub fn run(
             region: blob_region.len(),
         })?;
     let model = Model::parse(blob).map_err(Failure::Rejected)?;
-    if model.arena_len() > arena.len() {
+    if model.arena_len() > arena_len {
         return Err(Failure::Arena {
             needed: model.arena_len(),
-            have: arena.len(),
+            have: arena_len,
         });
     }
+    let id = BlobId {
+        len: blob.len() as u32,
+        crc: header.crc,
+        weights_hash: model.body().weights_hash,
+    };
+    Ok(Loaded { model, id })
+}
+
+/// Runs the model of `blob_region` on every frame of `frames_region`, writing the report to
+/// `out`; `clock` gives the running count of `unit`s that times the layers.
+pub fn run(
+    out: &mut impl Console,
+    clock: &mut impl FnMut() -> u64,
+    unit: CostUnit,
+    blob_region: &'static [u8],
+    frames_region: &'static [u8],
+    arena: &mut [i8],
+) -> Result<Ran, Failure> {
+    let loaded = load(blob_region, arena.len())?;
+    report_model(out, &loaded);
+    run_frames(out, clock, unit, &loaded.model, frames_region, arena)
+}
+
+/// The `model ok` and `classes` lines of the report.
+pub fn report_model(out: &mut impl Write, loaded: &Loaded) {
+    let model = &loaded.model;
     let _ = writeln!(
         out,
         "emoedge-mcu: model ok: {} bytes, {} layers, {} weight bytes, {} MACs, arena {} bytes",
-        blob.len(),
+        loaded.id.len,
         model.steps().len(),
         model.weight_bytes(),
         model.macs(),
@@ -140,16 +179,30 @@ pub fn run(
         let _ = write!(out, " {label}");
     }
     let _ = writeln!(out);
+}
 
+/// Classifies every frame of `frames_region` with `model` and reports each, then the cost
+/// per layer; stops quietly when a host speaks ([`Ran::HostSpoke`]).
+pub fn run_frames(
+    out: &mut impl Console,
+    clock: &mut impl FnMut() -> u64,
+    unit: CostUnit,
+    model: &Model,
+    frames_region: &'static [u8],
+    arena: &mut [i8],
+) -> Result<Ran, Failure> {
     let frames = TestFrames::parse(frames_region).map_err(Failure::Frames)?;
     let mut frames = FlashFrames { frames, next: 0 };
-    let engine = Engine::new(&model);
+    let engine = Engine::new(model);
     let (mut right, mut known) = (0usize, 0usize);
     let mut layer_units = [0u64; MAX_LAYERS];
     let mut total_units = 0u64;
     let mut gray = [0u8; INPUT_LEN];
     let mut count = 0;
     while let Ok(Some(info)) = frames.next_frame(&mut gray) {
+        if out.host_spoke() {
+            return Ok(Ran::HostSpoke);
+        }
         let i = count;
         count += 1;
         let mut x = [0i8; INPUT_LEN];
@@ -186,11 +239,11 @@ pub fn run(
             i,
             s.step.op_name(),
             s.macs,
-            cost.unit,
+            unit.plural(),
             units,
             s.macs / units.max(1),
             (s.macs * 100 / units.max(1)) % 100,
-            cost.short,
+            unit.short(),
         );
     }
     let _ = writeln!(
@@ -200,16 +253,17 @@ pub fn run(
         right,
         known,
         total_units / n,
-        cost.unit
+        unit.plural()
     );
-    Ok(())
+    Ok(Ran::AllFrames)
 }
 
 /// Writes the verdict line of a run on a board's UART: `emoedge-mcu: done`, or
 /// `emoedge-mcu: error: …` naming the failure. The emulator runners stop at either.
-pub fn report_verdict(out: &mut impl Write, result: Result<(), Failure>) {
+pub fn report_verdict(out: &mut impl Write, result: Result<Ran, Failure>) {
     let _ = match result {
-        Ok(()) => writeln!(out, "emoedge-mcu: done"),
+        Ok(Ran::AllFrames) => writeln!(out, "emoedge-mcu: done"),
+        Ok(Ran::HostSpoke) => Ok(()),
         Err(e) => writeln!(out, "emoedge-mcu: error: {e}"),
     };
 }

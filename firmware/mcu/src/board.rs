@@ -2,10 +2,13 @@
 //! the board's memory map, the run and its verdict; and the fault handlers that report on
 //! the board's console ([`fault_handlers!`]).
 
-use crate::app::{self, Cost, Failure};
+use crate::app::{self, Console, Failure, Ran};
+use crate::link::{self, Port};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
+use embedded_hal_nb::serial;
 use emoedge_boards::Board;
+use emoedge_core::link::{CostUnit, ModelState};
 
 /// The engine's working memory on every board: the shipped model needs 61,060 bytes
 /// (activations and kernel scratch, `Model::arena_len`), the smallest board has 128 KiB.
@@ -35,15 +38,9 @@ fn regions(board: &Board) -> (&'static [u8], &'static [u8]) {
     }
 }
 
-/// Runs the model flashed on `board` over its test frames ([`app::run`]), reporting on
-/// `console` with costs from `clock`. Call it once, from the board's main.
-pub fn run(
-    console: &mut impl Write,
-    clock: &mut impl FnMut() -> u64,
-    cost: Cost,
-    board: &Board,
-) -> Result<(), Failure> {
-    // The arena is handed out once: main runs once, before any interrupt could call here.
+/// The engine's arena, handed out once: main runs once, before any interrupt could ask.
+fn take_arena() -> Result<&'static mut [i8; ARENA_LEN], Failure> {
+    // Load and store, not swap: Armv6-M (the Pico) has no atomic read-modify-write.
     if ARENA_TAKEN.load(Ordering::Relaxed) {
         return Err(Failure::Arena {
             needed: ARENA_LEN,
@@ -52,9 +49,63 @@ pub fn run(
     }
     ARENA_TAKEN.store(true, Ordering::Relaxed);
     // SAFETY: the flag above lets this reference be taken once.
-    let arena: &mut [i8; ARENA_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+    Ok(unsafe { &mut *core::ptr::addr_of_mut!(ARENA) })
+}
+
+/// Runs the model flashed on `board` over its test frames ([`app::run`]), reporting on
+/// `console` with costs from `clock`. Call it once, from the board's main.
+pub fn run(
+    console: &mut impl Console,
+    clock: &mut impl FnMut() -> u64,
+    unit: CostUnit,
+    board: &Board,
+) -> Result<Ran, Failure> {
+    let arena = take_arena()?;
     let (blob, frames) = regions(board);
-    app::run(console, clock, cost, blob, frames, arena)
+    app::run(console, clock, unit, blob, frames, arena)
+}
+
+/// A board's whole life on its serial port: the stand-alone report over the flashed test
+/// frames and its verdict line (cut short, without a verdict, as soon as a host speaks),
+/// then the host link ([`link::serve`]) for as long as the board runs. A board without a
+/// usable blob still answers the host, naming why in its hello. Call it once, from the
+/// board's main.
+pub fn run_and_serve<S: serial::Read<u8> + serial::Write<u8>>(
+    serial: S,
+    clock: &mut impl FnMut() -> u64,
+    unit: CostUnit,
+    board: &Board,
+) -> ! {
+    let mut port = Port::new(serial);
+    let arena = match take_arena() {
+        Ok(a) => a,
+        Err(e) => {
+            app::report_verdict(&mut port, Err(e));
+            crate::halt()
+        }
+    };
+    let (blob, frames) = regions(board);
+    let loaded = app::load(blob, arena.len());
+    let result = match &loaded {
+        Ok(l) => {
+            app::report_model(&mut port, l);
+            app::run_frames(&mut port, clock, unit, &l.model, frames, arena)
+        }
+        Err(e) => Err(*e),
+    };
+    // The reason a blob was refused, kept for the hello.
+    let mut refused = heapless::String::<160>::new();
+    if let Err(e) = &loaded {
+        let _ = write!(refused, "{e}");
+    }
+    app::report_verdict(&mut port, result);
+    let state = match &loaded {
+        Ok(l) => ModelState::Ready(l.id),
+        Err(_) => ModelState::Refused(&refused),
+    };
+    let hello = link::hello(board, unit, arena.len(), state);
+    let model = loaded.as_ref().ok().map(|l| &l.model);
+    link::serve(&mut port, clock, &hello, model, arena)
 }
 
 /// The hard-fault and panic handlers of a board without semihosting: each writes one

@@ -10,7 +10,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use emoedge_mcu::app::{Cost, SysTickCount};
+use emoedge_core::link::CostUnit;
+use emoedge_mcu::app::SysTickCount;
 use emoedge_mcu::semihosting::{Console, exit_ok, fail};
 use emoedge_mcu::{Board, board};
 
@@ -27,14 +28,10 @@ const INSTR_PER_TICK: u32 = 1_000_000_000 / BOARD.clock_hz;
 fn main() -> ! {
     let mut cp =
         cortex_m::Peripherals::take().unwrap_or_else(|| fail(format_args!("peripherals taken")));
-    let cost = Cost {
-        unit: "instructions",
-        short: "instr",
-    };
     let mut count = SysTickCount::start(&mut cp.SYST, INSTR_PER_TICK, 1);
     let mut clock = || count.now();
-    match board::run(&mut Console::open(), &mut clock, cost, BOARD) {
-        Ok(()) => exit_ok(),
+    match board::run(&mut Console::open(), &mut clock, CostUnit::Instructions, BOARD) {
+        Ok(_) => exit_ok(),
         Err(e) => fail(format_args!("{e}")),
     }
 }

@@ -1,7 +1,8 @@
 //! emoedge-pico: the emoedge firmware on a Raspberry Pi Pico (RP2040, Cortex-M0+).
 //!
 //! The board layer only: clocks from the 12 MHz crystal through the PLLs (125 MHz system
-//! clock) and UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 for the report. The memory map
+//! clock) and UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 for the report and then the
+//! host link. The memory map
 //! (model blob at 0x10100000, test frames at 0x10180000) is `emoedge_boards::PICO`'s; the
 //! rest is `emoedge_mcu::board`, as on every board. Costs are cycles of the 125 MHz system
 //! clock from the microsecond timer (as the emulator models them, when run in rp2040js).
@@ -9,7 +10,7 @@
 #![no_main]
 
 use core::fmt::Write;
-use emoedge_mcu::app::{self, Cost};
+use emoedge_core::link::CostUnit;
 use emoedge_mcu::{board, halt};
 use hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{self as hal, Clock, fugit::RateExtU32, pac};
@@ -51,7 +52,7 @@ fn main() -> ! {
         pins.gpio1.into_function::<hal::gpio::FunctionUart>(),
     );
     let config = UartConfig::new(115_200.Hz(), DataBits::Eight, None, StopBits::One);
-    let Ok(mut uart) = UartPeripheral::new(pac.UART0, uart_pins, &mut pac.RESETS)
+    let Ok(uart) = UartPeripheral::new(pac.UART0, uart_pins, &mut pac.RESETS)
         .enable(config, clocks.peripheral_clock.freq())
     else {
         halt()
@@ -62,13 +63,7 @@ fn main() -> ! {
     let timer = hal::Timer::new(pac.TIMER, &mut pac.RESETS, &clocks);
     let cycles_per_us = (clocks.system_clock.freq().to_Hz() / 1_000_000) as u64;
     let mut clock = || timer.get_counter().ticks() * cycles_per_us;
-    let cost = Cost {
-        unit: "cycles",
-        short: "cycle",
-    };
-    let result = board::run(&mut uart, &mut clock, cost, &emoedge_boards::PICO);
-    app::report_verdict(&mut uart, result);
-    halt()
+    board::run_and_serve(uart, &mut clock, CostUnit::Cycles, &emoedge_boards::PICO)
 }
 
 /// UART0's transmit FIFO, written directly: what the panic and fault handlers have when the

@@ -2,7 +2,7 @@
 //! DSP kernels).
 //!
 //! The board layer only: clocks and USART1 on PA9 (TX) / PA10 (RX) at 115200 8N1 for the
-//! report. The memory map (model blob at 0x08020000 in sectors 5-7, test frames at
+//! report and then the host link. The memory map (model blob at 0x08020000 in sectors 5-7, test frames at
 //! 0x08080000 in sectors 8-11) is `emoedge_boards::STM32F405`'s; the rest is
 //! `emoedge_mcu::board`, as on every board.
 //!
@@ -18,7 +18,8 @@
 use core::fmt::Write;
 use cortex_m_rt::entry;
 use emoedge_boards::STM32F405;
-use emoedge_mcu::app::{self, Cost, SysTickCount};
+use emoedge_core::link::CostUnit;
+use emoedge_mcu::app::SysTickCount;
 use emoedge_mcu::{board, halt};
 use stm32f4xx_hal::{pac, prelude::*, rcc::Config};
 
@@ -36,28 +37,24 @@ fn main() -> ! {
     };
     let mut rcc = dp.RCC.freeze(config);
     let gpioa = dp.GPIOA.split(&mut rcc);
-    let Ok(mut tx) = dp.USART1.tx(gpioa.pa9, 115_200.bps(), &mut rcc) else {
+    let Ok(serial) = dp
+        .USART1
+        .serial((gpioa.pa9, gpioa.pa10), 115_200.bps(), &mut rcc)
+    else {
         halt()
     };
-    let (cost, mut count) = if on_chip {
-        let cost = Cost {
-            unit: "cycles",
-            short: "cycle",
-        };
-        (cost, SysTickCount::start(&mut cp.SYST, 1, 1))
+    let (unit, mut count) = if on_chip {
+        (CostUnit::Cycles, SysTickCount::start(&mut cp.SYST, 1, 1))
     } else {
-        let cost = Cost {
-            unit: "instructions",
-            short: "instr",
-        };
         // With `-icount shift=0` a nanosecond is one instruction.
         let mhz = STM32F405.clock_hz / 1_000_000;
-        (cost, SysTickCount::start(&mut cp.SYST, 1000, mhz))
+        (
+            CostUnit::Instructions,
+            SysTickCount::start(&mut cp.SYST, 1000, mhz),
+        )
     };
     let mut clock = || count.now();
-    let result = board::run(&mut tx, &mut clock, cost, &STM32F405);
-    app::report_verdict(&mut tx, result);
-    halt()
+    board::run_and_serve(serial, &mut clock, unit, &STM32F405)
 }
 
 /// USART1's data register, written directly: what the panic and fault handlers have when the

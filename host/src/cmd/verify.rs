@@ -3,8 +3,9 @@
 
 use super::{Outcome, progress};
 use anyhow::{Result, bail};
+use emoedge::verify::board::{BoardCheck, Via, check_board, summary};
 use emoedge::verify::{McuCheck, Options, Report, verify};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,13 +41,32 @@ pub struct Args {
     /// images (spread over the data) and require its logits to equal the engine's.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
     mcu: Option<usize>,
-    /// The board for --mcu (see `emoedge flash --help`).
+    /// The board for --mcu, --port and --emulate (see `emoedge flash --help`); --port and
+    /// --emulate need a board with a serial link: pico or stm32f405.
     #[arg(long, value_parser = emoedge::mcu::parse_board, default_value = "mps2-m4f")]
     board: &'static emoedge::mcu::Board,
-    /// Firmware ELF for --mcu [default: the board's, as `cargo build --release` in its
-    /// firmware folder makes it].
+    /// Firmware ELF for --mcu and --emulate [default: the board's, as `cargo build
+    /// --release` in its firmware folder makes it].
     #[arg(long)]
     firmware: Option<PathBuf>,
+    /// Check the model on the board plugged into this serial port (115200 8N1): send it
+    /// faces of the data, compare every logit it answers with the host engine, and report
+    /// its accuracy, agreement and latency. The board must hold the model folder's blob
+    /// (`emoedge flash --board B --probe`, or its UF2); another blob stops the check before
+    /// any face is sent. Only the board is checked: run `verify` without it for the
+    /// artifacts.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["emulate", "mcu", "blob"])]
+    port: Option<String>,
+    /// As --port, with the board's firmware in its emulator (rp2040js, QEMU) speaking the
+    /// same link.
+    #[arg(long, conflicts_with_all = ["mcu", "blob"])]
+    emulate: bool,
+    /// With --port or --emulate: faces to send, spread over the data [default: all].
+    #[arg(long, value_name = "N")]
+    images: Option<usize>,
+    /// With --port or --emulate: seconds to wait for the board's hello.
+    #[arg(long, value_name = "S", default_value_t = 20)]
+    hello_wait: u64,
 }
 
 pub fn run(a: Args) -> Result<Outcome> {
@@ -54,6 +74,24 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
+    let via = match (&a.port, a.emulate) {
+        (Some(p), _) => Some(Via::Port(p.clone())),
+        (None, true) => Some(Via::Emulator(
+            a.firmware
+                .clone()
+                .unwrap_or_else(|| emoedge::mcu::firmware(a.board)),
+        )),
+        (None, false) => None,
+    };
+    if let Some(via) = via {
+        let check = BoardCheck {
+            board: a.board,
+            via,
+            images: a.images,
+            hello_wait: std::time::Duration::from_secs(a.hello_wait),
+        };
+        return run_board(&a.model, &data, a.split, &check, a.json.as_deref());
+    }
     let options = Options {
         model: a.model,
         data,
@@ -80,6 +118,28 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
     println!("verify passed");
     Ok(super::report_skipped(&report.skipped_files))
+}
+
+/// `verify --port` and `--emulate`: the check on the board, its report printed and written
+/// (also when the board stopped answering part-way: what it answered is kept).
+fn run_board(
+    model: &Path,
+    data: &Path,
+    split: emoedge::data::Split,
+    check: &BoardCheck,
+    json: Option<&Path>,
+) -> Result<Outcome> {
+    let report = check_board(model, data, split, check, &|n| progress::bar("faces", n))?;
+    print!("{}", summary(&report));
+    if let Some(path) = json {
+        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    }
+    let failures = report.failures();
+    if !failures.is_empty() {
+        bail!("verify on the board failed: {}", failures.join("; "));
+    }
+    println!("verify on the board passed");
+    Ok(Outcome::Ok)
 }
 
 /// The report as a table: accuracy and recall per form, agreement, logit differences.

@@ -18,17 +18,10 @@ fn loader_args(board: &Board, blob: Option<&Path>, frames: Option<&Path>) -> Vec
     args
 }
 
-/// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
-/// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
-/// emulated flash and prints UART0).
-pub(super) fn run_rp2040js(
-    board: &Board,
-    firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
-) -> Result<String> {
-    // The runner's folder: the firmware's own (its ELF lies in its target folder), else
-    // firmware/pico under the working directory.
+/// The folder of the Pico's runner `emulate.mjs` and its rp2040js: the firmware's own (its
+/// ELF lies in its target folder), else the board's firmware folder under the working
+/// directory.
+pub(super) fn rp2040js_dir<'a>(board: &'a Board, firmware: &'a Path) -> Result<&'a Path> {
     let dir = firmware
         .ancestors()
         .find(|p| p.join("emulate.mjs").is_file())
@@ -41,6 +34,19 @@ pub(super) fn run_rp2040js(
             dir.display()
         );
     }
+    Ok(dir)
+}
+
+/// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
+/// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
+/// emulated flash and prints UART0).
+pub(super) fn run_rp2040js(
+    board: &Board,
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<String> {
+    let dir = rp2040js_dir(board, firmware)?;
     let mut cmd = Command::new("node");
     cmd.arg(dir.join("emulate.mjs")).arg(firmware);
     for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {

@@ -10,6 +10,7 @@
 //! and count instructions per layer.
 
 mod emulate;
+pub mod link;
 
 use crate::data::Dataset;
 use anyhow::{Result, bail};

@@ -7,6 +7,7 @@
 //! it breaks. `emoedge verify` prints it, writes it as JSON and fails if any is named.
 
 pub mod artifacts;
+pub mod board;
 
 use crate::data::{Dataset, load_for_model};
 use crate::eval::Form;
