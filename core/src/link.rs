@@ -60,6 +60,9 @@ pub enum Request<'a> {
 }
 
 /// What the board answers.
+// A profile (every layer's cost) is the large variant; a board without a heap holds one
+// response at a time on its stack, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response<'a> {
     /// The board, its firmware and its model.
@@ -210,7 +213,10 @@ impl core::fmt::Display for LinkError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::TooLong { max } => write!(f, "frame longer than the {max} bytes this end takes"),
-            Self::Framing => write!(f, "malformed frame (bad COBS, or no room for version and CRC)"),
+            Self::Framing => write!(
+                f,
+                "malformed frame (bad COBS, or no room for version and CRC)"
+            ),
             Self::Crc { stored, actual } => write!(
                 f,
                 "frame damaged: CRC {actual:#010x} of what arrived, {stored:#010x} in the frame"
@@ -243,7 +249,9 @@ pub fn encode<'o, T: Serialize>(
     };
     let (version, rest) = scratch.split_first_mut().ok_or(too_long)?;
     *version = VERSION;
-    let body = postcard::to_slice(message, rest).map_err(|_| too_long)?.len();
+    let body = postcard::to_slice(message, rest)
+        .map_err(|_| too_long)?
+        .len();
     let content_len = 1 + body + 4;
     let content = scratch.get_mut(..content_len).ok_or(too_long)?;
     let crc = CRC32.checksum(&content[..1 + body]);
@@ -363,7 +371,10 @@ mod tests {
         let f = frame(&req);
         assert!(f.len() <= MAX_FRAME);
         assert_eq!((f[0], f[f.len() - 1]), (0, 0));
-        assert!(!f[1..f.len() - 1].contains(&0), "COBS leaves no zero inside");
+        assert!(
+            !f[1..f.len() - 1].contains(&0),
+            "COBS leaves no zero inside"
+        );
         let got = read(&f);
         assert_eq!(got.len(), 1);
         let msg = got[0].as_ref().unwrap();
@@ -430,7 +441,10 @@ mod tests {
                 max: MAX_FRAME as u32
             })
         );
-        assert_eq!(decode::<Request>(got[1].as_ref().unwrap()), Ok(Request::Hello));
+        assert_eq!(
+            decode::<Request>(got[1].as_ref().unwrap()),
+            Ok(Request::Hello)
+        );
     }
 
     #[test]

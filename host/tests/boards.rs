@@ -1,16 +1,22 @@
 //! Boards people own (`emoedge flash --board`): each board's firmware runs the shipped model
 //! in an emulator of its chip (the Pico in rp2040js, the STM32F405 in QEMU's netduinoplus2)
 //! with exactly the host engine's logits and refuses missing or tampered blobs on its UART;
-//! images carry the blob at the board's address; `--probe` asks probe-rs for the board's
-//! region (a stand-in `probe-rs` on `PATH` records what it was asked).
+//! the host link on its serial port (`emoedge verify --board B --emulate`) gives the host
+//! engine's logits, answers damaged frames with named errors, and stops before a face when
+//! the board holds another model; images carry the blob at the board's address; `--probe`
+//! asks probe-rs for the board's region (a stand-in `probe-rs` on `PATH` records what it was
+//! asked).
 //!
 //! The emulator test needs each firmware built (`cargo build --release` in firmware/pico and
 //! firmware/stm32f405), Node.js with rp2040js (`npm ci --prefix firmware/pico`) and
 //! qemu-system-arm; without them it says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set
 //! (CI).
 
+use emoedge::mcu::link::{BoardLink, emulator_command};
 use emoedge::mcu::{self, Board, Emulator};
+use emoedge::verify::board::{BoardCheck, check_board};
 use emoedge_boards::{PICO, STM32F405};
+use emoedge_core::link::{self, LinkError, MAX_CONTENT, MAX_FRAME, Request, Response};
 use emoedge_test_support::data_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -121,6 +127,266 @@ fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
             !err.contains("hard fault") && !err.contains("panic"),
             "{name}: {err}"
         );
+    }
+}
+
+/// `verify --board B --emulate`: faces of `test` over each board's link, every logit equal
+/// to the host engine's, the report with a per-layer profile.
+#[test]
+fn verify_on_each_board_over_its_link_equals_the_host_engine() {
+    for (board, n) in [(&PICO, 2), (&STM32F405, 12)] {
+        let Some(_) = board_firmware(board) else {
+            continue;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let json = tmp.path().join("board.json");
+        let out = emoedge(&["verify", "--board", board.name, "--emulate", "--images"])
+            .arg(n.to_string())
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert!(out.status.success(), "{}: {t}", board.name);
+        assert!(t.contains(&format!("logits equal on {n}/{n}")), "{t}");
+        assert!(t.contains("verify on the board passed"), "{t}");
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(r["board"], board.name);
+        assert_eq!(r["core"], board.core);
+        assert_eq!(r["faces"].as_array().unwrap().len(), n);
+        assert!(
+            r["faces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["equal"] == true)
+        );
+        assert!(r["faces"][0]["cost"].as_u64().unwrap() > 1_000_000, "{r}");
+        assert_eq!(r["profile"].as_array().unwrap().len(), 20, "{r}");
+    }
+}
+
+/// The shipped blob with another weights hash: a valid blob of another model.
+fn other_blob() -> Vec<u8> {
+    let blob = std::fs::read(root().join("models/edge/model.blob")).unwrap();
+    let model = emoedge_core::Model::parse(&blob).unwrap();
+    let mut body = model.body().clone();
+    body.weights_hash[0] ^= 1;
+    emoedge_core::model::write_blob(&body).unwrap()
+}
+
+fn check(n: usize) -> BoardCheck {
+    BoardCheck {
+        board: &STM32F405,
+        images: Some(n),
+        hello_wait: std::time::Duration::from_secs(20),
+    }
+}
+
+fn check_on(
+    link: &mut BoardLink,
+    c: &BoardCheck,
+) -> anyhow::Result<emoedge::verify::board::BoardReport> {
+    check_board(
+        link,
+        &root().join("models/edge"),
+        &data_dir().join("fer2013/test"),
+        emoedge::data::Split::Test,
+        c,
+        &|_| indicatif::ProgressBar::hidden(),
+    )
+}
+
+/// The board's end of the link never faults on what a host sends: a damaged, a cut, an
+/// overlong frame, one of another protocol version and a face of the wrong size are each
+/// answered with the error naming it, and the next request is served as if nothing had
+/// happened.
+#[test]
+fn the_link_answers_damaged_frames_with_named_errors() {
+    for board in [&PICO, &STM32F405] {
+        let Some(fw) = board_firmware(board) else {
+            continue;
+        };
+        let blob = root().join("models/edge/model.blob");
+        let mut link = BoardLink::emulate(board, &fw, &blob).unwrap();
+        assert_eq!(
+            link.hello(std::time::Duration::from_secs(20))
+                .unwrap()
+                .board,
+            board.name
+        );
+        let (mut scratch, mut out) = ([0u8; MAX_CONTENT], [0u8; MAX_FRAME]);
+        let face = [128u8; 2304];
+        let frame = link::encode(
+            &Request::Classify { id: 1, face: &face },
+            &mut scratch,
+            &mut out,
+        )
+        .unwrap()
+        .to_vec();
+        let mut error_for = |bytes: &[u8]| match link.send_raw(bytes).and_then(|()| {
+            link.receive().map(|r| match r {
+                Response::Error(e) => e,
+                other => panic!("{}: answered {other:?}", board.name),
+            })
+        }) {
+            Ok(e) => e,
+            Err(e) => panic!("{}: {e:#}", board.name),
+        };
+        let mut damaged = frame.clone();
+        damaged[100] ^= 0x01;
+        assert!(matches!(error_for(&damaged), LinkError::Crc { .. }));
+        let cut = [&frame[..1000], &[0u8]].concat();
+        assert!(matches!(
+            error_for(&cut),
+            LinkError::Crc { .. } | LinkError::Framing
+        ));
+        let long = [vec![0u8], vec![7u8; MAX_FRAME + 100], vec![0u8]].concat();
+        assert!(matches!(error_for(&long), LinkError::TooLong { .. }));
+        // Another version: the same frame with its version byte raised and its CRC redone.
+        let mut content = vec![link::VERSION + 1, 0];
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&content);
+        content.extend(crc.to_le_bytes());
+        let mut other = [0u8; 16];
+        let n = cobs::encode(&content, &mut other[1..]);
+        assert_eq!(
+            error_for(&other[..n + 2]),
+            LinkError::Version {
+                found: link::VERSION + 1,
+                supported: link::VERSION
+            }
+        );
+        let small = [1u8; 100];
+        assert_eq!(
+            link.request(&Request::Classify {
+                id: 2,
+                face: &small
+            })
+            .unwrap(),
+            Response::Error(LinkError::FaceSize {
+                got: 100,
+                want: 2304
+            })
+        );
+        // And a face after all that.
+        match link
+            .request(&Request::Classify { id: 3, face: &face })
+            .unwrap()
+        {
+            Response::Logits { id, logits, .. } => assert_eq!((id, logits.len()), (3, 7)),
+            other => panic!("{}: {other:?}", board.name),
+        }
+    }
+}
+
+/// A board that holds another model, or none, is named and no face is sent; a board that
+/// stops answering ends the run with what it answered kept; a silent one times out naming
+/// the request; a missing port is named with the ports there are.
+#[test]
+fn the_link_stops_at_another_model_a_silent_board_and_a_lost_one() {
+    let Some(fw) = board_firmware(&STM32F405) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other.blob");
+    std::fs::write(&other, other_blob()).unwrap();
+    let mut link = BoardLink::emulate(&STM32F405, &fw, &other).unwrap();
+    let err = format!("{:#}", check_on(&mut link, &check(5)).unwrap_err());
+    assert!(err.contains("holds another model"), "{err}");
+    assert!(err.contains("emoedge flash --board stm32f405"), "{err}");
+
+    let erased = tmp.path().join("erased.bin");
+    std::fs::write(&erased, [0xffu8; 64]).unwrap();
+    let mut link = BoardLink::emulate(&STM32F405, &fw, &erased).unwrap();
+    let err = format!("{:#}", check_on(&mut link, &check(5)).unwrap_err());
+    assert!(
+        err.contains("has no usable model (no valid model blob"),
+        "{err}"
+    );
+
+    // Unplugged after four faces were answered: the link's input ends there.
+    let blob = root().join("models/edge/model.blob");
+    let (mut cmd, name) = emulator_command(&STM32F405, &fw, &blob).unwrap();
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let input = CutAfterLogits {
+        inner: child.stdout.take().unwrap(),
+        frames: Box::new(link::FrameReader::new()),
+        logits_left: 4,
+    };
+    let output = child.stdin.take().unwrap();
+    let mut link = BoardLink::over(name, input, output, Some(child));
+    let r = check_on(&mut link, &check(20)).unwrap();
+    assert_eq!(r.faces.len(), 4, "{:?}", r.stopped);
+    assert!(r.faces.iter().all(|f| f.equal));
+    let failures = r.failures().join("; ");
+    assert!(
+        failures.contains("stopped after 4 of 20 faces"),
+        "{failures}"
+    );
+    assert!(
+        failures.contains("closed") && failures.contains("classify"),
+        "{failures}"
+    );
+
+    // A board that never answers.
+    let mut silent = std::process::Command::new("sleep")
+        .arg("60")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (input, output) = (silent.stdout.take().unwrap(), silent.stdin.take().unwrap());
+    let mut link = BoardLink::over("a silent board", input, output, Some(silent));
+    link.timeout = std::time::Duration::from_millis(300);
+    let face = [0u8; 2304];
+    let err = format!(
+        "{:#}",
+        link.request(&Request::Classify { id: 0, face: &face })
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("a silent board did not answer the classify request"),
+        "{err}"
+    );
+
+    let err = format!(
+        "{:#}",
+        BoardLink::open_port("/dev/emoedge-no-such-port")
+            .err()
+            .unwrap()
+    );
+    assert!(
+        err.contains("/dev/emoedge-no-such-port") && err.contains("the ports are"),
+        "{err}"
+    );
+}
+
+/// A board's output that ends, as if unplugged, right after its `logits_left`-th logits
+/// frame.
+struct CutAfterLogits<R> {
+    inner: R,
+    frames: Box<link::FrameReader<MAX_FRAME>>,
+    logits_left: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for CutAfterLogits<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.logits_left == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..1])?;
+        if n == 1
+            && let Some(Ok(m)) = self.frames.push(buf[0])
+            && matches!(link::decode::<Response>(m), Ok(Response::Logits { .. }))
+        {
+            self.logits_left -= 1;
+        }
+        Ok(n)
     }
 }
 

@@ -10,11 +10,11 @@ use core::fmt::Write;
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use emoedge_camera::{FrameInfo, FrameSource};
 use emoedge_core::emotion::argmax;
+use emoedge_core::labels::name_of;
 use emoedge_core::link::{BlobId, CostUnit};
 use emoedge_core::model::{HEADER_LEN, Header, MAX_LAYERS};
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::test_frames::TestFrames;
-use emoedge_core::labels::name_of;
 use emoedge_core::{Engine, Model};
 
 /// A running count from SysTick on the core clock, for boards with nothing better: SysTick

@@ -8,8 +8,7 @@ use crate::app::Console;
 use core::fmt::Write;
 use embedded_hal_nb::serial;
 use emoedge_core::link::{
-    self, CostUnit, FrameReader, Hello, LayerCost, LinkError, MAX_FRAME, Request,
-    Response,
+    self, CostUnit, FrameReader, Hello, LayerCost, LinkError, MAX_FRAME, Request, Response,
 };
 use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
 use emoedge_core::{Engine, Model};

@@ -30,7 +30,12 @@ fn main() -> ! {
         cortex_m::Peripherals::take().unwrap_or_else(|| fail(format_args!("peripherals taken")));
     let mut count = SysTickCount::start(&mut cp.SYST, INSTR_PER_TICK, 1);
     let mut clock = || count.now();
-    match board::run(&mut Console::open(), &mut clock, CostUnit::Instructions, BOARD) {
+    match board::run(
+        &mut Console::open(),
+        &mut clock,
+        CostUnit::Instructions,
+        BOARD,
+    ) {
         Ok(_) => exit_ok(),
         Err(e) => fail(format_args!("{e}")),
     }

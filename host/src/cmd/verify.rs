@@ -3,7 +3,8 @@
 
 use super::{Outcome, progress};
 use anyhow::{Result, bail};
-use emoedge::verify::board::{BoardCheck, Via, check_board, summary};
+use emoedge::mcu::link::BoardLink;
+use emoedge::verify::board::{BoardCheck, check_board, summary};
 use emoedge::verify::{McuCheck, Options, Report, verify};
 use std::path::{Path, PathBuf};
 
@@ -74,23 +75,32 @@ pub fn run(a: Args) -> Result<Outcome> {
         Some(d) => d,
         None => emoedge_runtime::paths::data_subdir("fer2013")?.join("test"),
     };
-    let via = match (&a.port, a.emulate) {
-        (Some(p), _) => Some(Via::Port(p.clone())),
-        (None, true) => Some(Via::Emulator(
-            a.firmware
+    let link = match (&a.port, a.emulate) {
+        (Some(port), _) => Some(BoardLink::open_port(port)?),
+        (None, true) => {
+            let firmware = a
+                .firmware
                 .clone()
-                .unwrap_or_else(|| emoedge::mcu::firmware(a.board)),
-        )),
+                .unwrap_or_else(|| emoedge::mcu::firmware(a.board));
+            let blob = emoedge_runtime::ModelDir::new(&a.model).blob();
+            Some(BoardLink::emulate(a.board, &firmware, &blob)?)
+        }
         (None, false) => None,
     };
-    if let Some(via) = via {
+    if let Some(mut link) = link {
         let check = BoardCheck {
             board: a.board,
-            via,
             images: a.images,
             hello_wait: std::time::Duration::from_secs(a.hello_wait),
         };
-        return run_board(&a.model, &data, a.split, &check, a.json.as_deref());
+        return run_board(
+            &mut link,
+            &a.model,
+            &data,
+            a.split,
+            &check,
+            a.json.as_deref(),
+        );
     }
     let options = Options {
         model: a.model,
@@ -123,13 +133,16 @@ pub fn run(a: Args) -> Result<Outcome> {
 /// `verify --port` and `--emulate`: the check on the board, its report printed and written
 /// (also when the board stopped answering part-way: what it answered is kept).
 fn run_board(
+    link: &mut BoardLink,
     model: &Path,
     data: &Path,
     split: emoedge::data::Split,
     check: &BoardCheck,
     json: Option<&Path>,
 ) -> Result<Outcome> {
-    let report = check_board(model, data, split, check, &|n| progress::bar("faces", n))?;
+    let report = check_board(link, model, data, split, check, &|n| {
+        progress::bar("faces", n)
+    })?;
     print!("{}", summary(&report));
     if let Some(path) = json {
         emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;

@@ -53,6 +53,56 @@ impl Drop for BoardLink {
     }
 }
 
+/// The command that runs `firmware` in `board`'s emulator with `blob` in its blob region and
+/// its UART on the command's standard input and output, and the link's name ("pico in
+/// rp2040js").
+pub fn emulator_command(board: &Board, firmware: &Path, blob: &Path) -> Result<(Command, String)> {
+    if !firmware.is_file() {
+        bail!(
+            "no firmware at {}: build it with `cargo build --release` in {}",
+            firmware.display(),
+            board.firmware_dir
+        );
+    }
+    super::check_fits(
+        board,
+        std::fs::metadata(blob).map_or(0, |m| m.len() as usize),
+    )?;
+    let (cmd, emulator) = match board.emulator {
+        Emulator::Rp2040js => {
+            let dir = super::emulate::rp2040js_dir(board, firmware)?;
+            let mut cmd = Command::new("node");
+            cmd.arg(dir.join("emulate.mjs"))
+                .arg(firmware)
+                .arg("--load")
+                .arg(format!("{}@{:#x}", blob.display(), board.blob.origin))
+                .arg("--link");
+            (cmd, "rp2040js")
+        }
+        Emulator::QemuSerial { machine } => {
+            let mut cmd = Command::new("qemu-system-arm");
+            // -serial stdio without -nographic: no monitor multiplexed onto the pipe, so
+            // every byte passes as it is.
+            cmd.args(["-machine", machine, "-display", "none", "-monitor", "none"])
+                .args(["-serial", "stdio", "-icount", "shift=0", "-kernel"])
+                .arg(firmware)
+                .arg("-device")
+                .arg(format!(
+                    "loader,file={},addr={:#x}",
+                    blob.display(),
+                    board.blob.origin
+                ));
+            (cmd, "QEMU")
+        }
+        Emulator::QemuSemihosting { .. } => bail!(
+            "the {} build reports over semihosting and has no serial link; the boards with \
+             one are pico and stm32f405",
+            board.name
+        ),
+    };
+    Ok((cmd, format!("{} in {emulator}", board.name)))
+}
+
 /// The serial ports the system lists, for a message.
 fn port_list() -> String {
     match serialport::available_ports() {
@@ -119,7 +169,12 @@ impl BoardLink {
         let port = serialport::new(path, BAUD)
             .timeout(Duration::from_millis(100))
             .open()
-            .map_err(|e| anyhow!("cannot open serial port {path}: {e}; the ports are: {}", port_list()))?;
+            .map_err(|e| {
+                anyhow!(
+                    "cannot open serial port {path}: {e}; the ports are: {}",
+                    port_list()
+                )
+            })?;
         let input = port
             .try_clone()
             .with_context(|| format!("serial port {path}"))?;
@@ -129,58 +184,16 @@ impl BoardLink {
     /// Starts `firmware` in `board`'s emulator with `blob` in its blob region and its UART
     /// piped to the link.
     pub fn emulate(board: &Board, firmware: &Path, blob: &Path) -> Result<Self> {
-        if !firmware.is_file() {
-            bail!(
-                "no firmware at {}: build it with `cargo build --release` in {}",
-                firmware.display(),
-                board.firmware_dir
-            );
-        }
-        let blob_at = format!("{}@{:#x}", blob.display(), board.blob.origin);
-        let (mut cmd, emulator) = match board.emulator {
-            Emulator::Rp2040js => {
-                let dir = super::emulate::rp2040js_dir(board, firmware)?;
-                let mut cmd = Command::new("node");
-                cmd.arg(dir.join("emulate.mjs"))
-                    .arg(firmware)
-                    .args(["--load", &blob_at, "--link"]);
-                (cmd, "rp2040js")
-            }
-            Emulator::QemuSerial { machine } => {
-                let mut cmd = Command::new("qemu-system-arm");
-                // -serial stdio without -nographic: no monitor multiplexed onto the pipe, so
-                // every byte passes as it is.
-                cmd.args(["-machine", machine, "-display", "none", "-monitor", "none"])
-                    .args(["-serial", "stdio", "-icount", "shift=0", "-kernel"])
-                    .arg(firmware)
-                    .arg("-device")
-                    .arg(format!(
-                        "loader,file={},addr={:#x}",
-                        blob.display(),
-                        board.blob.origin
-                    ));
-                (cmd, "QEMU")
-            }
-            Emulator::QemuSemihosting { .. } => bail!(
-                "the {} build reports over semihosting and has no serial link; the boards \
-                 with one are pico and stm32f405",
-                board.name
-            ),
-        };
+        let (mut cmd, name) = emulator_command(board, firmware, blob)?;
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {emulator} ({:?})", cmd.get_program()))?;
+            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
         let input = child.stdout.take().context("the emulator's output")?;
         let output = child.stdin.take().context("the emulator's input")?;
-        Ok(Self::over(
-            format!("{} in {emulator}", board.name),
-            input,
-            output,
-            Some(child),
-        ))
+        Ok(Self::over(name, input, output, Some(child)))
     }
 
     /// What the link reaches.
@@ -199,9 +212,18 @@ impl BoardLink {
     /// Sends `request` and returns the board's answer, within [`BoardLink::timeout`].
     pub fn request(&mut self, request: &Request) -> Result<Response<'_>> {
         self.send(request)?;
+        self.receive()
+    }
+
+    /// The board's next frame, within [`BoardLink::timeout`] (after [`BoardLink::send_raw`]).
+    pub fn receive(&mut self) -> Result<Response<'_>> {
         match self.next_frame(self.timeout)? {
             Ok(()) => link::decode(&self.message).map_err(|e| {
-                anyhow!("{} answered the {} request with a frame that {e}", self.name, self.last)
+                anyhow!(
+                    "{} answered the {} request with a frame that {e}",
+                    self.name,
+                    self.last
+                )
             }),
             Err(e) => Err(anyhow!(
                 "{} answered the {} request with a frame refused here: {e}",
@@ -288,7 +310,11 @@ impl BoardLink {
                 }
             }
             if let Some(why) = &self.closed {
-                bail!("{} closed ({why}) after the {} request", self.name, self.last);
+                bail!(
+                    "{} closed ({why}) after the {} request",
+                    self.name,
+                    self.last
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.chunks.recv_timeout(left) {

@@ -21,22 +21,11 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// What reaches the board.
-#[derive(Clone, Debug)]
-pub enum Via {
-    /// A serial port the board is plugged into.
-    Port(String),
-    /// The board's firmware (this ELF) in its emulator, the blob flashed beside it.
-    Emulator(PathBuf),
-}
-
 /// A check of a model on a board.
 #[derive(Clone, Debug)]
 pub struct BoardCheck {
     /// The board the user names; its hello must name the same.
     pub board: &'static Board,
-    /// How it is reached.
-    pub via: Via,
     /// Faces to send, spread over the data; all of them when `None`.
     pub images: Option<usize>,
     /// How long to wait for the board's hello.
@@ -178,9 +167,12 @@ fn short_hash(h: &[u8; 32]) -> String {
     h[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs the check: connects, compares the board's blob with the folder's, sends the faces
-/// and compares every answer with the host engine. `progress` counts the faces.
+/// Runs the check over `link`: compares the board's blob with the model folder's, sends
+/// the faces and compares every answer with the host engine. `progress` counts the faces.
+/// Fails before any face is sent when the board is not the one named or holds another
+/// blob; a board that stops answering later ends the run with [`BoardReport::stopped`].
 pub fn check_board(
+    link: &mut BoardLink,
     model_dir: &Path,
     data: &Path,
     split: Split,
@@ -191,15 +183,6 @@ pub fn check_board(
     let blob = blob_file.bytes();
     let model = blob_file.model()?;
     let ours = blob_id(blob, model.body().weights_hash)?;
-    let flashed = tempfile::NamedTempFile::new()?;
-    let mut link = match &c.via {
-        Via::Port(path) => BoardLink::open_port(path)?,
-        Via::Emulator(firmware) => {
-            crate::mcu::check_fits(c.board, blob.len())?;
-            std::fs::write(flashed.path(), blob)?;
-            BoardLink::emulate(c.board, firmware, flashed.path())?
-        }
-    };
 
     // The board and its blob, before any face is sent.
     let name = link.name().to_string();
@@ -265,10 +248,7 @@ pub fn check_board(
         let face: &[u8; INPUT_LEN] = ds.image(i);
         let host = engine_logits(&model, &mut arena, face)
             .with_context(|| format!("the host engine on {}", ds.paths[i].display()))?;
-        let answer = link.request(&Request::Classify {
-            id: i as u32,
-            face,
-        });
+        let answer = link.request(&Request::Classify { id: i as u32, face });
         let (logits, cost) = match answer {
             Ok(Response::Logits { id, logits, cost }) if id == i as u32 => (logits, cost),
             Ok(Response::Error(e)) => {
