@@ -1,7 +1,7 @@
 // Runs the emoedge Pico firmware in rp2040js (an RP2040 emulator) and prints what it writes
 // to UART0.
 //
-//   node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N] [--link]
+//   node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N] [--link uart|usb]
 //
 // The ELF's loadable segments go into the emulated flash (and SRAM), and each --load file at
 // its address: `emoedge flash --board pico --emulate` loads the model blob and the test
@@ -11,16 +11,18 @@
 // past boot2, with VTOR, SP and PC taken from the firmware's vector table at 0x10000100, as
 // boot2 would leave them. The firmware must therefore make no calls into the ROM.
 //
-// With --link, UART0 is a byte pipe instead: what arrives on stdin goes to the firmware's
-// UART0 receiver (as fast as its FIFO takes it), and every byte the firmware sends goes to
+// With --link, a serial port of the firmware is a byte pipe instead: what arrives on stdin
+// goes to the firmware (as fast as it takes it), and every byte the firmware sends goes to
 // stdout as it is, for `emoedge verify --board pico --emulate` to speak the host link
-// (emoedge_core::link) through. The run then ends when stdin closes.
+// (emoedge_core::link) through. `uart` is UART0; `usb` is the Pico's own USB, enumerated by
+// rp2040js's CDC-ACM host as a computer would, the port opened (DTR set) once it is. The
+// run then ends when stdin closes.
 //
 // Exit status: 0 when the firmware reports "emoedge-mcu: done", 1 when it reports an error
 // or stops without a verdict, 2 on bad arguments or when --max-cycles runs out. The last
 // stderr line gives the cycles the emulator counted.
 import { readFileSync } from 'node:fs';
-import { Simulator, ConsoleLogger, LogLevel } from 'rp2040js';
+import { Simulator, ConsoleLogger, LogLevel, USBCDC } from 'rp2040js';
 
 const FLASH = 0x10000000;
 const SRAM = 0x20000000;
@@ -29,7 +31,7 @@ const CYCLE_NANOS = 1e9 / 125_000_000; // the firmware's 125 MHz system clock
 
 function usage(msg) {
   process.stderr.write(`emulate.mjs: ${msg}\n`);
-  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N] [--link]\n');
+  process.stderr.write('usage: node emulate.mjs FIRMWARE.elf [--load FILE@ADDR]... [--max-cycles N] [--link uart|usb]\n');
   process.exit(2);
 }
 
@@ -69,7 +71,7 @@ const args = process.argv.slice(2);
 let firmware = null;
 const loads = [];
 let maxCycles = 20e9;
-let link = false;
+let link = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--load') {
@@ -80,7 +82,10 @@ for (let i = 0; i < args.length; i++) {
     loads.push({ file: spec.slice(0, at), addr });
   }
   else if (a === '--max-cycles') maxCycles = Number(args[++i]);
-  else if (a === '--link') link = true;
+  else if (a === '--link') {
+    link = args[++i] ?? '';
+    if (link !== 'uart' && link !== 'usb') usage(`--link takes uart or usb, got ${link}`);
+  }
   else if (a.startsWith('--')) usage(`unknown option ${a}`);
   else if (firmware === null) firmware = a;
   else usage(`unexpected argument ${a}`);
@@ -159,21 +164,57 @@ function report() {
   process.exit(verdict);
 }
 
-// The host link: stdin to UART0's receiver, UART0's transmitter to stdout, in slices of
+// The host link: stdin to the port's receiver, its transmitter to stdout, in slices of
 // 100,000 cycles (0.8 ms of the Pico's time) between which Node moves the bytes.
 function serveLink() {
-  const uart = mcu.uart[0];
   const input = [];
   let inputOpen = true;
   let out = [];
-  uart.onByte = (b) => out.push(b);
+  // The port: how many bytes it takes now, how to give it one, and (USB) how to let the
+  // firmware have what was given.
+  let room;
+  let give;
+  let serveArmed = () => {};
+  if (link === 'uart') {
+    const uart = mcu.uart[0];
+    uart.onByte = (b) => out.push(b);
+    room = () => (uart.rxFIFO.full ? 0 : 1);
+    give = (b) => uart.feedByte(b);
+  } else {
+    const cdc = new USBCDC(mcu.usbCtrl);
+    let open = false;
+    cdc.onDeviceConnected = () => { open = true; };
+    cdc.onSerialData = (bytes) => { for (const b of bytes) out.push(b); };
+    // The firmware arms its bulk OUT endpoint once, as soon as it is reset, before
+    // rp2040js's CDC host has read the descriptors naming it, and a host answers an armed
+    // OUT endpoint only when it has data to send. So an armed endpoint waits here until
+    // there are bytes for it, and is then handed to the CDC host; control transfers
+    // (endpoint 0) pass at once.
+    const usb = mcu.usbCtrl;
+    const hostRead = usb.onEndpointRead;
+    const armed = new Map();
+    usb.onEndpointRead = (endpoint, size) => {
+      if (endpoint === 0) hostRead(endpoint, size);
+      else armed.set(endpoint, size);
+    };
+    serveArmed = () => {
+      if (!open || cdc.txFIFO.empty) return;
+      for (const [endpoint, size] of armed) {
+        armed.delete(endpoint);
+        hostRead(endpoint, size);
+      }
+    };
+    room = () => (open && !cdc.txFIFO.full ? 1 : 0);
+    give = (b) => cdc.sendSerialByte(b);
+  }
   process.stdin.on('data', (chunk) => { for (const b of chunk) input.push(b); });
   process.stdin.on('end', () => { inputOpen = false; });
   const never = () => false;
   const slice = () => {
     let fed = 0;
-    while (fed < input.length && !uart.rxFIFO.full) uart.feedByte(input[fed++]);
+    while (fed < input.length && room() > 0) give(input[fed++]);
     input.splice(0, fed);
+    serveArmed();
     const awake = runFor(100_000, never);
     if (out.length) {
       process.stdout.write(Buffer.from(out));

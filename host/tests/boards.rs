@@ -12,7 +12,7 @@
 //! qemu-system-arm; without them it says it skipped, unless `$EMOEDGE_REQUIRE_MCU` is set
 //! (CI).
 
-use emoedge::mcu::link::{BoardLink, emulator_command};
+use emoedge::mcu::link::{BoardLink, Wire, emulator_command};
 use emoedge::mcu::{self, Board, Emulator};
 use emoedge::verify::board::{BoardCheck, check_board};
 use emoedge_boards::{PICO, STM32F405};
@@ -130,28 +130,30 @@ fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
     }
 }
 
-/// `verify --board B --emulate`: faces of `test` over each board's link, every logit equal
-/// to the host engine's, the report with a per-layer profile.
+/// `verify --board B --emulate`: faces of `test` over each board's link (the Pico's own USB,
+/// the STM32F405's USART), every logit equal to the host engine's, the report with a
+/// per-layer profile.
 #[test]
 fn verify_on_each_board_over_its_link_equals_the_host_engine() {
-    for (board, n) in [(&PICO, 2), (&STM32F405, 12)] {
+    for (board, n, usb) in [(&PICO, 2, true), (&STM32F405, 12, false)] {
         let Some(_) = board_firmware(board) else {
             continue;
         };
         let tmp = tempfile::tempdir().unwrap();
         let json = tmp.path().join("board.json");
-        let out = emoedge(&["verify", "--board", board.name, "--emulate", "--images"])
-            .arg(n.to_string())
-            .arg("--json")
-            .arg(&json)
-            .output()
-            .unwrap();
+        let mut cmd = emoedge(&["verify", "--board", board.name, "--emulate", "--images"]);
+        cmd.arg(n.to_string());
+        if usb {
+            cmd.arg("--usb");
+        }
+        let out = cmd.arg("--json").arg(&json).output().unwrap();
         let t = text(&out);
         assert!(out.status.success(), "{}: {t}", board.name);
         assert!(t.contains(&format!("logits equal on {n}/{n}")), "{t}");
         assert!(t.contains("verify on the board passed"), "{t}");
         let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         assert_eq!(r["board"], board.name);
+        assert_eq!(r["link"].as_str().unwrap().contains("USB"), usb, "{r}");
         assert_eq!(r["core"], board.core);
         assert_eq!(r["faces"].as_array().unwrap().len(), n);
         assert!(
@@ -208,7 +210,7 @@ fn the_link_answers_damaged_frames_with_named_errors() {
             continue;
         };
         let blob = root().join("models/edge/model.blob");
-        let mut link = BoardLink::emulate(board, &fw, &blob).unwrap();
+        let mut link = BoardLink::emulate(board, &fw, &blob, Wire::Uart).unwrap();
         assert_eq!(
             link.hello(std::time::Duration::from_secs(20))
                 .unwrap()
@@ -290,14 +292,14 @@ fn the_link_stops_at_another_model_a_silent_board_and_a_lost_one() {
     let tmp = tempfile::tempdir().unwrap();
     let other = tmp.path().join("other.blob");
     std::fs::write(&other, other_blob()).unwrap();
-    let mut link = BoardLink::emulate(&STM32F405, &fw, &other).unwrap();
+    let mut link = BoardLink::emulate(&STM32F405, &fw, &other, Wire::Uart).unwrap();
     let err = format!("{:#}", check_on(&mut link, &check(5)).unwrap_err());
     assert!(err.contains("holds another model"), "{err}");
     assert!(err.contains("emoedge flash --board stm32f405"), "{err}");
 
     let erased = tmp.path().join("erased.bin");
     std::fs::write(&erased, [0xffu8; 64]).unwrap();
-    let mut link = BoardLink::emulate(&STM32F405, &fw, &erased).unwrap();
+    let mut link = BoardLink::emulate(&STM32F405, &fw, &erased, Wire::Uart).unwrap();
     let err = format!("{:#}", check_on(&mut link, &check(5)).unwrap_err());
     assert!(
         err.contains("has no usable model (no valid model blob"),
@@ -306,7 +308,7 @@ fn the_link_stops_at_another_model_a_silent_board_and_a_lost_one() {
 
     // Unplugged after four faces were answered: the link's input ends there.
     let blob = root().join("models/edge/model.blob");
-    let (mut cmd, name) = emulator_command(&STM32F405, &fw, &blob).unwrap();
+    let (mut cmd, name) = emulator_command(&STM32F405, &fw, &blob, Wire::Uart).unwrap();
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -1,8 +1,8 @@
 //! emoedge-pico: the emoedge firmware on a Raspberry Pi Pico (RP2040, Cortex-M0+).
 //!
 //! The board layer only: clocks from the 12 MHz crystal through the PLLs (125 MHz system
-//! clock) and UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 for the report and then the
-//! host link. The memory map
+//! clock), and the report and then the host link on both the Pico's own USB (a CDC-ACM
+//! serial port) and UART0 on GP0 (TX) and GP1 (RX) at 115200 8N1 ([`serial`]). The memory map
 //! (model blob at 0x10100000, test frames at 0x10180000) is `emoedge_boards::PICO`'s; the
 //! rest is `emoedge_mcu::board`, as on every board. Costs are cycles of the 125 MHz system
 //! clock from the microsecond timer (as the emulator models them, when run in rp2040js).
@@ -14,6 +14,9 @@ use emoedge_core::link::CostUnit;
 use emoedge_mcu::{board, halt};
 use hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{self as hal, Clock, fugit::RateExtU32, pac};
+use usb_device::class_prelude::UsbBusAllocator;
+
+mod serial;
 
 /// The second-stage bootloader the RP2040's bootrom runs from the first 256 bytes of flash
 /// (generic 03h-read QSPI setup, which works with the Pico's W25Q16).
@@ -62,8 +65,24 @@ fn main() -> ! {
     // (resolution 125 cycles); SysTick's 24 bits wrap within one layer at this clock.
     let timer = hal::Timer::new(pac.TIMER, &mut pac.RESETS, &clocks);
     let cycles_per_us = (clocks.system_clock.freq().to_Hz() / 1_000_000) as u64;
-    let mut clock = || timer.get_counter().ticks() * cycles_per_us;
-    board::run_and_serve(uart, &mut clock, CostUnit::Cycles, &emoedge_boards::PICO)
+    // Each reading also polls USB: the engine reads the clock at every layer boundary.
+    let mut clock = || {
+        serial::poll_usb();
+        timer.get_counter().ticks() * cycles_per_us
+    };
+    let bus = UsbBusAllocator::new(hal::usb::UsbBus::new(
+        pac.USBCTRL_REGS,
+        pac.USBCTRL_DPRAM,
+        clocks.usb_clock,
+        true,
+        &mut pac.RESETS,
+    ));
+    let Some(bus) = cortex_m::singleton!(: UsbBusAllocator<hal::usb::UsbBus> = bus) else {
+        halt()
+    };
+    serial::start_usb(bus);
+    let port = serial::PicoSerial::new(uart);
+    board::run_and_serve(port, &mut clock, CostUnit::Cycles, &emoedge_boards::PICO)
 }
 
 /// UART0's transmit FIFO, written directly: what the panic and fault handlers have when the

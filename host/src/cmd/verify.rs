@@ -3,7 +3,7 @@
 
 use super::{Outcome, progress};
 use anyhow::{Result, bail};
-use emoedge::mcu::link::BoardLink;
+use emoedge::mcu::link::{BoardLink, Wire};
 use emoedge::verify::board::{BoardCheck, check_board, summary};
 use emoedge::verify::{McuCheck, Options, Report, verify};
 use std::path::{Path, PathBuf};
@@ -62,6 +62,9 @@ pub struct Args {
     /// same link.
     #[arg(long, conflicts_with_all = ["mcu", "blob"])]
     emulate: bool,
+    /// With --emulate on the Pico: speak over its emulated USB (CDC-ACM) instead of UART0.
+    #[arg(long, requires = "emulate")]
+    usb: bool,
     /// With --port or --emulate: faces to send, spread over the data [default: all].
     #[arg(long, value_name = "N")]
     images: Option<usize>,
@@ -83,7 +86,8 @@ pub fn run(a: Args) -> Result<Outcome> {
                 .clone()
                 .unwrap_or_else(|| emoedge::mcu::firmware(a.board));
             let blob = emoedge_runtime::ModelDir::new(&a.model).blob();
-            Some(BoardLink::emulate(a.board, &firmware, &blob)?)
+            let wire = if a.usb { Wire::Usb } else { Wire::Uart };
+            Some(BoardLink::emulate(a.board, &firmware, &blob, wire)?)
         }
         (None, false) => None,
     };

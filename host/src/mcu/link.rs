@@ -53,10 +53,24 @@ impl Drop for BoardLink {
     }
 }
 
+/// Which of an emulated board's serial ports carries the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// The UART every board has.
+    Uart,
+    /// The Pico's own USB, a CDC-ACM serial port (what a user plugging in the cable gets).
+    Usb,
+}
+
 /// The command that runs `firmware` in `board`'s emulator with `blob` in its blob region and
-/// its UART on the command's standard input and output, and the link's name ("pico in
-/// rp2040js").
-pub fn emulator_command(board: &Board, firmware: &Path, blob: &Path) -> Result<(Command, String)> {
+/// the serial port `wire` on the command's standard input and output, and the link's name
+/// ("pico in rp2040js").
+pub fn emulator_command(
+    board: &Board,
+    firmware: &Path,
+    blob: &Path,
+    wire: Wire,
+) -> Result<(Command, String)> {
     if !firmware.is_file() {
         bail!(
             "no firmware at {}: build it with `cargo build --release` in {}",
@@ -76,9 +90,24 @@ pub fn emulator_command(board: &Board, firmware: &Path, blob: &Path) -> Result<(
                 .arg(firmware)
                 .arg("--load")
                 .arg(format!("{}@{:#x}", blob.display(), board.blob.origin))
-                .arg("--link");
-            (cmd, "rp2040js")
+                .arg("--link")
+                .arg(match wire {
+                    Wire::Uart => "uart",
+                    Wire::Usb => "usb",
+                });
+            (
+                cmd,
+                if wire == Wire::Usb {
+                    "rp2040js over USB"
+                } else {
+                    "rp2040js"
+                },
+            )
         }
+        Emulator::QemuSerial { .. } if wire == Wire::Usb => bail!(
+            "the {} firmware speaks the link on its UART only; USB is the Pico's",
+            board.name
+        ),
         Emulator::QemuSerial { machine } => {
             let mut cmd = Command::new("qemu-system-arm");
             // -serial stdio without -nographic: no monitor multiplexed onto the pipe, so
@@ -181,10 +210,10 @@ impl BoardLink {
         Ok(Self::over(path, input, port, None))
     }
 
-    /// Starts `firmware` in `board`'s emulator with `blob` in its blob region and its UART
-    /// piped to the link.
-    pub fn emulate(board: &Board, firmware: &Path, blob: &Path) -> Result<Self> {
-        let (mut cmd, name) = emulator_command(board, firmware, blob)?;
+    /// Starts `firmware` in `board`'s emulator with `blob` in its blob region and its serial
+    /// port `wire` piped to the link.
+    pub fn emulate(board: &Board, firmware: &Path, blob: &Path, wire: Wire) -> Result<Self> {
+        let (mut cmd, name) = emulator_command(board, firmware, blob, wire)?;
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -253,13 +282,13 @@ impl BoardLink {
                 let frame = match self.next_frame(attempt) {
                     Ok(frame) => frame,
                     Err(_) if !left.is_zero() && self.closed.is_none() => continue 'ask,
-                    Err(e) => {
-                        return Err(e.context(format!(
-                            "no hello from {} within {} s",
-                            self.name,
-                            wait.as_secs()
-                        )));
-                    }
+                    Err(e) if self.closed.is_some() => return Err(e),
+                    Err(_) => bail!(
+                        "no hello from {} within {} s: is the firmware of this release \
+                         flashed, and the port the board's?",
+                        self.name,
+                        wait.as_secs()
+                    ),
                 };
                 match frame {
                     Ok(()) => match link::decode::<Response>(&self.message) {
