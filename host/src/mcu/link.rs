@@ -168,8 +168,13 @@ impl BoardLink {
                             break;
                         }
                     }
-                    // A serial port's read timeout: nothing arrived yet.
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    // A serial port's read timeout: nothing arrived yet. An empty chunk tells
+                    // whether the link is still there to take what comes.
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        if tx.send(Ok(Vec::new())).is_err() {
+                            break;
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         let _ = tx.send(Err(e));

@@ -45,7 +45,7 @@ pub struct FaceResult {
     pub host: u8,
     /// The board's logits equal the host engine's, every one.
     pub equal: bool,
-    /// The board's logits (with the host's, when they differ).
+    /// The board's logits.
     pub logits: Vec<i8>,
     /// The host engine's logits, when they differ from the board's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,7 +70,7 @@ pub struct LayerRow {
 pub struct BoardReport {
     /// What the link reached ("/dev/ttyACM0", "pico in rp2040js").
     pub link: String,
-    /// The board's name, core, clock and firmware version, from its hello.
+    /// The board's name, from its hello.
     pub board: String,
     /// Its core.
     pub core: String,
@@ -78,6 +78,8 @@ pub struct BoardReport {
     pub clock_hz: u32,
     /// Its firmware's version.
     pub firmware: String,
+    /// The bytes of working memory its firmware has for a model.
+    pub arena_len: u32,
     /// What its costs count.
     pub unit: CostUnit,
     /// The model folder.
@@ -223,6 +225,7 @@ pub fn check_board(
         core: hello.core.to_string(),
         clock_hz: hello.clock_hz,
         firmware: hello.firmware.to_string(),
+        arena_len: hello.arena_len,
         unit: hello.unit,
         model: model_dir.to_path_buf(),
         data: data.to_path_buf(),
@@ -318,11 +321,12 @@ pub fn summary(r: &BoardReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "board: {} ({}, {} MHz, firmware {}) via {}",
+        "board: {} ({}, {} MHz, firmware {}, arena {} bytes) via {}",
         r.board,
         r.core,
         r.clock_hz / 1_000_000,
         r.firmware,
+        r.arena_len,
         r.link
     );
     let n = r.faces.len();
