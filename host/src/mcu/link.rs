@@ -365,3 +365,79 @@ impl BoardLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emoedge_core::link::{CostUnit, ModelState, VERSION};
+    use std::io::Cursor;
+
+    /// A board that sends `bytes` whatever it is asked, then falls silent.
+    fn board_sending(bytes: Vec<u8>) -> BoardLink {
+        let mut link = BoardLink::over("a test board", Cursor::new(bytes), std::io::sink(), None);
+        link.timeout = Duration::from_millis(200);
+        link
+    }
+
+    fn frame(response: &Response) -> Vec<u8> {
+        let (mut scratch, mut out) = (vec![0u8; MAX_CONTENT], vec![0u8; MAX_FRAME]);
+        link::encode(response, &mut scratch, &mut out)
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_hello_comes_after_the_boards_text_report() {
+        let hello = Response::Hello(Hello {
+            board: "pico",
+            core: "Cortex-M0+",
+            clock_hz: 125_000_000,
+            firmware: "0.1.0",
+            unit: CostUnit::Cycles,
+            arena_len: 98_304,
+            model: ModelState::Refused("no valid model blob in its flash region"),
+        });
+        let mut bytes = b"emoedge-mcu: error: test frames: none\n".to_vec();
+        bytes.extend(frame(&hello));
+        let mut link = board_sending(bytes);
+        let got = link.hello(Duration::from_secs(2)).unwrap();
+        assert_eq!((got.board, got.clock_hz), ("pico", 125_000_000));
+    }
+
+    #[test]
+    fn a_board_of_another_protocol_version_is_named() {
+        // A frame whose version byte is the next one, its CRC right.
+        let mut content = vec![VERSION + 1, 0];
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&content);
+        content.extend(crc.to_le_bytes());
+        let mut bytes = vec![0u8; 16];
+        let n = cobs::encode(&content, &mut bytes[1..]);
+        bytes.truncate(n + 2);
+        let err = board_sending(bytes)
+            .hello(Duration::from_secs(2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "speaks link protocol version {}, this emoedge speaks version {VERSION}",
+                VERSION + 1
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_board_that_goes_away_is_named_with_the_request() {
+        let mut link = board_sending(Vec::new());
+        let face = [0u8; emoedge_core::preprocess::INPUT_LEN];
+        let err = format!(
+            "{:#}",
+            link.request(&Request::Classify { id: 0, face: &face })
+                .unwrap_err()
+        );
+        assert!(
+            err.contains("a test board closed") && err.contains("classify request"),
+            "{err}"
+        );
+    }
+}
