@@ -368,6 +368,100 @@ fn the_link_stops_at_another_model_a_silent_board_and_a_lost_one() {
     );
 }
 
+/// A serial port as a plugged-in board gives one: QEMU's STM32F405 with its USART on a
+/// pseudo-terminal. `verify --port` checks the model over it; then the board vanishes
+/// mid-run (QEMU stopped, the terminal closed under the port) and the faces it answered
+/// stay in the report.
+#[test]
+fn verify_over_a_serial_port_keeps_what_a_board_answered_before_it_was_unplugged() {
+    let Some(fw) = board_firmware(&STM32F405) else {
+        return;
+    };
+    let blob = root().join("models/edge/model.blob");
+    let board_on_a_port = || {
+        let mut qemu = Command::new("qemu-system-arm")
+            .args([
+                "-machine",
+                "netduinoplus2",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+            ])
+            .args(["-serial", "pty", "-icount", "shift=0", "-kernel"])
+            .arg(&fw)
+            .arg("-device")
+            .arg(format!("loader,file={},addr=0x08020000", blob.display()))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // QEMU names the terminal on its standard output:
+        // "char device redirected to /dev/pts/N (label serial0)".
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(qemu.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let pty = line
+            .split_whitespace()
+            .find(|w| w.starts_with("/dev/"))
+            .unwrap_or_else(|| panic!("no pty in {line:?}"))
+            .to_string();
+        (qemu, pty)
+    };
+
+    let (mut qemu, pty) = board_on_a_port();
+    let out = emoedge(&[
+        "verify",
+        "--board",
+        "stm32f405",
+        "--images",
+        "5",
+        "--port",
+        &pty,
+    ])
+    .output()
+    .unwrap();
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("via {pty}")) && t.contains("logits equal on 5/5"),
+        "{t}"
+    );
+
+    let (mut qemu, pty) = board_on_a_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("board.json");
+    let run = emoedge(&[
+        "verify",
+        "--board",
+        "stm32f405",
+        "--images",
+        "1000",
+        "--port",
+        &pty,
+    ])
+    .arg("--json")
+    .arg(&json)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let out = run.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("stopped after"), "{t}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let faces = r["faces"].as_array().unwrap();
+    assert!(!faces.is_empty() && faces.len() < 1000, "{t}");
+    assert!(faces.iter().all(|f| f["equal"] == true));
+    assert!(r["stopped"].as_str().unwrap().contains(&pty), "{r}");
+}
+
 /// A board's output that ends, as if unplugged, right after its `logits_left`-th logits
 /// frame.
 struct CutAfterLogits<R> {
