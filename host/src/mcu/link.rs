@@ -22,7 +22,7 @@ pub const BAUD: u32 = 115_200;
 
 /// How long a board may take to answer one request before it counts as gone: a face is
 /// ~2.3 KB (0.2 s at 115200 baud) and an inference on the slowest board (the Pico, 1.2 s)
-/// or in the slowest emulator (rp2040js, ~15 s on one host core).
+/// or in the slowest emulator (rp2040js, ~3.5 s on one host core).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A link to one board.
