@@ -130,6 +130,17 @@ pub struct BlobId {
     pub weights_hash: [u8; 32],
 }
 
+impl BlobId {
+    /// The identity of the blob whose header is `header` and whose body is `model`.
+    pub fn new(header: &crate::model::Header, model: &crate::Model) -> Self {
+        Self {
+            len: header.blob_len() as u32,
+            crc: header.crc,
+            weights_hash: model.body().weights_hash,
+        }
+    }
+}
+
 /// What a board's costs count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CostUnit {
@@ -244,11 +255,30 @@ pub fn encode<'o, T: Serialize>(
     scratch: &mut [u8],
     out: &'o mut [u8],
 ) -> Result<&'o [u8], LinkError> {
+    encode_as(VERSION, message, scratch, out)
+}
+
+/// A frame of `message` as an end speaking protocol `version` writes it: what tests of the
+/// version check on either end send.
+#[cfg(feature = "std")]
+pub fn encode_as_version<T: Serialize>(version: u8, message: &T) -> std::vec::Vec<u8> {
+    let (mut scratch, mut out) = (std::vec![0u8; MAX_CONTENT], std::vec![0u8; MAX_FRAME]);
+    encode_as(version, message, &mut scratch, &mut out)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+fn encode_as<'o, T: Serialize>(
+    version: u8,
+    message: &T,
+    scratch: &mut [u8],
+    out: &'o mut [u8],
+) -> Result<&'o [u8], LinkError> {
     let too_long = LinkError::TooLong {
         max: scratch.len().min(out.len()) as u32,
     };
-    let (version, rest) = scratch.split_first_mut().ok_or(too_long)?;
-    *version = VERSION;
+    let (first, rest) = scratch.split_first_mut().ok_or(too_long)?;
+    *first = version;
     let body = postcard::to_slice(message, rest)
         .map_err(|_| too_long)?
         .len();
@@ -412,14 +442,9 @@ mod tests {
         let cut = [&f[..f.len() - 3], &[0u8][..]].concat();
         assert!(read(&cut)[0].is_err());
 
-        let mut scratch = [0u8; 16];
-        scratch[0] = VERSION + 1;
-        scratch[1] = 0; // Hello's tag
-        let crc = CRC32.checksum(&scratch[..2]);
-        scratch[2..6].copy_from_slice(&crc.to_le_bytes());
-        let mut other = [0u8; 16];
-        let n = cobs::encode(&scratch[..6], &mut other[1..]);
-        let got = read(&other[..n + 2]);
+        let (mut scratch, mut other) = ([0u8; 16], [0u8; 16]);
+        let other = encode_as(VERSION + 1, &Request::Hello, &mut scratch, &mut other).unwrap();
+        let got = read(other);
         assert_eq!(
             got[0],
             Err(LinkError::Version {

@@ -245,14 +245,10 @@ fn the_link_answers_damaged_frames_with_named_errors() {
         ));
         let long = [vec![0u8], vec![7u8; MAX_FRAME + 100], vec![0u8]].concat();
         assert!(matches!(error_for(&long), LinkError::TooLong { .. }));
-        // Another version: the same frame with its version byte raised and its CRC redone.
-        let mut content = vec![link::VERSION + 1, 0];
-        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&content);
-        content.extend(crc.to_le_bytes());
-        let mut other = [0u8; 16];
-        let n = cobs::encode(&content, &mut other[1..]);
+        // A hello as the next protocol version would send it.
+        let other = link::encode_as_version(link::VERSION + 1, &Request::Hello);
         assert_eq!(
-            error_for(&other[..n + 2]),
+            error_for(&other),
             LinkError::Version {
                 found: link::VERSION + 1,
                 supported: link::VERSION

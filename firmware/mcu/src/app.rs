@@ -139,11 +139,7 @@ pub fn load(blob_region: &'static [u8], arena_len: usize) -> Result<Loaded, Fail
             have: arena_len,
         });
     }
-    let id = BlobId {
-        len: blob.len() as u32,
-        crc: header.crc,
-        weights_hash: model.body().weights_hash,
-    };
+    let id = BlobId::new(&header, &model);
     Ok(Loaded { model, id })
 }
 
@@ -205,18 +201,9 @@ pub fn run_frames(
         }
         let i = count;
         count += 1;
-        let mut x = [0i8; INPUT_LEN];
-        quantize_input(&gray, &mut x);
-        let start = clock();
-        let mut last = start;
-        let logits = engine
-            .run_observed(&x, arena, |layer| {
-                let now = clock();
-                layer_units[layer] += now - last;
-                last = now;
-            })
+        let (logits, units) = timed_run(&engine, &gray, arena, clock, &mut layer_units)
             .map_err(|error| Failure::Engine { frame: i, error })?;
-        total_units += last - start;
+        total_units += units;
         let label = argmax(logits).unwrap_or(0);
         if let Some(truth) = info.label {
             known += 1;
@@ -256,6 +243,29 @@ pub fn run_frames(
         unit.plural()
     );
     Ok(Ran::AllFrames)
+}
+
+/// Runs `engine` on the gray face `gray`, timing it with `clock`: returns the logits and
+/// the inference's cost, and adds each layer's cost to `layer_units` (one slot per layer).
+pub fn timed_run<'a>(
+    engine: &Engine,
+    gray: &[u8; INPUT_LEN],
+    arena: &'a mut [i8],
+    clock: &mut impl FnMut() -> u64,
+    layer_units: &mut [u64],
+) -> Result<(&'a [i8], u64), emoedge_core::EngineError> {
+    let mut x = [0i8; INPUT_LEN];
+    quantize_input(gray, &mut x);
+    let start = clock();
+    let mut last = start;
+    let logits = engine.run_observed(&x, arena, |layer| {
+        let now = clock();
+        if let Some(slot) = layer_units.get_mut(layer) {
+            *slot += now - last;
+        }
+        last = now;
+    })?;
+    Ok((logits, last - start))
 }
 
 /// Writes the verdict line of a run on a board's UART: `emoedge-mcu: done`, or

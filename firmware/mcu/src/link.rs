@@ -5,12 +5,14 @@
 //! board.
 
 use crate::app::Console;
+use crate::app::timed_run;
 use core::fmt::Write;
 use embedded_hal_nb::serial;
 use emoedge_core::link::{
     self, CostUnit, FrameReader, Hello, LayerCost, LinkError, MAX_FRAME, Request, Response,
 };
-use emoedge_core::preprocess::{INPUT_LEN, quantize_input};
+use emoedge_core::model::MAX_LAYERS;
+use emoedge_core::preprocess::INPUT_LEN;
 use emoedge_core::{Engine, Model};
 
 /// A board's serial port, carrying the stand-alone report as text and then the link's
@@ -80,6 +82,7 @@ pub fn serve<S: serial::Read<u8> + serial::Write<u8>>(
     let mut reader = FrameReader::<MAX_FRAME>::new();
     let mut scratch = [0u8; RESPONSE_CONTENT];
     let mut out = [0u8; RESPONSE_FRAME];
+    let mut layers = [0u64; MAX_LAYERS];
     loop {
         let byte = port.next_byte();
         let response = match reader.push(byte) {
@@ -89,16 +92,15 @@ pub fn serve<S: serial::Read<u8> + serial::Write<u8>>(
                 Err(e) => Response::Error(e),
                 Ok(Request::Hello) => Response::Hello(hello.clone()),
                 Ok(Request::Classify { id, face }) => {
-                    classify(model, face, arena, clock, None).map_or_else(
-                        Response::Error,
-                        |(logits, cost)| Response::Logits { id, logits, cost },
-                    )
+                    match classify(model, face, arena, clock, &mut layers) {
+                        Ok((_, logits, cost)) => Response::Logits { id, logits, cost },
+                        Err(e) => Response::Error(e),
+                    }
                 }
                 Ok(Request::Profile { face }) => {
-                    let mut layers = [0u64; emoedge_core::model::MAX_LAYERS];
-                    match classify(model, face, arena, clock, Some(&mut layers)) {
+                    match classify(model, face, arena, clock, &mut layers) {
+                        Ok((m, _, cost)) => profile(m, &layers, cost),
                         Err(e) => Response::Error(e),
-                        Ok((_, cost)) => profile(model, &layers, cost),
                     }
                 }
             },
@@ -120,48 +122,43 @@ pub fn serve<S: serial::Read<u8> + serial::Write<u8>>(
 const RESPONSE_CONTENT: usize = 1024;
 const RESPONSE_FRAME: usize = RESPONSE_CONTENT + RESPONSE_CONTENT / 254 + 3;
 
-/// Runs `model` on `face`; returns the logits and the inference's cost, and each layer's
-/// cost into `layers` when given.
-fn classify(
-    model: Option<&Model>,
+/// Runs `model` (when the board has one) on `face`; returns the model, the logits and the
+/// inference's cost, and each layer's cost in `layers`.
+fn classify<'m, 'b>(
+    model: Option<&'m Model<'b>>,
     face: &[u8],
     arena: &mut [i8],
     clock: &mut impl FnMut() -> u64,
-    mut layers: Option<&mut [u64]>,
-) -> Result<(heapless::Vec<i8, { emoedge_core::MAX_CLASSES }>, u64), LinkError> {
+    layers: &mut [u64],
+) -> Result<(&'m Model<'b>, Logits, u64), LinkError> {
     let model = model.ok_or(LinkError::NoModel)?;
     let face: &[u8; INPUT_LEN] = face.try_into().map_err(|_| LinkError::FaceSize {
         got: face.len() as u32,
         want: INPUT_LEN as u32,
     })?;
-    let mut x = [0i8; INPUT_LEN];
-    quantize_input(face, &mut x);
-    let start = clock();
-    let mut last = start;
-    let logits = Engine::new(model)
-        .run_observed(&x, arena, |layer| {
-            let now = clock();
-            if let Some(slot) = layers.as_deref_mut().and_then(|l| l.get_mut(layer)) {
-                *slot = now - last;
-            }
-            last = now;
-        })
+    layers.fill(0);
+    let (logits, cost) = timed_run(&Engine::new(model), face, arena, clock, layers)
         .map_err(|_| LinkError::Engine)?;
-    let logits = heapless::Vec::from_slice(logits).map_err(|_| LinkError::Engine)?;
-    Ok((logits, last - start))
+    let logits = Logits::from_slice(logits).map_err(|_| LinkError::Engine)?;
+    Ok((model, logits, cost))
 }
 
+/// One int8 logit per class, as a response carries them.
+type Logits = heapless::Vec<i8, { emoedge_core::MAX_CLASSES }>;
+
 /// The [`Response::Profile`] of `model` from each layer's cost.
-fn profile<'m>(model: Option<&Model<'m>>, layers: &[u64], cost: u64) -> Response<'static> {
-    let mut out = heapless::Vec::new();
-    for (step, &units) in model.map_or(&[][..], |m| m.steps()).iter().zip(layers) {
-        let _ = out.push(LayerCost {
+fn profile(model: &Model, layers: &[u64], cost: u64) -> Response<'static> {
+    let layers = model
+        .steps()
+        .iter()
+        .zip(layers)
+        .map(|(step, &units)| LayerCost {
             op: step.step.op_name(),
             macs: step.macs,
             cost: units,
-        });
-    }
-    Response::Profile { layers: out, cost }
+        })
+        .collect();
+    Response::Profile { layers, cost }
 }
 
 /// The hello of a board, for [`serve`].

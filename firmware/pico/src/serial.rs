@@ -5,8 +5,8 @@
 //! USB is polled ([`poll_usb`]) whenever the firmware reads or writes the port and at every
 //! layer boundary of an inference (the board's clock calls it), so the Pico enumerates and
 //! answers the host within ~0.1 s even mid-inference; what the host sends waits in a queue
-//! the main loop reads. (Polling rather than the USB interrupt: rp2040js, the emulator the
-//! tests run, loses its place on the interrupt's return.) What the firmware writes goes out
+//! the main loop reads. (Polling rather than the USB interrupt: the interrupt-driven
+//! version faulted in rp2040js, the emulator the tests run, resuming mid-instruction.) What the firmware writes goes out
 //! on both: UART0 always, USB once a host has opened the port or spoken on it (else it is
 //! dropped, so the report never waits on a cable no one reads).
 

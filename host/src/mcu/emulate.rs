@@ -21,7 +21,7 @@ fn loader_args(board: &Board, blob: Option<&Path>, frames: Option<&Path>) -> Vec
 /// The folder of the Pico's runner `emulate.mjs` and its rp2040js: the firmware's own (its
 /// ELF lies in its target folder), else the board's firmware folder under the working
 /// directory.
-pub(super) fn rp2040js_dir<'a>(board: &'a Board, firmware: &'a Path) -> Result<&'a Path> {
+fn rp2040js_dir<'a>(board: &'a Board, firmware: &'a Path) -> Result<&'a Path> {
     let dir = firmware
         .ancestors()
         .find(|p| p.join("emulate.mjs").is_file())
@@ -37,6 +37,43 @@ pub(super) fn rp2040js_dir<'a>(board: &'a Board, firmware: &'a Path) -> Result<&
     Ok(dir)
 }
 
+/// The Pico's runner `emulate.mjs` on `firmware`, the blob and frames (when given) loaded at
+/// the board's regions.
+pub(super) fn rp2040js_command(
+    board: &Board,
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Result<Command> {
+    let mut cmd = Command::new("node");
+    cmd.arg(rp2040js_dir(board, firmware)?.join("emulate.mjs"))
+        .arg(firmware);
+    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
+        if let Some(f) = file {
+            cmd.arg("--load").arg(format!("{}@{addr:#x}", f.display()));
+        }
+    }
+    Ok(cmd)
+}
+
+/// QEMU's `machine` on `firmware`, the blob and frames (when given) loaded at the board's
+/// regions, its serial port on standard input and output. `-serial stdio` without
+/// `-nographic`: no monitor is multiplexed onto the pipe, so every byte passes as it is.
+pub(super) fn qemu_serial_command(
+    board: &Board,
+    machine: &str,
+    firmware: &Path,
+    blob: Option<&Path>,
+    frames: Option<&Path>,
+) -> Command {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args(["-machine", machine, "-display", "none", "-monitor", "none"])
+        .args(["-serial", "stdio", "-icount", "shift=0", "-kernel"])
+        .arg(firmware)
+        .args(loader_args(board, blob, frames));
+    cmd
+}
+
 /// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
 /// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
 /// emulated flash and prints UART0).
@@ -46,14 +83,7 @@ pub(super) fn run_rp2040js(
     blob: Option<&Path>,
     frames: Option<&Path>,
 ) -> Result<String> {
-    let dir = rp2040js_dir(board, firmware)?;
-    let mut cmd = Command::new("node");
-    cmd.arg(dir.join("emulate.mjs")).arg(firmware);
-    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
-        if let Some(f) = file {
-            cmd.arg("--load").arg(format!("{}@{addr:#x}", f.display()));
-        }
-    }
+    let mut cmd = rp2040js_command(board, firmware, blob, frames)?;
     let out = cmd
         .output()
         .context("running node (install Node.js from your system's packages)")?;
@@ -79,11 +109,7 @@ pub(super) fn run_qemu_serial(
     blob: Option<&Path>,
     frames: Option<&Path>,
 ) -> Result<String> {
-    let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-machine", machine, "-nographic", "-monitor", "none"])
-        .args(["-icount", "shift=0", "-kernel"])
-        .arg(firmware)
-        .args(loader_args(board, blob, frames));
+    let mut cmd = qemu_serial_command(board, machine, firmware, blob, frames);
     let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

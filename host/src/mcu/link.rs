@@ -5,6 +5,7 @@
 //! wait has a deadline: a board that stops answering is named with its port and the request
 //! it was asked, never waited on forever.
 
+use super::emulate;
 use anyhow::{Context, Result, anyhow, bail};
 use emoedge_boards::{Board, Emulator};
 use emoedge_core::link::{
@@ -35,6 +36,9 @@ pub struct BoardLink {
     reader: Box<FrameReader<MAX_FRAME>>,
     /// The last message received, which the last [`Response`] borrows.
     message: Vec<u8>,
+    /// A request's unframed content and its frame, kept from request to request.
+    scratch: Vec<u8>,
+    frame: Vec<u8>,
     /// The emulator behind the link, stopped when the link is dropped.
     child: Option<Child>,
     /// The last request sent, for messages.
@@ -78,51 +82,29 @@ pub fn emulator_command(
             board.firmware_dir
         );
     }
-    super::check_fits(
-        board,
-        std::fs::metadata(blob).map_or(0, |m| m.len() as usize),
-    )?;
+    let len = std::fs::metadata(blob).with_context(|| format!("the blob {}", blob.display()))?;
+    super::check_fits(board, len.len() as usize)?;
     let (cmd, emulator) = match board.emulator {
         Emulator::Rp2040js => {
-            let dir = super::emulate::rp2040js_dir(board, firmware)?;
-            let mut cmd = Command::new("node");
-            cmd.arg(dir.join("emulate.mjs"))
-                .arg(firmware)
-                .arg("--load")
-                .arg(format!("{}@{:#x}", blob.display(), board.blob.origin))
-                .arg("--link")
-                .arg(match wire {
-                    Wire::Uart => "uart",
-                    Wire::Usb => "usb",
-                });
-            (
-                cmd,
-                if wire == Wire::Usb {
-                    "rp2040js over USB"
-                } else {
-                    "rp2040js"
-                },
-            )
+            let mut cmd = emulate::rp2040js_command(board, firmware, Some(blob), None)?;
+            cmd.arg("--link").arg(match wire {
+                Wire::Uart => "uart",
+                Wire::Usb => "usb",
+            });
+            let name = match wire {
+                Wire::Uart => "rp2040js",
+                Wire::Usb => "rp2040js over USB",
+            };
+            (cmd, name)
         }
         Emulator::QemuSerial { .. } if wire == Wire::Usb => bail!(
             "the {} firmware speaks the link on its UART only; USB is the Pico's",
             board.name
         ),
-        Emulator::QemuSerial { machine } => {
-            let mut cmd = Command::new("qemu-system-arm");
-            // -serial stdio without -nographic: no monitor multiplexed onto the pipe, so
-            // every byte passes as it is.
-            cmd.args(["-machine", machine, "-display", "none", "-monitor", "none"])
-                .args(["-serial", "stdio", "-icount", "shift=0", "-kernel"])
-                .arg(firmware)
-                .arg("-device")
-                .arg(format!(
-                    "loader,file={},addr={:#x}",
-                    blob.display(),
-                    board.blob.origin
-                ));
-            (cmd, "QEMU")
-        }
+        Emulator::QemuSerial { machine } => (
+            emulate::qemu_serial_command(board, machine, firmware, Some(blob), None),
+            "QEMU",
+        ),
         Emulator::QemuSemihosting { .. } => bail!(
             "the {} build reports over semihosting and has no serial link; the boards with \
              one are pico and stm32f405",
@@ -130,6 +112,14 @@ pub fn emulator_command(
         ),
     };
     Ok((cmd, format!("{} in {emulator}", board.name)))
+}
+
+/// Writes `bytes` to the link named `name`, flushed.
+fn write_all(writer: &mut dyn Write, name: &str, bytes: &[u8]) -> Result<()> {
+    writer
+        .write_all(bytes)
+        .and_then(|()| writer.flush())
+        .with_context(|| format!("writing to {name}"))
 }
 
 /// The serial ports the system lists, for a message.
@@ -190,6 +180,8 @@ impl BoardLink {
             pending: VecDeque::new(),
             reader: Box::new(FrameReader::new()),
             message: Vec::new(),
+            scratch: vec![0u8; MAX_CONTENT],
+            frame: vec![0u8; MAX_FRAME],
             child,
             last: "nothing yet",
             closed: None,
@@ -237,10 +229,7 @@ impl BoardLink {
 
     /// Sends raw bytes (for tests of damaged frames).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
-        self.writer
-            .write_all(bytes)
-            .and_then(|()| self.writer.flush())
-            .with_context(|| format!("writing to {}", self.name))
+        write_all(&mut self.writer, &self.name, bytes)
     }
 
     /// Sends `request` and returns the board's answer, within [`BoardLink::timeout`].
@@ -323,11 +312,9 @@ impl BoardLink {
             Request::Classify { .. } => "classify",
             Request::Profile { .. } => "profile",
         };
-        let (mut scratch, mut out) = (vec![0u8; MAX_CONTENT], vec![0u8; MAX_FRAME]);
-        let frame = link::encode(request, &mut scratch, &mut out)
-            .map_err(|e| anyhow!("encoding a {} request: {e}", self.last))?
-            .to_vec();
-        self.send_raw(&frame)
+        let frame = link::encode(request, &mut self.scratch, &mut self.frame)
+            .map_err(|e| anyhow!("encoding a {} request: {e}", self.last))?;
+        write_all(&mut self.writer, &self.name, frame)
     }
 
     /// Reads bytes until a frame ends: `Ok(Ok(()))` with its message in `self.message`,
@@ -406,13 +393,8 @@ mod tests {
 
     #[test]
     fn a_board_of_another_protocol_version_is_named() {
-        // A frame whose version byte is the next one, its CRC right.
-        let mut content = vec![VERSION + 1, 0];
-        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&content);
-        content.extend(crc.to_le_bytes());
-        let mut bytes = vec![0u8; 16];
-        let n = cobs::encode(&content, &mut bytes[1..]);
-        bytes.truncate(n + 2);
+        // An answer as a board of the next protocol version would send it.
+        let bytes = link::encode_as_version(VERSION + 1, &Response::Error(LinkError::Decode));
         let err = board_sending(bytes)
             .hello(Duration::from_secs(2))
             .unwrap_err()

@@ -154,17 +154,6 @@ impl BoardReport {
     }
 }
 
-/// What tells the model folder's blob apart, as a board's hello gives it.
-fn blob_id(blob: &[u8], weights_hash: [u8; 32]) -> Result<BlobId> {
-    let header = Header::parse(&blob[..HEADER_LEN.min(blob.len())])
-        .map_err(|e| anyhow::anyhow!("the model blob's header: {e}"))?;
-    Ok(BlobId {
-        len: blob.len() as u32,
-        crc: header.crc,
-        weights_hash,
-    })
-}
-
 fn short_hash(h: &[u8; 32]) -> String {
     h[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -184,7 +173,9 @@ pub fn check_board(
     let blob_file = ModelDir::new(model_dir).read_blob()?;
     let blob = blob_file.bytes();
     let model = blob_file.model()?;
-    let ours = blob_id(blob, model.body().weights_hash)?;
+    let header = Header::parse(&blob[..HEADER_LEN.min(blob.len())])
+        .map_err(|e| anyhow::anyhow!("{}: {e}", blob_file.path().display()))?;
+    let ours = BlobId::new(&header, &model);
 
     // The board and its blob, before any face is sent.
     let name = link.name().to_string();
@@ -271,7 +262,6 @@ pub fn check_board(
             }
         };
         let equal = logits[..] == host[..];
-        let argmax = |z: &[i8]| emoedge_core::emotion::argmax(z).unwrap_or(0) as u8;
         if !equal {
             pb.suspend(|| {
                 eprintln!(
@@ -285,8 +275,8 @@ pub fn check_board(
         report.faces.push(FaceResult {
             path: ds.paths[i].clone(),
             truth: ds.labels[i],
-            board: argmax(&logits),
-            host: argmax(&host),
+            board: super::argmax(&logits),
+            host: super::argmax(&host),
             equal,
             logits: logits.to_vec(),
             host_logits: (!equal).then_some(host),
