@@ -11,6 +11,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 
+pub mod camera_frames;
 pub mod emotion;
 pub mod engine;
 pub mod kernels;

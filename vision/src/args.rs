@@ -1,7 +1,7 @@
 //! The detector's command-line settings, shared by `emoedge-pi` and `emoedge eval-camera`
 //! so that both front ends take the same flags with the same defaults.
 
-use crate::detect::{Cascade, DetectParams};
+use crate::detect::{Cascade, DetectParams, SCALE_ONE, scale_from_ratio};
 use anyhow::{Result, bail};
 use emoedge_core::preprocess::CropContract;
 use std::path::PathBuf;
@@ -13,15 +13,15 @@ pub const DEFAULT_CASCADE: &str = "models/haarcascade_frontalface_alt2.xml";
 /// Face detection and cropping flags.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DetectArgs {
-    /// OpenCV Haar cascade XML.
+    /// Face cascade: OpenCV Haar cascade XML, or a cascade blob (`emoedge cascade`).
     #[arg(long, default_value = DEFAULT_CASCADE)]
     pub cascade: PathBuf,
     /// Pyramid step of the detector (OpenCV scaleFactor), above 1.
-    #[arg(long, default_value_t = DetectParams::default().scale_factor)]
+    #[arg(long, default_value_t = DetectParams::default().scale as f64 / SCALE_ONE as f64)]
     pub scale_factor: f64,
     /// Neighbours a detection needs (OpenCV minNeighbors).
     #[arg(long, default_value_t = DetectParams::default().min_neighbors)]
-    pub min_neighbors: usize,
+    pub min_neighbors: u32,
     /// Smallest face side, in frame pixels.
     #[arg(long, default_value_t = DetectParams::default().min_size)]
     pub min_size: u32,
@@ -39,11 +39,12 @@ pub struct DetectArgs {
 impl DetectArgs {
     /// The detector parameters; an error when the pyramid step is not above 1.
     pub fn params(&self) -> Result<DetectParams> {
-        if self.scale_factor.is_nan() || self.scale_factor <= 1.0 {
-            bail!("--scale-factor must be above 1");
+        // Held in 1/65536ths: the step must stay above 1 once rounded.
+        if self.scale_factor.is_nan() || !(1.00002..=16.0).contains(&self.scale_factor) {
+            bail!("--scale-factor must be above 1 (and at most 16)");
         }
         Ok(DetectParams {
-            scale_factor: self.scale_factor,
+            scale: scale_from_ratio(self.scale_factor),
             min_neighbors: self.min_neighbors,
             min_size: self.min_size,
         })

@@ -139,12 +139,13 @@ impl Pipeline {
     }
 
     /// Faces in the frame, in frame coordinates.
-    fn detect(&mut self, f: &Frame) -> Vec<FaceBox> {
+    fn detect(&mut self, f: &Frame) -> Result<Vec<FaceBox>> {
         let dw = self.opts.detect_width;
         if dw == 0 || f.width <= dw {
             return self
                 .detector
-                .detect(&f.gray, f.width, f.height, &self.opts.detect);
+                .detect(&f.gray, f.width, f.height, &self.opts.detect)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.source));
         }
         let s = dw as f64 / f.width as f64;
         let dh = ((f.height as f64 * s).round() as u32).max(1);
@@ -152,8 +153,11 @@ impl Pipeline {
             .resize(&f.gray, f.width, f.height, dw, dh, &mut self.small);
         let mut p = self.opts.detect;
         p.min_size = ((p.min_size as f64 * s).round() as u32).max(1);
-        let boxes = self.detector.detect(&self.small, dw, dh, &p);
-        boxes
+        let boxes = self
+            .detector
+            .detect(&self.small, dw, dh, &p)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", f.source))?;
+        Ok(boxes
             .into_iter()
             .map(|r| {
                 FaceBox::new(
@@ -163,7 +167,7 @@ impl Pipeline {
                     (r.h as f64 / s).round() as u32,
                 )
             })
-            .collect()
+            .collect())
     }
 
     /// Processes one frame; `decode_ms` is what reading it cost.
@@ -187,7 +191,7 @@ impl Pipeline {
                 std::mem::swap(&mut self.thumb, &mut self.thumb_ref);
             }
             self.since_detect = f.video.then_some(0);
-            self.detect(f)
+            self.detect(f)?
         };
         t.detect = ms(t0);
         let frame = f.view()?;

@@ -2,7 +2,10 @@
 
 use emoedge_core::preprocess::FaceBox;
 use emoedge_test_support::data_dir;
-use emoedge_vision::detect::{Cascade, DetectParams, Detector};
+use emoedge_vision::detect::{
+    BlobError, BoundedHits, Cascade, CascadeBlob, Cluster, DetectError, DetectParams, Detector,
+    Gray, SCALE_ONE, Strip, Workspace, blob, detect_into,
+};
 use std::collections::BTreeMap;
 
 #[test]
@@ -28,12 +31,14 @@ fn finds_the_reference_faces() {
             .unwrap()
             .into_luma8();
         let t0 = std::time::Instant::now();
-        let dets = det.detect(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            &DetectParams::default(),
-        );
+        let dets = det
+            .detect(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                &DetectParams::default(),
+            )
+            .unwrap();
         let hit = boxes
             .iter()
             .filter(|b| dets.iter().any(|d| d.iou(b) >= 0.5))
@@ -58,4 +63,179 @@ fn finds_the_reference_faces() {
     assert_eq!(total, 25);
     assert!(found >= 24, "{found}/25 found");
     assert!(false_pos <= 1, "{false_pos} false positives");
+}
+
+/// The shipped cascade, as every device holds it.
+fn shipped() -> Cascade {
+    Cascade::load(&data_dir().join("haarcascades/haarcascade_frontalface_alt2.xml")).unwrap()
+}
+
+/// What a microcontroller runs (levels one after another, a strip of integral rows that
+/// slides down each level, fixed buffers) finds what the host's detector finds (levels in
+/// parallel, whole-level tables), on real photos of several sizes.
+#[test]
+fn a_sliding_strip_finds_what_whole_levels_find() {
+    let cascade = shipped();
+    let blob = cascade.blob();
+    let mut det = Detector::new(cascade.clone());
+    let p = DetectParams::default();
+    for file in [
+        "obama_240p.jpg",
+        "composite_multiscale_01.jpg",
+        "cameraman.png",
+    ] {
+        let img = image::open(data_dir().join("faces").join(file))
+            .unwrap()
+            .into_luma8();
+        let (w, h) = img.dimensions();
+        let host = det.detect(img.as_raw(), w, h, &p).unwrap();
+        let frame = Gray::new(img.as_raw(), w, h).unwrap();
+        // The fewest integral rows a level takes: window height + 2.
+        let rows = blob.height() as usize + 2;
+        let (mut sum, mut sq) = (
+            vec![0u32; (w as usize + 1) * rows],
+            vec![0u32; (w as usize + 1) * rows],
+        );
+        let (mut row, mut taps) = (vec![0u8; w as usize], vec![0u32; w as usize]);
+        let mut raw = vec![FaceBox::new(0, 0, 0, 0); 4096];
+        let mut clusters = vec![Cluster::default(); 4096];
+        let mut ws = Workspace {
+            strip: Strip {
+                sum: &mut sum,
+                sq: &mut sq,
+                row: &mut row,
+                taps: &mut taps,
+            },
+            raw: BoundedHits::new(&mut raw),
+            clusters: &mut clusters,
+        };
+        let mut out = [FaceBox::new(0, 0, 0, 0); 16];
+        let mut faces = BoundedHits::new(&mut out);
+        let d = detect_into(&blob, &frame, &p, &mut ws, &mut faces).unwrap();
+        assert_eq!(faces.as_slice(), &host[..], "{file}");
+        assert_eq!(d, det.last(), "{file}");
+        assert_eq!(d.dropped, 0);
+    }
+}
+
+/// A raw-detection buffer too small for a frame keeps what it can and says how much it
+/// dropped; a frame of the wrong size and a table too small for a level are named errors.
+#[test]
+fn small_buffers_and_wrong_frames_are_named() {
+    let cascade = shipped();
+    let blob = cascade.blob();
+    let img = image::open(data_dir().join("faces/composite_multiscale_01.jpg"))
+        .unwrap()
+        .into_luma8();
+    let (w, h) = img.dimensions();
+    let p = DetectParams::default();
+    let frame = Gray::new(img.as_raw(), w, h).unwrap();
+    let rows = blob.height() as usize + 2;
+    let (mut sum, mut sq) = (
+        vec![0u32; (w as usize + 1) * rows],
+        vec![0u32; (w as usize + 1) * rows],
+    );
+    let (mut row, mut taps) = (vec![0u8; w as usize], vec![0u32; w as usize]);
+    let mut raw = vec![FaceBox::new(0, 0, 0, 0); 8];
+    let mut clusters = vec![Cluster::default(); 8];
+    let mut ws = Workspace {
+        strip: Strip {
+            sum: &mut sum,
+            sq: &mut sq,
+            row: &mut row,
+            taps: &mut taps,
+        },
+        raw: BoundedHits::new(&mut raw),
+        clusters: &mut clusters,
+    };
+    let mut out = [FaceBox::new(0, 0, 0, 0); 4];
+    let mut faces = BoundedHits::new(&mut out);
+    let d = detect_into(&blob, &frame, &p, &mut ws, &mut faces).unwrap();
+    assert!(d.dropped > 0 && d.raw == 8 + d.dropped, "{d:?}");
+    assert_eq!(
+        Gray::new(&img.as_raw()[1..], w, h).unwrap_err(),
+        DetectError::FrameSize {
+            width: w,
+            height: h,
+            expected: (w * h) as usize,
+            actual: (w * h) as usize - 1
+        }
+    );
+    ws.strip.sum = &mut [];
+    let e = detect_into(&blob, &frame, &p, &mut ws, &mut faces).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DetectError::Workspace {
+                buffer: "integral tables",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut det = Detector::new(cascade);
+    let e = det
+        .detect(
+            img.as_raw(),
+            w,
+            h,
+            &DetectParams {
+                scale: SCALE_ONE,
+                ..p
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e, DetectError::Scale { scale: SCALE_ONE });
+}
+
+/// The blob is checked before use: each kind of damage is named, a file by its path.
+#[test]
+fn damaged_cascade_blobs_are_refused_by_name() {
+    let bytes = shipped().bytes().to_vec();
+    assert_eq!(CascadeBlob::parse(&bytes).unwrap().len(), bytes.len());
+    let mut flipped = bytes.clone();
+    flipped[blob::HEADER_LEN + 1000] ^= 0x10;
+    assert!(matches!(
+        CascadeBlob::parse(&flipped),
+        Err(BlobError::Crc { .. })
+    ));
+    assert!(matches!(
+        CascadeBlob::parse(&bytes[..bytes.len() - 1]),
+        Err(BlobError::Length { .. })
+    ));
+    assert_eq!(
+        CascadeBlob::parse(&[0xff; 64]).unwrap_err(),
+        BlobError::Magic
+    );
+    assert_eq!(
+        CascadeBlob::parse(&[]).unwrap_err(),
+        BlobError::TooShort { len: 0 }
+    );
+    let mut newer = bytes.clone();
+    newer[4] = 2;
+    assert_eq!(
+        CascadeBlob::parse(&newer).unwrap_err(),
+        BlobError::Version {
+            found: 2,
+            supported: 1
+        }
+    );
+    // A blob with bytes after it (the rest of a flash region) reads the same.
+    let mut region = bytes.clone();
+    region.extend_from_slice(&[0xff; 300]);
+    assert_eq!(
+        CascadeBlob::parse(&region).unwrap().crc(),
+        CascadeBlob::parse(&bytes).unwrap().crc()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alt2.cascade");
+    std::fs::write(&path, &flipped).unwrap();
+    let e = Cascade::load(&path).unwrap_err().to_string();
+    assert!(e.contains("alt2.cascade") && e.contains("damaged"), "{e}");
+    std::fs::write(&path, b"").unwrap();
+    let e = Cascade::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("alt2.cascade") && e.contains("<cascade>") || e.contains("XML"),
+        "{e}"
+    );
 }

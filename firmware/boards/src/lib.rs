@@ -83,8 +83,15 @@ pub struct Board {
     /// The model blob's flash region: flashed on its own, so a new model needs no new
     /// firmware.
     pub blob: Region,
-    /// The test frames' flash region (the format of `emoedge_core::test_frames`).
+    /// The frames' flash region: 48x48 test faces (`emoedge_core::test_frames`) or whole
+    /// camera frames (`emoedge_core::camera_frames`).
     pub frames: Region,
+    /// The face cascade blob's flash region (`emoedge_vision::detect::blob`): flashed on
+    /// its own, like the model.
+    pub cascade: Region,
+    /// The largest camera frame (width, height) the firmware's RAM holds the face
+    /// detector's buffers for.
+    pub camera_max: (u16, u16),
     /// The core clock, Hz, as the firmware runs it.
     pub clock_hz: u32,
     /// The UF2 family ID its drag-and-drop bootloader accepts.
@@ -96,7 +103,8 @@ pub struct Board {
 }
 
 /// Raspberry Pi Pico: RP2040 (Cortex-M0+), 2 MiB of QSPI flash, 264 KiB of SRAM. The firmware
-/// takes the first MiB of flash; the blob and the frames have 512 KiB each after it.
+/// takes the first 768 KiB of flash, the face cascade the next 256 KiB; the blob and the
+/// frames have 512 KiB each after them.
 pub const PICO: Board = Board {
     name: "pico",
     summary: "Raspberry Pi Pico (RP2040, Cortex-M0+, 125 MHz), UART0 on GP0/GP1",
@@ -106,7 +114,7 @@ pub const PICO: Board = Board {
     firmware_bin: "emoedge-pico",
     code: Region {
         origin: 0x1000_0100,
-        len: 0x10_0000 - 0x100,
+        len: 0xC_0000 - 0x100,
     },
     boot2: Some(Region {
         origin: 0x1000_0000,
@@ -124,6 +132,11 @@ pub const PICO: Board = Board {
         origin: 0x1018_0000,
         len: 0x8_0000,
     },
+    cascade: Region {
+        origin: 0x100C_0000,
+        len: 0x4_0000,
+    },
+    camera_max: (320, 240),
     clock_hz: 125_000_000,
     uf2_family: Some(0xe48b_ff56),
     probe_chip: Some("RP2040"),
@@ -154,9 +167,14 @@ pub const STM32F405: Board = Board {
         len: 0x6_0000,
     },
     frames: Region {
-        origin: 0x0808_0000,
-        len: 0x8_0000,
+        origin: 0x080A_0000,
+        len: 0x6_0000,
     },
+    cascade: Region {
+        origin: 0x0808_0000,
+        len: 0x2_0000,
+    },
+    camera_max: (160, 120),
     clock_hz: 168_000_000,
     uf2_family: Some(0x5775_5a57),
     probe_chip: Some("STM32F405RGTx"),
@@ -166,7 +184,7 @@ pub const STM32F405: Board = Board {
 };
 
 /// QEMU's MPS2 AN386 (Cortex-M4F at 25 MHz): 4 MiB of code memory, of which the firmware
-/// takes 512 KiB, the blob 1 MiB and the frames 2 MiB; RAM capped at 256 KiB to stay
+/// takes 512 KiB, the blob 1 MiB, the frames 2 MiB and the face cascade 512 KiB; RAM capped at 256 KiB to stay
 /// honest about what a microcontroller has. Instruction counts per layer are measured here.
 pub const MPS2_M4F: Board = Board {
     name: "mps2-m4f",
@@ -192,6 +210,11 @@ pub const MPS2_M4F: Board = Board {
         origin: 0x0018_0000,
         len: 0x20_0000,
     },
+    cascade: Region {
+        origin: 0x0038_0000,
+        len: 0x8_0000,
+    },
+    camera_max: (320, 240),
     clock_hz: 25_000_000,
     uf2_family: None,
     probe_chip: None,
@@ -218,7 +241,7 @@ pub const MPS2_M0PLUS: Board = Board {
 
 /// The Cortex-M33 build (Armv8-M Mainline with DSP, `-C target-cpu=cortex-m33`) on QEMU's
 /// MPS2 AN505 at 20 MHz, in the secure state: code memory at 0x10000000, data in SSRAM2 at
-/// 0x38000000, the blob and the frames at the offsets of [`MPS2_M4F`].
+/// 0x38000000, the blob, the frames and the cascade at the offsets of [`MPS2_M4F`].
 pub const MPS2_M33: Board = Board {
     name: "mps2-m33",
     summary: "Cortex-M33 build on QEMU's MPS2 AN505 (instruction counts)",
@@ -239,6 +262,10 @@ pub const MPS2_M33: Board = Board {
     frames: Region {
         origin: 0x1018_0000,
         len: 0x20_0000,
+    },
+    cascade: Region {
+        origin: 0x1038_0000,
+        len: 0x8_0000,
     },
     clock_hz: 20_000_000,
     emulator: Emulator::QemuSemihosting {
@@ -292,20 +319,31 @@ impl Board {
     }
 
     /// The firmware's linker memory map (`memory.x` for `cortex-m-rt`): its code and RAM,
-    /// the boot2 section where the chip has one, and the symbols `_model_blob` and `_frames`
-    /// at the regions' starts.
+    /// the boot2 section where the chip has one, and the symbols `_model_blob`, `_frames`
+    /// and `_cascade` at the regions' starts.
     pub fn memory_x(&self) -> MemoryX<'_> {
         MemoryX(self)
     }
 
-    /// The board's layout is consistent: code, blob and frames apart, and the blob and
-    /// frames in whole 256-byte UF2 blocks.
+    /// The board's layout is consistent: code, blob, frames and cascade apart, each flashed
+    /// region in whole 256-byte UF2 blocks.
     pub const fn is_consistent(&self) -> bool {
-        !self.code.overlaps(&self.blob)
-            && !self.code.overlaps(&self.frames)
-            && !self.blob.overlaps(&self.frames)
-            && self.blob.origin.is_multiple_of(256)
-            && self.frames.origin.is_multiple_of(256)
+        let flashed = [self.blob, self.frames, self.cascade];
+        let mut i = 0;
+        while i < flashed.len() {
+            if self.code.overlaps(&flashed[i]) || !flashed[i].origin.is_multiple_of(256) {
+                return false;
+            }
+            let mut j = i + 1;
+            while j < flashed.len() {
+                if flashed[i].overlaps(&flashed[j]) {
+                    return false;
+                }
+                j += 1;
+            }
+            i += 1;
+        }
+        true
     }
 }
 
@@ -348,7 +386,9 @@ impl fmt::Display for MemoryX<'_> {
         writeln!(f, "_model_blob = {:#010x};", b.blob.origin)?;
         writeln!(f, "_model_blob_len = {:#x};", b.blob.len)?;
         writeln!(f, "_frames = {:#010x};", b.frames.origin)?;
-        writeln!(f, "_frames_len = {:#x};", b.frames.len)
+        writeln!(f, "_frames_len = {:#x};", b.frames.len)?;
+        writeln!(f, "_cascade = {:#010x};", b.cascade.origin)?;
+        writeln!(f, "_cascade_len = {:#x};", b.cascade.len)
     }
 }
 
@@ -365,8 +405,9 @@ mod tests {
             assert_eq!(by_name(b.name), Some(&ALL[i]));
             assert!(ALL.iter().filter(|o| o.name == b.name).count() == 1);
         }
-        // The Pico's blob lies past the megabyte its firmware keeps.
+        // The Pico's blob and cascade lie past the flash its firmware keeps.
         assert!(PICO.blob.origin >= PICO.code.end());
+        assert!(PICO.cascade.origin >= PICO.code.end());
         assert_eq!(by_name("nope"), None);
     }
 
@@ -378,11 +419,12 @@ mod tests {
             "{x}"
         );
         assert!(
-            x.contains("FLASH : ORIGIN = 0x10000100, LENGTH = 0xfff00"),
+            x.contains("FLASH : ORIGIN = 0x10000100, LENGTH = 0xbff00"),
             "{x}"
         );
         assert!(x.contains("_model_blob = 0x10100000;"), "{x}");
         assert!(x.contains("_frames = 0x10180000;"), "{x}");
+        assert!(x.contains("_cascade = 0x100c0000;"), "{x}");
         assert!(x.contains("KEEP(*(.boot2))"), "{x}");
         let y = MPS2_M33.memory_x().to_string();
         assert!(

@@ -2,6 +2,7 @@
 
 mod average;
 mod bench;
+mod cascade;
 mod curves;
 mod eval;
 mod eval_camera;
@@ -48,6 +49,9 @@ enum Command {
     /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
     /// model, that they agree, and that the artifacts carry the same weights.
     Verify(verify::Args),
+    /// Convert an OpenCV Haar cascade (XML) into the checked integer blob every device runs
+    /// and `flash` writes to a board.
+    Cascade(cascade::Args),
     /// Write the blob (and test frames) as a flash image for a board, write it to a board
     /// with probe-rs (--probe), or run the board's firmware in its emulator and compare
     /// every logit with the host (--emulate).
@@ -71,6 +75,7 @@ impl Cli {
             Command::Stream(a) => stream::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Verify(a) => verify::run(a),
+            Command::Cascade(a) => cascade::run(a),
             Command::Flash(a) => flash::run(a),
             Command::Average(a) => average::run(a),
             Command::Bench(a) => bench::run(a),

@@ -1,154 +1,201 @@
-//! Face detection with OpenCV's Haar cascades, in pure Rust, reading the cascade XML files
-//! as OpenCV writes them. The algorithm follows `CascadeClassifier::detectMultiScale`: an
-//! image pyramid, a 24x24 (or the cascade's) window evaluated with integral images and a
-//! per-window variance normalisation, then `groupRectangles` with `minNeighbors`.
+//! Face detection with OpenCV's Haar cascades, in integers, without heap: the one detector
+//! the Pi, the host's measurements and the microcontroller firmware run. The algorithm
+//! follows `CascadeClassifier::detectMultiScale`: an image pyramid, the cascade's window
+//! evaluated on integral images with a per-window variance normalisation, then
+//! `groupRectangles` with `minNeighbors`.
+//!
+//! - [`blob`]: the cascade as checked fixed-point integers (converted from OpenCV's XML on
+//!   the host, flashed beside the model on a board);
+//! - [`scan`]: the pyramid levels and one level's window scan over a strip of integral rows;
+//! - [`group`]: grouping raw windows into faces;
+//! - [`detect_into`]: a whole frame, level after level, in caller-owned buffers (a
+//!   microcontroller); [`Detector`] (`std`): the same functions, levels in parallel, in
+//!   buffers it owns (the Pi and the host).
+//!
+//! Every step is integer arithmetic that does not depend on buffer sizes or on the order
+//! levels run in, so a frame gives the same boxes on every device; only a raw-detection
+//! buffer too small for a frame changes the result, and [`Detection::dropped`] says so.
 
+pub mod blob;
+#[cfg(feature = "std")]
 mod cascade;
-mod group;
-mod integral;
+pub mod group;
+pub mod scan;
 
+pub use blob::{BlobError, CascadeBlob};
+#[cfg(feature = "std")]
 pub use cascade::{Cascade, CascadeError};
-pub use group::group_rectangles;
+pub use group::{Cluster, group_rectangles};
+pub use scan::{
+    BoundedHits, DetectError, DetectParams, Gray, Hits, Level, SCALE_ONE, ScanCount, Strip, levels,
+    scale_from_ratio, scan_level,
+};
 
-use crate::resize::Resizer;
-use cascade::{Compiled, Window};
-use emoedge_core::preprocess::FaceBox;
-use integral::Integral;
-use rayon::prelude::*;
-
-/// `detectMultiScale` parameters, with OpenCV's meanings.
-#[derive(Clone, Copy, Debug)]
-pub struct DetectParams {
-    /// Pyramid step (OpenCV `scaleFactor`), > 1.
-    pub scale_factor: f64,
-    /// Detections a group needs to be kept (OpenCV `minNeighbors`).
-    pub min_neighbors: usize,
-    /// Smallest face side in frame pixels.
-    pub min_size: u32,
+/// What one frame's detection looked at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Detection {
+    /// Pyramid levels scanned.
+    pub levels: u32,
+    /// Windows the cascade evaluated, all levels.
+    pub windows: u32,
+    /// Windows that passed every stage (before grouping).
+    pub raw: u32,
+    /// Raw windows that did not fit the raw-detection buffer (0 on the host): the frame's
+    /// faces were grouped from the others.
+    pub dropped: u32,
 }
 
-/// The defaults go with OpenCV's `haarcascade_frontalface_alt2.xml`, the shipped cascade:
-/// on camera-like frames of FER2013 faces they found the most faces without more false
-/// positives on real photos than OpenCV's usual `default` cascade at 5 neighbours
-/// (`models/MODEL.md`, "Face detector", has the table).
-impl Default for DetectParams {
-    fn default() -> Self {
-        Self {
-            scale_factor: 1.1,
-            min_neighbors: 3,
-            min_size: 30,
-        }
+/// The buffers of one frame's detection, borrowed: static arrays on a microcontroller.
+pub struct Workspace<'a> {
+    /// Integral strip, row and taps: sized for the widest level (the frame's width) and
+    /// at least `window height + 2` integral rows.
+    pub strip: Strip<'a>,
+    /// Raw detections of all levels.
+    pub raw: BoundedHits<'a>,
+    /// Grouping state: one entry per raw detection the buffer holds.
+    pub clusters: &'a mut [Cluster],
+}
+
+/// Detects the faces of `frame`, level after level, pushing them to `out`.
+pub fn detect_into(
+    cascade: &CascadeBlob,
+    frame: &Gray,
+    p: &DetectParams,
+    ws: &mut Workspace,
+    out: &mut impl Hits,
+) -> Result<Detection, DetectError> {
+    if p.scale <= SCALE_ONE {
+        return Err(DetectError::Scale { scale: p.scale });
     }
+    ws.raw.clear();
+    let mut d = Detection::default();
+    for level in levels(
+        frame.width(),
+        frame.height(),
+        (cascade.width(), cascade.height()),
+        p,
+    ) {
+        let c = scan_level(cascade, frame, &level, &mut ws.strip, &mut ws.raw)?;
+        d.levels += 1;
+        d.windows += c.windows;
+        d.raw += c.faces;
+    }
+    d.dropped = ws.raw.dropped();
+    group_rectangles(ws.raw.as_slice(), p.min_neighbors, ws.clusters, out);
+    Ok(d)
 }
 
-/// One pyramid level's buffers, kept from frame to frame.
-#[derive(Default)]
-struct Level {
-    factor: f64,
-    size: (u32, u32),
-    window: (u32, u32),
-    scaled: Vec<u8>,
-    integral: Integral,
-    compiled: Option<Compiled>,
-    hits: Vec<FaceBox>,
-    resizer: Resizer,
-}
+#[cfg(feature = "std")]
+pub use host::Detector;
 
-/// Runs the cascade over a gray frame (`width · height` bytes) at every pyramid scale.
-/// Pyramid levels run in parallel (the Pi has 4 cores), each with its own buffers and the
-/// cascade laid out for its row length, all reused between frames of one size: once warm,
-/// a frame allocates nothing but the result.
-pub struct Detector {
-    cascade: Cascade,
-    levels: Vec<Level>,
-    hits: Vec<FaceBox>,
-}
+#[cfg(feature = "std")]
+mod host {
+    use super::*;
+    use emoedge_core::preprocess::FaceBox;
+    use rayon::prelude::*;
 
-impl Detector {
-    /// A detector for `cascade`.
-    pub fn new(cascade: Cascade) -> Self {
-        Self {
-            cascade,
-            levels: Vec::new(),
-            hits: Vec::new(),
-        }
+    /// One level's buffers, kept from frame to frame.
+    #[derive(Default)]
+    struct LevelBuffers {
+        sum: Vec<u32>,
+        sq: Vec<u32>,
+        row: Vec<u8>,
+        taps: Vec<u32>,
+        hits: Vec<FaceBox>,
+        count: ScanCount,
     }
 
-    /// Faces in the frame, grouped.
-    pub fn detect(
-        &mut self,
-        gray: &[u8],
-        width: u32,
-        height: u32,
-        p: &DetectParams,
-    ) -> Vec<FaceBox> {
-        let (ww, wh) = (self.cascade.width, self.cascade.height);
-        // The levels this frame needs: OpenCV's pyramid, from the first window of at least
-        // min_size to the last that fits.
-        let mut n = 0;
-        let mut factor = 1.0f64;
-        loop {
-            let window = (
-                (ww as f64 * factor).round() as u32,
-                (wh as f64 * factor).round() as u32,
-            );
-            let size = (
-                (width as f64 / factor).round() as u32,
-                (height as f64 / factor).round() as u32,
-            );
-            if size.0 <= ww || size.1 <= wh {
-                break;
+    /// The detector with buffers it owns: levels run in parallel (the Pi has 4 cores), each
+    /// over an integral strip as tall as the level, so nothing slides; the same
+    /// [`scan_level`] and [`group_rectangles`] as [`detect_into`], so the same boxes.
+    /// Once warm, a frame allocates nothing but the result.
+    pub struct Detector {
+        cascade: Cascade,
+        levels: Vec<LevelBuffers>,
+        hits: Vec<FaceBox>,
+        clusters: Vec<Cluster>,
+        last: Detection,
+    }
+
+    impl Detector {
+        /// A detector for `cascade`.
+        pub fn new(cascade: Cascade) -> Self {
+            Self {
+                cascade,
+                levels: Vec::new(),
+                hits: Vec::new(),
+                clusters: Vec::new(),
+                last: Detection::default(),
             }
-            if window.0 >= p.min_size && window.1 >= p.min_size {
-                if self.levels.len() == n {
-                    self.levels.push(Level::default());
-                }
-                let lv = &mut self.levels[n];
-                lv.factor = factor;
-                lv.size = size;
-                lv.window = window;
-                n += 1;
-            }
-            factor *= p.scale_factor;
         }
-        let cascade = &self.cascade;
-        self.levels[..n].par_iter_mut().for_each(|lv| {
-            let (sw, sh) = lv.size;
-            lv.resizer
-                .resize(gray, width, height, sw, sh, &mut lv.scaled);
-            lv.integral.compute(&lv.scaled, sw, sh);
-            if lv.compiled.as_ref().map(|c| c.stride()) != Some(lv.integral.stride) {
-                lv.compiled = Some(cascade.compile(lv.integral.stride));
+
+        /// The cascade it runs.
+        pub fn cascade(&self) -> &Cascade {
+            &self.cascade
+        }
+
+        /// What the last frame's detection looked at.
+        pub fn last(&self) -> Detection {
+            self.last
+        }
+
+        /// Faces in the frame, grouped; an error when `gray` is not `width · height` bytes
+        /// or the pyramid step is not above 1.
+        pub fn detect(
+            &mut self,
+            gray: &[u8],
+            width: u32,
+            height: u32,
+            p: &DetectParams,
+        ) -> Result<Vec<FaceBox>, DetectError> {
+            let frame = Gray::new(gray, width, height)?;
+            if p.scale <= SCALE_ONE {
+                return Err(DetectError::Scale { scale: p.scale });
             }
-            let Some(compiled) = lv.compiled.as_ref() else {
-                return;
+            let blob = self.cascade.blob();
+            let window = (blob.width(), blob.height());
+            let plan: Vec<Level> = levels(width, height, window, p).collect();
+            if self.levels.len() < plan.len() {
+                self.levels.resize_with(plan.len(), LevelBuffers::default);
+            }
+            self.levels[..plan.len()]
+                .par_iter_mut()
+                .zip(&plan)
+                .try_for_each(|(b, level)| {
+                    let len = level.table_len(level.height as usize + 1);
+                    b.sum.resize(len, 0);
+                    b.sq.resize(len, 0);
+                    b.row.resize(level.width as usize, 0);
+                    b.taps.resize(level.width as usize, 0);
+                    b.hits.clear();
+                    let mut strip = Strip {
+                        sum: &mut b.sum,
+                        sq: &mut b.sq,
+                        row: &mut b.row,
+                        taps: &mut b.taps,
+                    };
+                    b.count = scan_level(&blob, &frame, level, &mut strip, &mut b.hits)?;
+                    Ok::<_, DetectError>(())
+                })?;
+            self.hits.clear();
+            let mut d = Detection {
+                levels: plan.len() as u32,
+                ..Detection::default()
             };
-            lv.hits.clear();
-            // OpenCV's scan: every 2nd window on levels up to 2x, every window beyond, and
-            // one more step past a window the first stage rejects (its neighbour will most
-            // likely be rejected too). The windows OpenCV looks at, so the faces it finds.
-            let step = if lv.factor > 2.0 { 1 } else { 2 };
-            for y in (0..sh - wh).step_by(step as usize) {
-                let mut x = 0;
-                while x < sw - ww {
-                    match cascade.classify(compiled, &lv.integral, x, y) {
-                        Window::Face => lv.hits.push(FaceBox::new(
-                            (x as f64 * lv.factor).round() as i32,
-                            (y as f64 * lv.factor).round() as i32,
-                            lv.window.0,
-                            lv.window.1,
-                        )),
-                        Window::Rejected { stage: 0 } => x += step,
-                        Window::Rejected { .. } | Window::Flat => {}
-                    }
-                    x += step;
-                }
+            for b in &self.levels[..plan.len()] {
+                self.hits.extend_from_slice(&b.hits);
+                d.windows += b.count.windows;
+                d.raw += b.count.faces;
             }
-        });
-        self.hits.clear();
-        for lv in &self.levels[..n] {
-            self.hits.extend_from_slice(&lv.hits);
+            if self.clusters.len() < self.hits.len() {
+                self.clusters.resize(self.hits.len(), Cluster::default());
+            }
+            // Only a grouping of over MAX_RAW windows leaves some out.
+            d.dropped = self.hits.len().saturating_sub(group::MAX_RAW) as u32;
+            let mut out = Vec::new();
+            group_rectangles(&self.hits, p.min_neighbors, &mut self.clusters, &mut out);
+            self.last = d;
+            Ok(out)
         }
-        group_rectangles(&self.hits, p.min_neighbors, 0.2)
     }
 }
