@@ -70,6 +70,19 @@ pub enum Failure {
         frame: usize,
         error: emoedge_core::EngineError,
     },
+    /// The frames region holds camera frames but the cascade region no usable cascade.
+    Cascade(emoedge_vision::detect::BlobError),
+    /// The frames region starts like camera frames but does not hold them.
+    CameraFrames(emoedge_core::camera_frames::CameraFramesError),
+    /// Camera frames wider than the detector's buffers (the board's `camera_max`).
+    FrameTooWide { width: u32, max: u32 },
+    /// The detector refused a frame.
+    Detect {
+        frame: usize,
+        error: emoedge_vision::detect::DetectError,
+    },
+    /// A face's crop was empty (cannot happen for a box the detector found in the frame).
+    Crop { frame: usize },
 }
 
 impl core::fmt::Display for Failure {
@@ -88,6 +101,14 @@ impl core::fmt::Display for Failure {
             }
             Failure::Frames(e) => write!(f, "test frames: {e}"),
             Failure::Engine { frame, error } => write!(f, "frame {frame}: {error}"),
+            Failure::Cascade(e) => write!(f, "no usable face cascade in its flash region: {e}"),
+            Failure::CameraFrames(e) => write!(f, "camera frames: {e}"),
+            Failure::FrameTooWide { width, max } => write!(
+                f,
+                "camera frames {width} pixels wide; this board's detector buffers take {max}"
+            ),
+            Failure::Detect { frame, error } => write!(f, "frame {frame}: {error}"),
+            Failure::Crop { frame } => write!(f, "frame {frame}: a face's crop is empty"),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The emoedge firmware's shared part: [`app`] (check the flashed model blob, run the
-//! engine on each test frame, report) is the same on every board, and [`board`] is every
-//! board's main after its set-up, and [`link`] answers a host on the board's serial port; a board brings its clocks and console, and its memory map
-//! comes from `emoedge-boards`. The MPS2 boards in QEMU report over [`semihosting`].
+//! engine on each test face, report) and [`pipeline`] (the whole job on camera frames:
+//! detect, crop, classify) are the same on every board, [`board`] is every board's main
+//! after its set-up, and [`link`] answers a host on the board's serial port; a board brings
+//! its clocks and console, and its memory map comes from `emoedge-boards`. The MPS2 boards in QEMU report over [`semihosting`].
 #![no_std]
 
 pub mod app;
 pub mod board;
 pub mod link;
+pub mod pipeline;
 #[cfg(feature = "semihosting")]
 pub mod semihosting;
 

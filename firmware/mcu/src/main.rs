@@ -30,11 +30,13 @@ fn main() -> ! {
         cortex_m::Peripherals::take().unwrap_or_else(|| fail(format_args!("peripherals taken")));
     let mut count = SysTickCount::start(&mut cp.SYST, INSTR_PER_TICK, 1);
     let mut clock = || count.now();
+    let mut detect = emoedge_mcu::detect_buffers!(BOARD);
     match board::run(
         &mut Console::open(),
         &mut clock,
         CostUnit::Instructions,
         BOARD,
+        &mut detect,
     ) {
         Ok(_) => exit_ok(),
         Err(e) => fail(format_args!("{e}")),

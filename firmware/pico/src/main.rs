@@ -82,7 +82,14 @@ fn main() -> ! {
     };
     serial::start_usb(bus);
     let port = serial::PicoSerial::new(uart);
-    board::run_and_serve(port, &mut clock, CostUnit::Cycles, &emoedge_boards::PICO)
+    let mut detect = emoedge_mcu::detect_buffers!(emoedge_boards::PICO);
+    board::run_and_serve(
+        port,
+        &mut clock,
+        CostUnit::Cycles,
+        &emoedge_boards::PICO,
+        &mut detect,
+    )
 }
 
 /// UART0's transmit FIFO, written directly: what the panic and fault handlers have when the

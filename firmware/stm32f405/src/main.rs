@@ -54,7 +54,8 @@ fn main() -> ! {
         )
     };
     let mut clock = || count.now();
-    board::run_and_serve(serial, &mut clock, unit, &STM32F405)
+    let mut detect = emoedge_mcu::detect_buffers!(STM32F405);
+    board::run_and_serve(serial, &mut clock, unit, &STM32F405, &mut detect)
 }
 
 /// USART1's data register, written directly: what the panic and fault handlers have when the

@@ -7,7 +7,9 @@
 //! netduinoplus2, the MPS2 builds in QEMU counting instructions); `--qemu --core C` is an
 //! alias of `--board mps2-C --emulate`. Nothing is built: the built firmware runs
 //! with the blob and a batch of FER2013 `test` frames, and every label and logit is checked
-//! against the engine on the host.
+//! against the engine on the host. With `--stream DIR` the board does the whole job on
+//! camera frames (the face cascade flashed beside the model): every frame's faces, labels
+//! and logits are checked against the Pi's pipeline on the same frames.
 
 use super::Outcome;
 use anyhow::{Context, Result, bail};
@@ -15,6 +17,10 @@ use emoedge::data::load_split;
 use emoedge::export::flash_image::{intel_hex, uf2_image};
 use emoedge::mcu::{self, Board, MPS2_M4F};
 use emoedge_runtime::{ModelDir, engine_logits};
+use emoedge_vision::FrameSource;
+use emoedge_vision::args::DEFAULT_CASCADE;
+use emoedge_vision::detect::Cascade;
+use emoedge_vision::frame::Files;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -64,9 +70,24 @@ pub struct Args {
     /// folder, made by `cargo build --release` there].
     #[arg(long)]
     firmware: Option<PathBuf>,
-    /// Test images to run (spread over the FER2013 test split).
+    /// Test images to run (spread over the FER2013 test split); with --stream, the most
+    /// camera frames to run (fewer when the board's frames region holds fewer).
     #[arg(long, default_value_t = 20)]
     frames: usize,
+    /// Camera frames (a folder of images, such as `emoedge stream --frame 160x120` writes)
+    /// for the whole job on the board: with --emulate, every frame's faces, labels and
+    /// logits are compared with the Pi's pipeline; with --frames-out, they are the frames
+    /// image. Frames must be gray-convertible images of one size within the board's
+    /// largest (320x240 on the Pico, 160x120 on the STM32F405).
+    #[arg(long, value_name = "DIR")]
+    stream: Option<PathBuf>,
+    /// Face cascade for --stream: OpenCV XML or a cascade blob (`emoedge cascade`).
+    #[arg(long, default_value = DEFAULT_CASCADE)]
+    cascade: PathBuf,
+    /// Also write the face cascade blob as a flash image of the board's cascade region
+    /// (format from --format).
+    #[arg(long)]
+    cascade_out: Option<PathBuf>,
 }
 
 /// The MPS2 builds by core, for `--qemu --core`.
@@ -149,7 +170,32 @@ pub fn run(a: Args) -> Result<Outcome> {
             blob.len(),
         );
     }
-    if let Some(out) = &a.frames_out {
+    let stream = match &a.stream {
+        Some(dir) => Some(read_stream(dir, layout, a.frames)?),
+        None => None,
+    };
+    if let Some(out) = &a.cascade_out {
+        let cascade = Cascade::load(&a.cascade)?;
+        let at = layout.cascade.origin;
+        emoedge::atomic::write_ctx(out, &image(cascade.bytes(), at)?)?;
+        eprintln!(
+            "wrote {} ({format:?}, face cascade of {} bytes at {at:#010x})",
+            out.display(),
+            cascade.bytes().len()
+        );
+    }
+    if let (Some(out), Some(frames)) = (&a.frames_out, &stream) {
+        let (w, h) = (frames[0].width, frames[0].height);
+        let bytes = emoedge_core::camera_frames::write(w, h, frames.iter().map(|f| &f.gray[..]))
+            .context("frames do not fit the camera-frames format")?;
+        let at = layout.frames.origin;
+        emoedge::atomic::write_ctx(out, &image(&bytes, at)?)?;
+        eprintln!(
+            "wrote {} ({format:?}, {} camera frames of {w}x{h} at {at:#010x})",
+            out.display(),
+            frames.len()
+        );
+    } else if let Some(out) = &a.frames_out {
         let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
         let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
         let ds = ds.subsample(a.frames);
@@ -178,6 +224,9 @@ pub fn run(a: Args) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     };
     let firmware = a.firmware.unwrap_or_else(|| mcu::firmware(board));
+    if let Some(frames) = &stream {
+        return run_stream(board, &firmware, &a.model, blob, &a.cascade, frames);
+    }
     let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
     let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
     let ds = ds.subsample(a.frames);
@@ -207,6 +256,74 @@ pub fn run(a: Args) -> Result<Outcome> {
     println!(
         "all {} frames: MCU labels and logits equal the host engine's",
         ds.len()
+    );
+    Ok(Outcome::Ok)
+}
+
+/// The first frames of the folder `dir`, as many as `board`'s frames region holds, at most
+/// `most`.
+fn read_stream(
+    dir: &std::path::Path,
+    board: &Board,
+    most: usize,
+) -> Result<Vec<emoedge_vision::Frame>> {
+    let mut files = Files::new(&[dir.to_path_buf()], false)?;
+    let mut frames = Vec::new();
+    while frames.len() < most {
+        let Some(f) = files.next_frame() else { break };
+        let f = f?;
+        let len = f.gray.len();
+        let room =
+            (board.frames.len as usize - emoedge_core::camera_frames::HEADER_LEN) / len.max(1);
+        if frames.len() >= room {
+            eprintln!(
+                "the {} board's frames region holds {room} frames of {}x{}: running {room}",
+                board.name, f.width, f.height
+            );
+            break;
+        }
+        frames.push(f);
+    }
+    if frames.is_empty() {
+        bail!("no frames in {}", dir.display());
+    }
+    Ok(frames)
+}
+
+/// The whole job on the board in its emulator, frame by frame against the Pi's pipeline.
+fn run_stream(
+    board: &Board,
+    firmware: &std::path::Path,
+    model: &std::path::Path,
+    blob: &[u8],
+    cascade: &std::path::Path,
+    frames: &[emoedge_vision::Frame],
+) -> Result<Outcome> {
+    let cascade = Cascade::load(cascade)?;
+    let pi = mcu::camera::pi_faces(model, &cascade, frames)?;
+    let (text, got) = mcu::camera::run_on_board(board, firmware, blob, &cascade, frames)?;
+    print!("{text}");
+    let mut differ = Vec::new();
+    for (i, (b, p)) in got.iter().zip(&pi).enumerate() {
+        if let Some(d) = mcu::camera::first_difference(b, p) {
+            eprintln!("frame {i} ({}): {d}", frames[i].source);
+            differ.push(i);
+        }
+    }
+    let faces: usize = pi.iter().map(Vec::len).sum();
+    if let Some(&first) = differ.first() {
+        bail!(
+            "{} of {} frames differ between the {} and the Pi's pipeline (first: frame {first}, {})",
+            differ.len(),
+            frames.len(),
+            board.name,
+            frames[first].source
+        );
+    }
+    println!(
+        "all {} frames ({faces} faces): the {}'s boxes, labels and logits equal the Pi's pipeline",
+        frames.len(),
+        board.name
     );
     Ok(Outcome::Ok)
 }

@@ -6,14 +6,37 @@ use emoedge_boards::Board;
 use std::path::Path;
 use std::process::Command;
 
+/// The files an emulated board's flash regions hold (a region without a file reads erased).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flashed<'a> {
+    /// The model blob.
+    pub blob: Option<&'a Path>,
+    /// Test faces or camera frames.
+    pub frames: Option<&'a Path>,
+    /// The face cascade blob.
+    pub cascade: Option<&'a Path>,
+}
+
+impl<'a> Flashed<'a> {
+    /// Each file given and the address of its region on `board`.
+    fn loads(&self, board: &Board) -> Vec<(&'a Path, u32)> {
+        [
+            (self.blob, board.blob.origin),
+            (self.frames, board.frames.origin),
+            (self.cascade, board.cascade.origin),
+        ]
+        .into_iter()
+        .filter_map(|(f, addr)| Some((f?, addr)))
+        .collect()
+    }
+}
+
 /// QEMU's `-device loader` arguments for the files given, at the board's regions.
-fn loader_args(board: &Board, blob: Option<&Path>, frames: Option<&Path>) -> Vec<String> {
+fn loader_args(board: &Board, files: &Flashed) -> Vec<String> {
     let mut args = Vec::new();
-    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
-        if let Some(f) = file {
-            args.push("-device".into());
-            args.push(format!("loader,file={},addr={addr:#x}", f.display()));
-        }
+    for (f, addr) in files.loads(board) {
+        args.push("-device".into());
+        args.push(format!("loader,file={},addr={addr:#x}", f.display()));
     }
     args
 }
@@ -39,19 +62,12 @@ fn rp2040js_dir<'a>(board: &'a Board, firmware: &'a Path) -> Result<&'a Path> {
 
 /// The Pico's runner `emulate.mjs` on `firmware`, the blob and frames (when given) loaded at
 /// the board's regions.
-pub(super) fn rp2040js_command(
-    board: &Board,
-    firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
-) -> Result<Command> {
+pub(super) fn rp2040js_command(board: &Board, firmware: &Path, files: &Flashed) -> Result<Command> {
     let mut cmd = Command::new("node");
     cmd.arg(rp2040js_dir(board, firmware)?.join("emulate.mjs"))
         .arg(firmware);
-    for (file, addr) in [(blob, board.blob.origin), (frames, board.frames.origin)] {
-        if let Some(f) = file {
-            cmd.arg("--load").arg(format!("{}@{addr:#x}", f.display()));
-        }
+    for (f, addr) in files.loads(board) {
+        cmd.arg("--load").arg(format!("{}@{addr:#x}", f.display()));
     }
     Ok(cmd)
 }
@@ -63,27 +79,21 @@ pub(super) fn qemu_serial_command(
     board: &Board,
     machine: &str,
     firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
+    files: &Flashed,
 ) -> Command {
     let mut cmd = Command::new("qemu-system-arm");
     cmd.args(["-machine", machine, "-display", "none", "-monitor", "none"])
         .args(["-serial", "stdio", "-icount", "shift=0", "-kernel"])
         .arg(firmware)
-        .args(loader_args(board, blob, frames));
+        .args(loader_args(board, files));
     cmd
 }
 
 /// The Pico firmware in rp2040js, through the project's runner `firmware/pico/emulate.mjs`
 /// (Node and the npm package; the runner loads the ELF, the blob and the frames into the
 /// emulated flash and prints UART0).
-pub(super) fn run_rp2040js(
-    board: &Board,
-    firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
-) -> Result<String> {
-    let mut cmd = rp2040js_command(board, firmware, blob, frames)?;
+pub(super) fn run_rp2040js(board: &Board, firmware: &Path, files: &Flashed) -> Result<String> {
+    let mut cmd = rp2040js_command(board, firmware, files)?;
     let out = cmd
         .output()
         .context("running node (install Node.js from your system's packages)")?;
@@ -106,10 +116,9 @@ pub(super) fn run_qemu_serial(
     board: &Board,
     machine: &str,
     firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
+    files: &Flashed,
 ) -> Result<String> {
-    let mut cmd = qemu_serial_command(board, machine, firmware, blob, frames);
+    let mut cmd = qemu_serial_command(board, machine, firmware, files);
     let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -176,8 +185,7 @@ pub(super) fn run_qemu_semihosting(
     board: &Board,
     (machine, cpu): (&str, &str),
     firmware: &Path,
-    blob: Option<&Path>,
-    frames: Option<&Path>,
+    files: &Flashed,
 ) -> Result<String> {
     let mut cmd = Command::new("qemu-system-arm");
     cmd.args([
@@ -197,7 +205,7 @@ pub(super) fn run_qemu_semihosting(
         "-kernel",
     ])
     .arg(firmware)
-    .args(loader_args(board, blob, frames));
+    .args(loader_args(board, files));
     let out = cmd
         .output()
         .context("running qemu-system-arm (apt-get install qemu-system-arm)")?;

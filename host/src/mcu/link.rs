@@ -86,7 +86,14 @@ pub fn emulator_command(
     super::check_fits(board, len.len() as usize)?;
     let (cmd, emulator) = match board.emulator {
         Emulator::Rp2040js => {
-            let mut cmd = emulate::rp2040js_command(board, firmware, Some(blob), None)?;
+            let mut cmd = emulate::rp2040js_command(
+                board,
+                firmware,
+                &emulate::Flashed {
+                    blob: Some(blob),
+                    ..Default::default()
+                },
+            )?;
             cmd.arg("--link").arg(match wire {
                 Wire::Uart => "uart",
                 Wire::Usb => "usb",
@@ -102,7 +109,15 @@ pub fn emulator_command(
             board.name
         ),
         Emulator::QemuSerial { machine } => (
-            emulate::qemu_serial_command(board, machine, firmware, Some(blob), None),
+            emulate::qemu_serial_command(
+                board,
+                machine,
+                firmware,
+                &emulate::Flashed {
+                    blob: Some(blob),
+                    ..Default::default()
+                },
+            ),
             "QEMU",
         ),
         Emulator::QemuSemihosting { .. } => bail!(

@@ -9,12 +9,14 @@
 //! Pico in rp2040js, the STM32F405 in QEMU's netduinoplus2); the MPS2 builds run in QEMU
 //! and count instructions per layer.
 
+pub mod camera;
 mod emulate;
 pub mod link;
 
 use crate::data::Dataset;
 use anyhow::{Result, bail};
 pub use emoedge_boards::{ALL as BOARDS, Board, Emulator, MPS2_M4F};
+pub use emulate::Flashed;
 use emulate::{run_qemu_semihosting, run_qemu_serial, run_rp2040js};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,11 +83,25 @@ pub fn emulate(
     blob: Option<&Path>,
     frames: Option<&Path>,
 ) -> Result<String> {
+    emulate_flashed(
+        board,
+        firmware,
+        &Flashed {
+            blob,
+            frames,
+            cascade: None,
+        },
+    )
+}
+
+/// Runs `firmware` in `board`'s emulator with `files` in their flash regions; returns what
+/// it printed.
+pub fn emulate_flashed(board: &Board, firmware: &Path, files: &Flashed) -> Result<String> {
     match board.emulator {
-        Emulator::Rp2040js => run_rp2040js(board, firmware, blob, frames),
-        Emulator::QemuSerial { machine } => run_qemu_serial(board, machine, firmware, blob, frames),
+        Emulator::Rp2040js => run_rp2040js(board, firmware, files),
+        Emulator::QemuSerial { machine } => run_qemu_serial(board, machine, firmware, files),
         Emulator::QemuSemihosting { machine, cpu } => {
-            run_qemu_semihosting(board, (machine, cpu), firmware, blob, frames)
+            run_qemu_semihosting(board, (machine, cpu), firmware, files)
         }
     }
 }

@@ -13,6 +13,15 @@ pub struct Cluster {
     count: u32,
 }
 
+impl Cluster {
+    /// An unused entry (for static arrays).
+    pub const EMPTY: Cluster = Cluster {
+        parent: 0,
+        sum: [0; 4],
+        count: 0,
+    };
+}
+
 /// Largest number of raw detections one grouping takes (parents are `u16`).
 pub const MAX_RAW: usize = u16::MAX as usize;
 
