@@ -342,8 +342,15 @@ impl<'a> CascadeBlob<'a> {
     /// `sq` must reach the window's bottom-right corner.
     pub fn classify(&self, sum: &[u32], sq: &[u32], base: usize, stride: usize) -> Window {
         let (w, h) = (self.width as usize, self.height as usize);
+        // The window's part of each table: one bounds check here, short indices below.
+        let span = h * stride + w + 1;
+        let (Some(ts), Some(tq)) = (sum.get(base..base + span), sq.get(base..base + span))
+        else {
+            // A caller bug (the scan sizes its tables for the window): judged flat.
+            return Window::Flat;
+        };
         let rect = |t: &[u32], x: usize, y: usize, rw: usize, rh: usize| {
-            let a = base + y * stride + x;
+            let a = y * stride + x;
             let c = a + rh * stride;
             // Exact in wrapping u32: the true sum is non-negative and below 2^32.
             t[c + rw]
@@ -353,8 +360,8 @@ impl<'a> CascadeBlob<'a> {
         };
         // Variance normalisation over the window less a 1-pixel border (OpenCV's normrect).
         let area = ((w - 2) * (h - 2)) as u64;
-        let s = rect(sum, 1, 1, w - 2, h - 2) as u64;
-        let q = rect(sq, 1, 1, w - 2, h - 2) as u64;
+        let s = rect(ts, 1, 1, w - 2, h - 2) as u64;
+        let q = rect(tq, 1, 1, w - 2, h - 2) as u64;
         // area · q ≥ s² (Cauchy-Schwarz), so no underflow.
         let nf = area * q - s * s;
         // Standard deviation ≤ 10: sqrt(nf) / area ≤ 10.
@@ -363,44 +370,61 @@ impl<'a> CascadeBlob<'a> {
         }
         // sqrt(nf) · 2^4.
         let sd = (nf << 8).isqrt() as i64;
-        let b = self.body;
-        let mut at = 0;
+        let mut rest = self.body;
         for stage in 0..self.stages {
-            let threshold = i32_at(b, at);
-            let weak = u16_at(b, at + 4);
-            at += 8;
+            let Some((head, after)) = rest.split_first_chunk::<8>() else {
+                return Window::Flat; // cannot happen: `check` walked the body
+            };
+            let threshold = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+            let weak = u16::from_le_bytes([head[4], head[5]]);
+            rest = after;
             let mut total = 0i32;
             for _ in 0..weak {
-                let (nodes, leaves) = (b[at] as usize, b[at + 1] as usize);
-                let first = at + 4;
+                let (nodes, leaves) = match rest {
+                    [n, l, ..] => (*n as usize, *l as usize),
+                    _ => return Window::Flat,
+                };
+                let len = 4 + nodes * NODE_LEN + leaves * 4;
+                let Some(tree) = rest.get(4..len) else {
+                    return Window::Flat;
+                };
+                let (node_bytes, leaf_bytes) = tree.split_at(nodes * NODE_LEN);
                 let mut node = 0usize;
                 let leaf = loop {
-                    let o = first + node * NODE_LEN;
+                    let Some(n) = node_bytes
+                        .get(node * NODE_LEN..)
+                        .and_then(|b| b.first_chunk::<NODE_LEN>())
+                    else {
+                        return Window::Flat;
+                    };
                     let mut v = 0i32;
-                    for r in 0..b[o + 19] as usize {
-                        let p = o + 4 + 4 * r;
+                    for r in 0..(n[19] as usize).min(3) {
+                        let p = 4 + 4 * r;
                         let area = rect(
-                            sum,
-                            b[p] as usize,
-                            b[p + 1] as usize,
-                            b[p + 2] as usize,
-                            b[p + 3] as usize,
+                            ts,
+                            n[p] as usize,
+                            n[p + 1] as usize,
+                            n[p + 2] as usize,
+                            n[p + 3] as usize,
                         );
-                        v += (b[o + 16 + r] as i8) as i32 * area as i32;
+                        v += (n[16 + r] as i8) as i32 * area as i32;
                     }
-                    let t = i32_at(b, o) as i64;
+                    let t = i32::from_le_bytes([n[0], n[1], n[2], n[3]]) as i64;
                     let child = if ((v as i64) << 24) < t * sd {
-                        b[o + 20] as i8
+                        n[20] as i8
                     } else {
-                        b[o + 21] as i8
+                        n[21] as i8
                     };
                     if child <= 0 {
                         break (-(child as i32)) as usize;
                     }
                     node = child as usize;
                 };
-                total += i32_at(b, first + nodes * NODE_LEN + 4 * leaf);
-                at = first + nodes * NODE_LEN + leaves * 4;
+                let Some(l) = leaf_bytes.get(4 * leaf..4 * leaf + 4) else {
+                    return Window::Flat;
+                };
+                total += i32::from_le_bytes([l[0], l[1], l[2], l[3]]);
+                rest = &rest[len..];
             }
             if total < threshold {
                 return Window::Rejected { stage };
