@@ -10,7 +10,7 @@
 //! a 2-line buffer and 4.6 KB of sums, never a full frame in RAM.
 
 use crate::binner::{BadSize, Binner, MAX_SIDE};
-use crate::{FrameInfo, FrameSource, INPUT_LEN};
+use crate::{FrameInfo, FrameSource, INPUT_LEN, Scene, SceneSource};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 use embedded_hal::spi::{Operation, SpiDevice};
@@ -106,6 +106,13 @@ pub enum Error<S, I> {
     },
     /// The configured size is outside what the driver can downscale.
     Size(BadSize),
+    /// A whole-frame buffer shorter than a frame.
+    ShortBuffer {
+        /// Its length.
+        got: usize,
+        /// Bytes of one gray frame.
+        need: usize,
+    },
 }
 
 /// Polls of the capture-done flag, 1 ms apart, before [`Error::Timeout`].
@@ -196,8 +203,45 @@ impl<S: SpiDevice, I: I2c, D: DelayNs> ArduCam<S, I, D> {
         self.write_reg(reg::FRAMES, 0)
     }
 
-    /// Captures one frame and writes it downscaled to 48x48 gray into `out`.
-    pub fn capture(&mut self, out: &mut [u8; INPUT_LEN]) -> Result<(), Error<S::Error, I::Error>> {
+    /// Captures one frame and writes its luma, `width x height` bytes, into `out` (at least
+    /// that long): the face pipeline's input, read from the FIFO a line at a time.
+    pub fn capture_gray(&mut self, out: &mut [u8]) -> Result<(), Error<S::Error, I::Error>> {
+        let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
+        if out.len() < w * h {
+            return Err(Error::ShortBuffer {
+                got: out.len(),
+                need: w * h,
+            });
+        }
+        self.start_capture()?;
+        let mut line: heapless::Vec<u8, { 2 * MAX_SIDE }> = heapless::Vec::new();
+        // `new` checked the width, so the line always fits.
+        let _ = line.resize(2 * w, 0);
+        let skip = self.luma_offset();
+        for row in out[..w * h].chunks_exact_mut(w) {
+            self.spi
+                .transaction(&mut [
+                    Operation::Write(&[reg::BURST_READ]),
+                    Operation::Read(&mut line),
+                ])
+                .map_err(Error::Spi)?;
+            for (o, &y) in row.iter_mut().zip(line.iter().skip(skip).step_by(2)) {
+                *o = y;
+            }
+        }
+        self.write_reg(reg::FIFO, reg::FIFO_CLEAR)
+    }
+
+    /// Byte offset of luma in the sensor's YUV 4:2:2 pairs.
+    fn luma_offset(&self) -> usize {
+        match self.cfg.order {
+            YuvOrder::Yuyv => 0,
+            YuvOrder::Uyvy => 1,
+        }
+    }
+
+    /// Starts a capture, waits for it and checks the FIFO holds a whole frame.
+    fn start_capture(&mut self) -> Result<(), Error<S::Error, I::Error>> {
         self.write_reg(reg::FIFO, reg::FIFO_CLEAR)?;
         self.write_reg(reg::FIFO, reg::FIFO_START)?;
         let mut polls = 0;
@@ -218,13 +262,17 @@ impl<S: SpiDevice, I: I2c, D: DelayNs> ArduCam<S, I, D> {
         if len < need {
             return Err(Error::ShortFrame { got: len, need });
         }
+        Ok(())
+    }
+
+    /// Captures one frame and writes it downscaled to 48x48 gray into `out`.
+    pub fn capture(&mut self, out: &mut [u8; INPUT_LEN]) -> Result<(), Error<S::Error, I::Error>> {
+        self.start_capture()?;
+        let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
         let mut line: heapless::Vec<u8, { 2 * MAX_SIDE }> = heapless::Vec::new();
         // `new` checked the width, so the line always fits.
         let _ = line.resize(2 * w, 0);
-        let skip = match self.cfg.order {
-            YuvOrder::Yuyv => 0,
-            YuvOrder::Uyvy => 1,
-        };
+        let skip = self.luma_offset();
         self.binner.clear();
         for y in 0..h {
             self.spi
@@ -249,5 +297,46 @@ impl<S: SpiDevice, I: I2c, D: DelayNs> FrameSource for ArduCam<S, I, D> {
     fn next_frame(&mut self, out: &mut [u8; INPUT_LEN]) -> Result<Option<FrameInfo>, Self::Error> {
         self.capture(out)?;
         Ok(Some(FrameInfo { label: None }))
+    }
+}
+
+/// The camera as a source of whole gray frames, captured into a buffer the firmware sets
+/// aside (`width · height` bytes: 19,200 for QQVGA).
+pub struct ArduCamScenes<'b, S, I, D> {
+    cam: ArduCam<S, I, D>,
+    buf: &'b mut [u8],
+}
+
+impl<'b, S: SpiDevice, I: I2c, D: DelayNs> ArduCamScenes<'b, S, I, D> {
+    /// Whole frames from `cam` into `buf`; an error when `buf` is shorter than a frame.
+    pub fn new(cam: ArduCam<S, I, D>, buf: &'b mut [u8]) -> Result<Self, Error<S::Error, I::Error>> {
+        let need = cam.cfg.width as usize * cam.cfg.height as usize;
+        if buf.len() < need {
+            return Err(Error::ShortBuffer {
+                got: buf.len(),
+                need,
+            });
+        }
+        Ok(Self { cam, buf })
+    }
+
+    /// The camera back, with the buffer.
+    pub fn release(self) -> (ArduCam<S, I, D>, &'b mut [u8]) {
+        (self.cam, self.buf)
+    }
+}
+
+impl<S: SpiDevice, I: I2c, D: DelayNs> SceneSource for ArduCamScenes<'_, S, I, D> {
+    type Error = Error<S::Error, I::Error>;
+
+    /// A camera never runs out of frames.
+    fn next_scene(&mut self) -> Result<Option<Scene<'_>>, Self::Error> {
+        let (w, h) = (self.cam.cfg.width as u32, self.cam.cfg.height as u32);
+        self.cam.capture_gray(self.buf)?;
+        Ok(Some(Scene {
+            pixels: &self.buf[..(w * h) as usize],
+            width: w,
+            height: h,
+        }))
     }
 }

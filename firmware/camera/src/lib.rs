@@ -1,8 +1,11 @@
 //! Frame sources for emoedge firmware, `no_std` and allocation-free.
 //!
-//! Every source hands the firmware 48x48 gray frames through one trait, [`FrameSource`], so
-//! the inference loop is the same whether frames come from a camera module ([`arducam`]) or
-//! from a batch of test images in flash (the QEMU build of `emoedge-mcu`).
+//! Two traits, each implemented by the camera module's driver ([`arducam`]) and by frames
+//! flashed for a board without a camera (`emoedge-mcu`), so the firmware's loops are the
+//! same either way:
+//! - [`FrameSource`]: 48x48 gray faces, for the model alone;
+//! - [`SceneSource`]: whole gray camera frames, for the whole job (find the faces, crop,
+//!   classify).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -25,4 +28,24 @@ pub trait FrameSource {
 
     /// Fills `out` with the next frame; `Ok(None)` once the source has no more frames.
     fn next_frame(&mut self, out: &mut [u8; INPUT_LEN]) -> Result<Option<FrameInfo>, Self::Error>;
+}
+
+/// A whole gray camera frame, row-major, borrowed from its source.
+#[derive(Clone, Copy, Debug)]
+pub struct Scene<'a> {
+    /// `width · height` pixels.
+    pub pixels: &'a [u8],
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// A supplier of whole gray camera frames (the face pipeline's input).
+pub trait SceneSource {
+    /// Why a frame could not be had.
+    type Error: core::fmt::Debug;
+
+    /// The next frame, valid until the next call; `Ok(None)` once the source has no more.
+    fn next_scene(&mut self) -> Result<Option<Scene<'_>>, Self::Error>;
 }

@@ -4,8 +4,10 @@
 use embedded_hal_mock::eh1::delay::NoopDelay;
 use embedded_hal_mock::eh1::i2c::{Mock as I2c, Transaction as I};
 use embedded_hal_mock::eh1::spi::{Mock as Spi, Transaction as S};
-use emoedge_camera::arducam::{ArduCam, Error, SensorConfig, YuvOrder, reg, sensor};
-use emoedge_camera::{FrameSource, INPUT_LEN};
+use emoedge_camera::arducam::{
+    ArduCam, ArduCamScenes, Error, SensorConfig, YuvOrder, reg, sensor,
+};
+use emoedge_camera::{FrameSource, INPUT_LEN, SceneSource};
 
 const TABLE: &[(u8, u8)] = &[(0xFF, 0x00), (0xDA, 0x00), (0xFF, 0x01)];
 
@@ -151,6 +153,32 @@ fn capture_streams_the_fifo_into_a_48x48_luma_frame() {
         s.done();
         i.done();
     }
+}
+
+#[test]
+fn whole_frames_keep_every_luma_byte() {
+    for order in [YuvOrder::Yuyv, YuvOrder::Uyvy] {
+        let mut s = capture_start(1, 96 * 96 * 2);
+        s.extend(frame_lines(order));
+        s.extend(write(reg::FIFO, reg::FIFO_CLEAR));
+        let cam = ArduCam::new(Spi::new(&s), I2c::new(&[]), NoopDelay, cfg(order)).unwrap();
+        let mut buf = vec![0u8; 96 * 96];
+        let mut scenes = ArduCamScenes::new(cam, &mut buf).unwrap();
+        let scene = scenes.next_scene().unwrap().unwrap();
+        assert_eq!((scene.width, scene.height), (96, 96));
+        for (i, &p) in scene.pixels.iter().enumerate() {
+            assert_eq!(p, luma(i % 96, i / 96), "{order:?} pixel {i}");
+        }
+        let (cam, _) = scenes.release();
+        done(cam);
+    }
+    let (mut spi, mut i2c) = (Spi::new(&[]), I2c::new(&[]));
+    let cam = ArduCam::new(spi.clone(), i2c.clone(), NoopDelay, cfg(YuvOrder::Yuyv)).unwrap();
+    let mut small = [0u8; 100];
+    let err = ArduCamScenes::new(cam, &mut small).err().unwrap();
+    assert_eq!(err, Error::ShortBuffer { got: 100, need: 96 * 96 });
+    spi.done();
+    i2c.done();
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub enum Failure {
     },
     /// A face's crop was empty (cannot happen for a box the detector found in the frame).
     Crop { frame: usize },
+    /// The camera gave no frame.
+    Camera { frame: usize },
 }
 
 impl core::fmt::Display for Failure {
@@ -109,6 +111,7 @@ impl core::fmt::Display for Failure {
             ),
             Failure::Detect { frame, error } => write!(f, "frame {frame}: {error}"),
             Failure::Crop { frame } => write!(f, "frame {frame}: a face's crop is empty"),
+            Failure::Camera { frame } => write!(f, "frame {frame}: the camera gave no frame"),
         }
     }
 }

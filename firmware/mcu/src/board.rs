@@ -64,13 +64,14 @@ fn run_region(
     }
     let frames = CameraFrames::parse(frames).map_err(Failure::CameraFrames)?;
     let cascade = pipeline::load_cascade(cascade)?;
-    pipeline::run_camera_frames(
+    let mut source = pipeline::FlashScenes::new(frames);
+    pipeline::run_scenes(
         out,
         clock,
         unit,
         &loaded.model,
         &cascade,
-        &frames,
+        &mut source,
         bufs,
         arena,
     )

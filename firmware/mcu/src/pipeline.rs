@@ -9,12 +9,13 @@
 //! Report, per frame, then a summary:
 //!
 //! ```text
-//! frame 0 faces 1 windows 5321 raw 9 dropped 0 detect 41234567 classify 39025135 instructions
+//! frame 0 faces 1 more 0 windows 5321 raw 9 dropped 0 detect 41234567 classify 39025135 instructions
 //! face 0 0 box 212 140 118 118 label happy logits [-3, 4, 5, 120, -128, 0, 1]
 //! emoedge-mcu: 3 camera frames 320x240, 3 faces, 41234567 instructions detection and 39025135 per face (means)
 //! ```
 
 use crate::app::{Console, Failure, Ran, timed_run};
+use emoedge_camera::{Scene, SceneSource};
 use emoedge_core::Engine;
 use emoedge_core::Model;
 use emoedge_core::camera_frames::CameraFrames;
@@ -101,26 +102,38 @@ pub fn load_cascade(region: &'static [u8]) -> Result<CascadeBlob<'static>, Failu
     CascadeBlob::parse(region).map_err(Failure::Cascade)
 }
 
-/// Runs the whole job on every camera frame of `frames`, reporting each frame and each face
-/// on `out` with costs from `clock`; stops quietly when a host speaks.
-#[allow(clippy::too_many_arguments)]
-pub fn run_camera_frames(
-    out: &mut impl Console,
-    clock: &mut impl FnMut() -> u64,
-    unit: CostUnit,
-    model: &Model,
-    cascade: &CascadeBlob,
-    frames: &CameraFrames,
-    bufs: &mut DetectBuffers,
-    arena: &mut [i8],
-) -> Result<Ran, Failure> {
-    let (width, height) = (frames.width(), frames.height());
-    if width as usize > bufs.row.len() {
-        return Err(Failure::FrameTooWide {
-            width,
-            max: bufs.row.len() as u32,
-        });
+/// Camera frames flashed for a board without a camera, read in place: the same
+/// [`SceneSource`] as the camera driver's (`emoedge_camera::arducam::ArduCamScenes`).
+pub struct FlashScenes {
+    frames: CameraFrames<'static>,
+    next: usize,
+}
+
+impl FlashScenes {
+    /// The frames of a camera-frames region, from the first.
+    pub fn new(frames: CameraFrames<'static>) -> Self {
+        Self { frames, next: 0 }
     }
+}
+
+impl SceneSource for FlashScenes {
+    type Error = core::convert::Infallible;
+
+    fn next_scene(&mut self) -> Result<Option<Scene<'_>>, Self::Error> {
+        let Some(pixels) = self.frames.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        Ok(Some(Scene {
+            pixels,
+            width: self.frames.width(),
+            height: self.frames.height(),
+        }))
+    }
+}
+
+/// The `cascade ok` line of the report.
+pub fn report_cascade(out: &mut impl Console, cascade: &CascadeBlob, bufs: &DetectBuffers) {
     let _ = writeln!(
         out,
         "emoedge-mcu: cascade ok: {}x{} window, {} stages, {} bytes, crc {:#010x}; detector buffers {} bytes",
@@ -131,16 +144,47 @@ pub fn run_camera_frames(
         cascade.crc(),
         bufs.bytes()
     );
+}
+
+/// Runs the whole job on every frame `source` gives, reporting each frame and each face on
+/// `out` with costs from `clock`; stops quietly when a host speaks. A camera never runs out
+/// of frames; flashed frames end with the summary line.
+#[allow(clippy::too_many_arguments)]
+pub fn run_scenes<F: SceneSource>(
+    out: &mut impl Console,
+    clock: &mut impl FnMut() -> u64,
+    unit: CostUnit,
+    model: &Model,
+    cascade: &CascadeBlob,
+    source: &mut F,
+    bufs: &mut DetectBuffers,
+    arena: &mut [i8],
+) -> Result<Ran, Failure> {
+    report_cascade(out, cascade, bufs);
     let engine = Engine::new(model);
     let params = DetectParams::default();
     let contract = CropContract::FER2013;
     let mut layer_units = [0u64; MAX_LAYERS];
     let (mut detect_total, mut classify_total, mut faces_total) = (0u64, 0u64, 0u64);
-    for i in 0..frames.len() {
+    let mut size = (0, 0);
+    let mut i = 0;
+    loop {
         if out.host_spoke() {
             return Ok(Ran::HostSpoke);
         }
-        let Some(pixels) = frames.get(i) else { break };
+        let scene = match source.next_scene() {
+            Ok(Some(scene)) => scene,
+            Ok(None) => break,
+            Err(_) => return Err(Failure::Camera { frame: i }),
+        };
+        let (pixels, width, height) = (scene.pixels, scene.width, scene.height);
+        size = (width, height);
+        if width as usize > bufs.row.len() {
+            return Err(Failure::FrameTooWide {
+                width,
+                max: bufs.row.len() as u32,
+            });
+        }
         let gray =
             Gray::new(pixels, width, height).map_err(|e| Failure::Detect { frame: i, error: e })?;
         let mut ws = Workspace {
@@ -206,14 +250,15 @@ pub fn run_camera_frames(
                 logits
             );
         }
+        i += 1;
     }
-    let n = frames.len().max(1) as u64;
+    let n = i.max(1) as u64;
     let _ = writeln!(
         out,
         "emoedge-mcu: {} camera frames {}x{}, {} faces, {} {} detection and {} per face (means)",
-        frames.len(),
-        width,
-        height,
+        i,
+        size.0,
+        size.1,
         faces_total,
         detect_total / n,
         unit.plural(),
