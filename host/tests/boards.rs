@@ -130,6 +130,135 @@ fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
     }
 }
 
+/// Camera-like frames of `w x h` from `test` (`emoedge stream`), in a folder of `tmp`.
+fn stream(tmp: &Path, name: &str, faces: usize, frame: &str, face_px: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    let out = emoedge(&["stream", "--faces", &faces.to_string(), "--frame", frame])
+        .args(["--face-px", face_px, "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+/// The whole job on each board (`flash --stream`): camera frames and the face cascade
+/// flashed beside the model, every frame's boxes, labels and int8 logits equal to the Pi's
+/// pipeline on the same frames.
+#[test]
+fn the_whole_job_on_each_board_equals_the_pi_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = stream(tmp.path(), "qqvga", 3, "160x120", "36-48");
+    for board in [&PICO, &STM32F405] {
+        if board_firmware(board).is_none() {
+            continue;
+        }
+        let name = board.name;
+        let out = emoedge(&[
+            "flash",
+            "--board",
+            name,
+            "--emulate",
+            "--frames",
+            "3",
+            "--stream",
+        ])
+        .arg(&frames)
+        .output()
+        .unwrap();
+        let t = text(&out);
+        eprintln!("{t}");
+        assert!(out.status.success(), "{name}: {t}");
+        assert!(
+            t.contains("all 3 frames (") && t.contains("equal the Pi's pipeline"),
+            "{name}: {t}"
+        );
+        assert!(
+            t.contains("emoedge-mcu: cascade ok: 20x20 window, 20 stages"),
+            "{name}: {t}"
+        );
+        let report = mcu::camera::parse_report(&t).unwrap();
+        assert_eq!(report.len(), 3, "{name}: {t}");
+        assert!(
+            report.iter().any(|f| !f.faces.is_empty()),
+            "{name}: no face found: {t}"
+        );
+        assert!(
+            report.iter().all(|f| f.detect > 0 && f.windows > 0),
+            "{name}: {t}"
+        );
+    }
+}
+
+/// A board refuses a damaged or missing cascade and frames wider than its detector's
+/// buffers, naming each on its UART, and the host refuses to send frames a board cannot take.
+#[test]
+fn boards_name_a_bad_cascade_and_frames_they_cannot_take() {
+    let Some(fw) = board_firmware(&STM32F405) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    let blob = root().join("models/edge/model.blob");
+    let cascade =
+        emoedge_vision::detect::Cascade::load(&root().join(emoedge_vision::args::DEFAULT_CASCADE))
+            .unwrap();
+    let frame = vec![128u8; 160 * 120];
+    let frames = p.join("frames.bin");
+    let bytes = emoedge_core::camera_frames::write(160, 120, [&frame[..]].into_iter()).unwrap();
+    std::fs::write(&frames, bytes).unwrap();
+    let run = |cascade: Option<&Path>, frames: &Path| {
+        mcu::emulate_flashed(
+            &STM32F405,
+            &fw,
+            &mcu::Flashed {
+                blob: Some(&blob),
+                frames: Some(frames),
+                cascade,
+            },
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let mut bad = cascade.bytes().to_vec();
+    bad[5000] ^= 0x01;
+    let damaged = p.join("damaged.cascade");
+    std::fs::write(&damaged, &bad).unwrap();
+    let err = run(Some(&damaged), &frames);
+    assert!(
+        err.contains("no usable face cascade in its flash region") && err.contains("damaged"),
+        "{err}"
+    );
+    let err = run(None, &frames);
+    assert!(err.contains("not a cascade blob"), "{err}");
+    let good = p.join("good.cascade");
+    std::fs::write(&good, cascade.bytes()).unwrap();
+    let wide = vec![128u8; 320 * 240];
+    let wide_frames = p.join("wide.bin");
+    let bytes = emoedge_core::camera_frames::write(320, 240, [&wide[..]].into_iter()).unwrap();
+    std::fs::write(&wide_frames, bytes).unwrap();
+    let err = run(Some(&good), &wide_frames);
+    assert!(
+        err.contains("camera frames 320 pixels wide; this board's detector buffers take 160"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hard fault") && !err.contains("panic"),
+        "{err}"
+    );
+    let qvga = stream(p, "qvga", 1, "320x240", "48-64");
+    let out = emoedge(&["flash", "--board", "stm32f405", "--emulate", "--stream"])
+        .arg(&qvga)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("up to 160x120") && t.contains("--frame 160x120"),
+        "{t}"
+    );
+}
+
 /// `verify --board B --emulate`: faces of `test` over each board's link (the Pico's own USB,
 /// the STM32F405's USART), every logit equal to the host engine's, the report with a
 /// per-layer profile.

@@ -309,7 +309,10 @@ pub struct ArduCamScenes<'b, S, I, D> {
 
 impl<'b, S: SpiDevice, I: I2c, D: DelayNs> ArduCamScenes<'b, S, I, D> {
     /// Whole frames from `cam` into `buf`; an error when `buf` is shorter than a frame.
-    pub fn new(cam: ArduCam<S, I, D>, buf: &'b mut [u8]) -> Result<Self, Error<S::Error, I::Error>> {
+    pub fn new(
+        cam: ArduCam<S, I, D>,
+        buf: &'b mut [u8],
+    ) -> Result<Self, Error<S::Error, I::Error>> {
         let need = cam.cfg.width as usize * cam.cfg.height as usize;
         if buf.len() < need {
             return Err(Error::ShortBuffer {

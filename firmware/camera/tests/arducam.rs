@@ -4,9 +4,7 @@
 use embedded_hal_mock::eh1::delay::NoopDelay;
 use embedded_hal_mock::eh1::i2c::{Mock as I2c, Transaction as I};
 use embedded_hal_mock::eh1::spi::{Mock as Spi, Transaction as S};
-use emoedge_camera::arducam::{
-    ArduCam, ArduCamScenes, Error, SensorConfig, YuvOrder, reg, sensor,
-};
+use emoedge_camera::arducam::{ArduCam, ArduCamScenes, Error, SensorConfig, YuvOrder, reg, sensor};
 use emoedge_camera::{FrameSource, INPUT_LEN, SceneSource};
 
 const TABLE: &[(u8, u8)] = &[(0xFF, 0x00), (0xDA, 0x00), (0xFF, 0x01)];
@@ -176,7 +174,13 @@ fn whole_frames_keep_every_luma_byte() {
     let cam = ArduCam::new(spi.clone(), i2c.clone(), NoopDelay, cfg(YuvOrder::Yuyv)).unwrap();
     let mut small = [0u8; 100];
     let err = ArduCamScenes::new(cam, &mut small).err().unwrap();
-    assert_eq!(err, Error::ShortBuffer { got: 100, need: 96 * 96 });
+    assert_eq!(
+        err,
+        Error::ShortBuffer {
+            got: 100,
+            need: 96 * 96
+        }
+    );
     spi.done();
     i2c.done();
 }

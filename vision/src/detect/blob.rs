@@ -344,8 +344,7 @@ impl<'a> CascadeBlob<'a> {
         let (w, h) = (self.width as usize, self.height as usize);
         // The window's part of each table: one bounds check here, short indices below.
         let span = h * stride + w + 1;
-        let (Some(ts), Some(tq)) = (sum.get(base..base + span), sq.get(base..base + span))
-        else {
+        let (Some(ts), Some(tq)) = (sum.get(base..base + span), sq.get(base..base + span)) else {
             // A caller bug (the scan sizes its tables for the window): judged flat.
             return Window::Flat;
         };
