@@ -12,7 +12,7 @@ mkdir -p "$out"
 cascade=models/haarcascade_frontalface_alt2.xml
 "$py" bench/make_stream.py --out "$out/stream.gray" --hold "$hold"
 cargo build -q --release -p emoedge-pi
-pi=target/release/emoedge-pi
+pi="${CARGO_TARGET_DIR:-target}/release/emoedge-pi"
 
 echo "== tutorial pipeline (Python: OpenCV detectMultiScale 1.1/5 + Keras predict per face)"
 "$py" bench/tutorial_pipeline.py "$out/stream.gray" --cascade "$cascade" \
