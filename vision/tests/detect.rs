@@ -4,7 +4,7 @@ use emoedge_core::preprocess::FaceBox;
 use emoedge_test_support::data_dir;
 use emoedge_vision::detect::{
     BlobError, BoundedHits, Cascade, CascadeBlob, Cluster, DetectError, DetectParams, Detector,
-    Gray, SCALE_ONE, Strip, Workspace, blob, detect_into,
+    Features, Gray, SCALE_ONE, Strip, Workspace, blob, detect_into,
 };
 use std::collections::BTreeMap;
 
@@ -238,4 +238,26 @@ fn damaged_cascade_blobs_are_refused_by_name() {
         e.contains("alt2.cascade") && e.contains("<cascade>") || e.contains("XML"),
         "{e}"
     );
+}
+
+/// OpenCV's LBP cascades convert to the same blob format (integer comparisons only) and find
+/// the face of a photo.
+#[test]
+fn lbp_cascades_convert_and_find_a_face() {
+    let cascade =
+        Cascade::load(&data_dir().join("lbpcascades/lbpcascade_frontalface.xml")).unwrap();
+    let blob = cascade.blob();
+    assert_eq!(blob.features(), Features::Lbp);
+    assert_eq!((blob.width(), blob.height(), blob.stages()), (24, 24, 20));
+    let round = Cascade::from_blob(cascade.bytes().to_vec()).unwrap();
+    assert_eq!(round.bytes(), cascade.bytes());
+    let img = image::open(data_dir().join("faces/obama_240p.jpg"))
+        .unwrap()
+        .into_luma8();
+    let (w, h) = img.dimensions();
+    let faces = Detector::new(cascade)
+        .detect(img.as_raw(), w, h, &DetectParams::default())
+        .unwrap();
+    let truth = FaceBox::new(189, 21, 67, 67);
+    assert!(faces.iter().any(|f| f.iou(&truth) >= 0.5), "{faces:?}");
 }

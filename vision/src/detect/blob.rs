@@ -6,6 +6,9 @@
 //! cascade (node thresholds, leaf values, stage thresholds) are stored in fixed point, and
 //! the variance normalisation compares `v · 2^24 < T · isqrt(nf · 2^8)` instead of
 //! `v / sqrt(nf) < t` (`T = t · 2^20`), so no division and no float is left at run time.
+//! Two kinds of features, as OpenCV's cascades have them: Haar (weighted rectangle sums,
+//! normalised by the window's variance) and LBP (local binary patterns of a 3x3 grid of
+//! cells, integer comparisons only; no normalisation).
 //!
 //! Header, 24 bytes, little-endian:
 //!
@@ -18,7 +21,8 @@
 //! | 8 | 2 | stages |
 //! | 10 | 2 | weak classifiers, all stages |
 //! | 12 | 2 | tree nodes, all weak classifiers |
-//! | 14 | 2 | flags (none defined: must be 0) |
+//! | 14 | 1 | features: 0 Haar, 1 LBP |
+//! | 15 | 1 | flags (none defined: must be 0) |
 //! | 16 | 4 | body length in bytes |
 //! | 20 | 4 | CRC-32 (ISO-HDLC, as the model blob's) of the body |
 //!
@@ -27,7 +31,9 @@
 //! `nodes` × [node](NODE_LEN), `leaves` × `i32` (× 2^[`LEAF_SHIFT`]). A node: `threshold:
 //! i32` (× 2^[`THRESHOLD_SHIFT`]), three rectangles `x, y, w, h: u8` (unused ones zero),
 //! their weights `i8 × 3`, the rectangle count `u8`, then `left, right: i8` (> 0: a node of
-//! this tree; ≤ 0: leaf `-c`) and 2 zero bytes.
+//! this tree; ≤ 0: leaf `-c`) and 2 zero bytes. An LBP cascade's weak classifiers are
+//! stumps of [`LBP_WEAK_LEN`] bytes each: the cell `x, y, w, h: u8` of the 3x3 grid's top-left
+//! cell, the 256-bit subset of codes that take the first leaf (`u32 × 8`), the two leaves.
 //!
 //! [`CascadeBlob::parse`] checks all of it once (lengths, CRC, every rectangle inside the
 //! window, every child and leaf index, every sum inside `i32`), so evaluating a window
@@ -43,6 +49,8 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 24;
 /// Length of one tree node in the body.
 pub const NODE_LEN: usize = 24;
+/// Length of one LBP weak classifier in the body.
+pub const LBP_WEAK_LEN: usize = 4 + 32 + 8;
 /// Node thresholds are stored as `round(t · 2^THRESHOLD_SHIFT)`.
 pub const THRESHOLD_SHIFT: u32 = 20;
 /// Leaf values and stage thresholds are stored as `round(v · 2^LEAF_SHIFT)`.
@@ -124,9 +132,19 @@ fn i32_at(b: &[u8], i: usize) -> i32 {
     u32_at(b, i) as i32
 }
 
+/// What a cascade's weak classifiers look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Features {
+    /// Weighted sums of up to three rectangles, normalised by the window's variance.
+    Haar,
+    /// Local binary patterns: the 8 cells around a 3x3 grid's centre, each compared with it.
+    Lbp,
+}
+
 /// A checked cascade blob, borrowed from flash or memory.
 #[derive(Clone, Copy, Debug)]
 pub struct CascadeBlob<'a> {
+    features: Features,
     width: u8,
     height: u8,
     stages: u16,
@@ -172,7 +190,12 @@ impl<'a> CascadeBlob<'a> {
             return Err(BlobError::Window { width, height });
         }
         let malformed = |what, at| BlobError::Malformed { what, at };
-        if u16_at(bytes, 14) != 0 {
+        let features = match bytes[14] {
+            0 => Features::Haar,
+            1 => Features::Lbp,
+            _ => return Err(malformed("unknown feature type", 0)),
+        };
+        if bytes[15] != 0 {
             return Err(malformed("unknown header flags", 0));
         }
         let stated = u32_at(bytes, 16);
@@ -190,6 +213,7 @@ impl<'a> CascadeBlob<'a> {
             return Err(BlobError::Crc { stored, actual });
         }
         let blob = Self {
+            features,
             width,
             height,
             stages: u16_at(bytes, 8),
@@ -225,6 +249,32 @@ impl<'a> CascadeBlob<'a> {
             // Largest |sum| a stage can reach, in leaf units: must stay inside i32.
             let mut bound = 0i64;
             for _ in 0..weak {
+                if self.features == Features::Lbp {
+                    let end = at + LBP_WEAK_LEN;
+                    if end > b.len() {
+                        return Err(malformed("weak classifier past the end", at));
+                    }
+                    let (x, y, w, h) = (
+                        b[at] as u16,
+                        b[at + 1] as u16,
+                        b[at + 2] as u16,
+                        b[at + 3] as u16,
+                    );
+                    if w == 0
+                        || h == 0
+                        || x + 3 * w > self.width as u16
+                        || y + 3 * h > self.height as u16
+                    {
+                        return Err(malformed("an LBP grid lies outside the window", at));
+                    }
+                    bound += (i32_at(b, at + 36) as i64)
+                        .abs()
+                        .max((i32_at(b, at + 40) as i64).abs());
+                    weak_seen += 1;
+                    nodes_seen += 1;
+                    at = end;
+                    continue;
+                }
                 if at + 4 > b.len() {
                     return Err(malformed("weak classifier past the end", at));
                 }
@@ -297,6 +347,11 @@ impl<'a> CascadeBlob<'a> {
         Ok(())
     }
 
+    /// What its weak classifiers look at.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
     /// Window width the cascade was trained on.
     pub fn width(&self) -> u32 {
         self.width as u32
@@ -341,6 +396,9 @@ impl<'a> CascadeBlob<'a> {
     /// integral table pair with rows `stride` apart (see [`super::integral`]). `sum` and
     /// `sq` must reach the window's bottom-right corner.
     pub fn classify(&self, sum: &[u32], sq: &[u32], base: usize, stride: usize) -> Window {
+        if self.features == Features::Lbp {
+            return self.classify_lbp(sum, base, stride);
+        }
         let (w, h) = (self.width as usize, self.height as usize);
         // The window's part of each table: one bounds check here, short indices below.
         let span = h * stride + w + 1;
@@ -431,12 +489,75 @@ impl<'a> CascadeBlob<'a> {
         }
         Window::Face
     }
+
+    /// [`classify`](Self::classify) for LBP features: each weak classifier's 8-bit code
+    /// (OpenCV's bit order, clockwise from the top-left cell, a bit set where the cell's
+    /// sum is at least the centre's) picks its first leaf when the code is in its subset.
+    fn classify_lbp(&self, sum: &[u32], base: usize, stride: usize) -> Window {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let Some(t) = sum.get(base..base + h * stride + w + 1) else {
+            return Window::Flat;
+        };
+        let mut rest = self.body;
+        for stage in 0..self.stages {
+            let Some((head, after)) = rest.split_first_chunk::<8>() else {
+                return Window::Flat;
+            };
+            let threshold = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+            let weak = u16::from_le_bytes([head[4], head[5]]) as usize;
+            let Some(stumps) = after.get(..weak * LBP_WEAK_LEN) else {
+                return Window::Flat;
+            };
+            let mut total = 0i32;
+            for st in stumps.chunks_exact(LBP_WEAK_LEN) {
+                let (x, y, cw, ch) = (
+                    st[0] as usize,
+                    st[1] as usize,
+                    st[2] as usize,
+                    st[3] as usize,
+                );
+                // The 4x4 grid of integral points around the 3x3 cells.
+                let p = |r: usize, c: usize| t[(y + r * ch) * stride + x + c * cw];
+                let g: [[u32; 4]; 4] = core::array::from_fn(|r| core::array::from_fn(|c| p(r, c)));
+                let cell = |r: usize, c: usize| {
+                    g[r + 1][c + 1]
+                        .wrapping_sub(g[r][c + 1])
+                        .wrapping_sub(g[r + 1][c])
+                        .wrapping_add(g[r][c])
+                };
+                let centre = cell(1, 1);
+                let code = (((cell(0, 0) >= centre) as usize) << 7)
+                    | (((cell(0, 1) >= centre) as usize) << 6)
+                    | (((cell(0, 2) >= centre) as usize) << 5)
+                    | (((cell(1, 2) >= centre) as usize) << 4)
+                    | (((cell(2, 2) >= centre) as usize) << 3)
+                    | (((cell(2, 1) >= centre) as usize) << 2)
+                    | (((cell(2, 0) >= centre) as usize) << 1)
+                    | ((cell(1, 0) >= centre) as usize);
+                let word = 4 + 4 * (code >> 5);
+                let bits = u32::from_le_bytes([st[word], st[word + 1], st[word + 2], st[word + 3]]);
+                let leaf = if bits & (1 << (code & 31)) != 0 {
+                    36
+                } else {
+                    40
+                };
+                total += i32::from_le_bytes([st[leaf], st[leaf + 1], st[leaf + 2], st[leaf + 3]]);
+            }
+            if total < threshold {
+                return Window::Rejected { stage };
+            }
+            rest = &after[weak * LBP_WEAK_LEN..];
+        }
+        Window::Face
+    }
 }
 
 /// A cascade in floats as OpenCV writes it, before conversion ([`encode`]).
 #[cfg(feature = "std")]
 #[derive(Clone, Debug)]
 pub struct CascadeSpec {
+    /// What its weak classifiers look at.
+    pub features: Features,
     /// Window width.
     pub width: u32,
     /// Window height.
@@ -451,8 +572,30 @@ pub struct CascadeSpec {
 pub struct StageSpec {
     /// Sum of leaves a window needs to pass.
     pub threshold: f32,
-    /// The stage's trees.
-    pub weak: Vec<TreeSpec>,
+    /// The stage's weak classifiers.
+    pub weak: Vec<WeakSpec>,
+}
+
+/// A weak classifier of either kind.
+#[cfg(feature = "std")]
+#[derive(Clone, Debug)]
+pub enum WeakSpec {
+    /// A tree of Haar feature tests.
+    Haar(TreeSpec),
+    /// An LBP stump.
+    Lbp(LbpSpec),
+}
+
+/// An LBP stump: a 3x3 grid of cells and the codes that take the first leaf.
+#[cfg(feature = "std")]
+#[derive(Clone, Debug)]
+pub struct LbpSpec {
+    /// The top-left cell `(x, y, w, h)` in window pixels.
+    pub cell: (u32, u32, u32, u32),
+    /// 256 bits: code `c` takes `leaves[0]` when bit `c & 31` of word `c >> 5` is set.
+    pub subset: [i32; 8],
+    /// The two leaves.
+    pub leaves: [f32; 2],
 }
 
 /// A weak classifier: a tree of feature tests.
@@ -530,11 +673,33 @@ pub fn encode(spec: &CascadeSpec) -> Result<Vec<u8>, EncodeError> {
         })?;
         body.extend_from_slice(&weak.to_le_bytes());
         body.extend_from_slice(&[0, 0]);
-        for (wi, tree) in stage.weak.iter().enumerate() {
+        for (wi, weak) in stage.weak.iter().enumerate() {
             let bad = |what: String| EncodeError::OutOfRange {
                 stage: si,
                 weak: wi,
                 what,
+            };
+            let tree = match (weak, spec.features) {
+                (WeakSpec::Haar(tree), Features::Haar) => tree,
+                (WeakSpec::Lbp(stump), Features::Lbp) => {
+                    let (x, y, w, h) = stump.cell;
+                    if w == 0 || h == 0 || x + 3 * w > ww || y + 3 * h > wh {
+                        return Err(bad("an LBP grid lies outside the window".into()));
+                    }
+                    body.extend_from_slice(&[x as u8, y as u8, w as u8, h as u8]);
+                    for word in stump.subset {
+                        body.extend_from_slice(&word.to_le_bytes());
+                    }
+                    for leaf in stump.leaves {
+                        body.extend_from_slice(
+                            &fixed(leaf, LEAF_SHIFT, "leaf", si, wi)?.to_le_bytes(),
+                        );
+                    }
+                    n_weak += 1;
+                    n_nodes += 1;
+                    continue;
+                }
+                _ => return Err(bad("a weak classifier of the other feature type".into())),
             };
             let nodes = u8::try_from(tree.nodes.len())
                 .ok()
@@ -603,7 +768,11 @@ pub fn encode(spec: &CascadeSpec) -> Result<Vec<u8>, EncodeError> {
     out.extend_from_slice(&count(spec.stages.len(), "stages")?.to_le_bytes());
     out.extend_from_slice(&count(n_weak, "weak classifiers")?.to_le_bytes());
     out.extend_from_slice(&count(n_nodes, "nodes")?.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    out.push(match spec.features {
+        Features::Haar => 0,
+        Features::Lbp => 1,
+    });
+    out.push(0);
     let len =
         u32::try_from(body.len()).map_err(|_| EncodeError::Cascade("body over 4 GiB".into()))?;
     out.extend_from_slice(&len.to_le_bytes());

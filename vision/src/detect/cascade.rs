@@ -1,8 +1,11 @@
 //! A cascade on the host: read from OpenCV's XML (`traincascade` format, `BOOST` stages of
-//! `HAAR` features) or from a cascade blob file, always held as a blob, so the host runs
+//! `HAAR` or `LBP` features) or from a cascade blob file, always held as a blob, so the host runs
 //! exactly the integers a board runs.
 
-use super::blob::{self, BlobError, CascadeBlob, CascadeSpec, NodeSpec, StageSpec, TreeSpec};
+use super::blob::{
+    self, BlobError, CascadeBlob, CascadeSpec, Features, LbpSpec, NodeSpec, StageSpec, TreeSpec,
+    WeakSpec,
+};
 use std::path::Path;
 
 /// Why a cascade file cannot be used.
@@ -128,9 +131,18 @@ fn parse_xml(text: &str) -> Result<CascadeSpec, CascadeError> {
         .descendants()
         .find(|n| n.has_tag_name("cascade"))
         .ok_or_else(|| fmt("no <cascade> element"))?;
-    if text_of(cascade, "stageType") != "BOOST" || text_of(cascade, "featureType") != "HAAR" {
-        return Err(fmt("only BOOST cascades of HAAR features are supported"));
-    }
+    let features = match (
+        text_of(cascade, "stageType"),
+        text_of(cascade, "featureType"),
+    ) {
+        ("BOOST", "HAAR") => Features::Haar,
+        ("BOOST", "LBP") => Features::Lbp,
+        _ => {
+            return Err(fmt(
+                "only BOOST cascades of HAAR or LBP features are supported",
+            ));
+        }
+    };
     let num = |n: roxmltree::Node, name: &str| -> Result<u32, CascadeError> {
         text_of(n, name)
             .parse()
@@ -145,6 +157,9 @@ fn parse_xml(text: &str) -> Result<CascadeSpec, CascadeError> {
             })
             .collect()
     };
+    if features == Features::Lbp {
+        return parse_lbp(cascade, width, height);
+    }
     let mut features = Vec::new();
     for f in items(child(cascade, "features").ok_or_else(|| fmt("no <features>"))?) {
         if text_of(f, "tilted") == "1" {
@@ -199,7 +214,7 @@ fn parse_xml(text: &str) -> Result<CascadeSpec, CascadeError> {
                     right,
                 });
             }
-            weak.push(TreeSpec { nodes, leaves });
+            weak.push(WeakSpec::Haar(TreeSpec { nodes, leaves }));
         }
         stages.push(StageSpec { threshold, weak });
     }
@@ -207,6 +222,80 @@ fn parse_xml(text: &str) -> Result<CascadeSpec, CascadeError> {
         return Err(fmt("the cascade has no stages"));
     }
     Ok(CascadeSpec {
+        features: Features::Haar,
+        width,
+        height,
+        stages,
+    })
+}
+
+/// An LBP cascade's stages: stumps whose node holds `left right feature subset×8`.
+fn parse_lbp(
+    cascade: roxmltree::Node,
+    width: u32,
+    height: u32,
+) -> Result<CascadeSpec, CascadeError> {
+    let fmt = |what: &str| CascadeError::Format {
+        path: String::new(),
+        what: what.to_string(),
+    };
+    let ints = |s: &str| -> Result<Vec<i64>, CascadeError> {
+        s.split_whitespace()
+            .map(|t| {
+                t.parse::<i64>()
+                    .map_err(|_| fmt(&format!("bad integer {t:?}")))
+            })
+            .collect()
+    };
+    let mut cells = Vec::new();
+    for f in items(child(cascade, "features").ok_or_else(|| fmt("no <features>"))?) {
+        let v = ints(text_of(f, "rect"))?;
+        let [x, y, w, h] = v[..] else {
+            return Err(fmt("an LBP feature needs a rect of 4 numbers"));
+        };
+        if x < 0 || y < 0 || w <= 0 || h <= 0 {
+            return Err(fmt("an LBP rect has a negative corner or an empty side"));
+        }
+        cells.push((x as u32, y as u32, w as u32, h as u32));
+    }
+    let mut stages = Vec::new();
+    for s in items(child(cascade, "stages").ok_or_else(|| fmt("no <stages>"))?) {
+        let threshold: f32 = text_of(s, "stageThreshold")
+            .parse()
+            .map_err(|_| fmt("stage without threshold"))?;
+        let mut weak = Vec::new();
+        for w in items(
+            child(s, "weakClassifiers").ok_or_else(|| fmt("stage without <weakClassifiers>"))?,
+        ) {
+            let node = ints(text_of(w, "internalNodes"))?;
+            let leaves: Vec<f32> = text_of(w, "leafValues")
+                .split_whitespace()
+                .map(|t| t.parse().map_err(|_| fmt(&format!("bad number {t:?}"))))
+                .collect::<Result<_, _>>()?;
+            let ([_, _, feature, subset @ ..], [l0, l1]) = (&node[..], &leaves[..]) else {
+                return Err(fmt(
+                    "an LBP weak classifier needs one node of 11 numbers and 2 leaves",
+                ));
+            };
+            let (Ok(subset), Some(&cell)) = (
+                <[i64; 8]>::try_from(subset),
+                usize::try_from(*feature).ok().and_then(|f| cells.get(f)),
+            ) else {
+                return Err(fmt("an LBP node needs a known feature and 8 subset words"));
+            };
+            weak.push(WeakSpec::Lbp(LbpSpec {
+                cell,
+                subset: subset.map(|v| v as i32),
+                leaves: [*l0, *l1],
+            }));
+        }
+        stages.push(StageSpec { threshold, weak });
+    }
+    if stages.is_empty() {
+        return Err(fmt("the cascade has no stages"));
+    }
+    Ok(CascadeSpec {
+        features: Features::Lbp,
         width,
         height,
         stages,

@@ -22,7 +22,7 @@ mod cascade;
 pub mod group;
 pub mod scan;
 
-pub use blob::{BlobError, CascadeBlob};
+pub use blob::{BlobError, CascadeBlob, Features};
 #[cfg(feature = "std")]
 pub use cascade::{Cascade, CascadeError};
 pub use group::{Cluster, group_rectangles};
