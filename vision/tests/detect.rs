@@ -1,10 +1,11 @@
-//! The Haar detector against the reference boxes of `$EMOEDGE_DATA/faces`.
+//! The face detector: the reference boxes of `$EMOEDGE_DATA/faces`, the same faces from every
+//! buffer layout a device uses, and cascades checked before use.
 
 use emoedge_core::preprocess::FaceBox;
 use emoedge_test_support::data_dir;
 use emoedge_vision::detect::{
-    BlobError, BoundedHits, Cascade, CascadeBlob, Cluster, DetectError, DetectParams, Detector,
-    Features, Gray, SCALE_ONE, Strip, Workspace, blob, detect_into,
+    BlobError, BoundedHits, Cascade, CascadeBlob, CascadeError, Cluster, DetectError, DetectParams,
+    Detector, Features, Gray, SCALE_ONE, Strip, Workspace, blob, detect_into,
 };
 use std::collections::BTreeMap;
 
@@ -229,11 +230,21 @@ fn damaged_cascade_blobs_are_refused_by_name() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alt2.cascade");
+    // The message and its causes, as the command line prints them.
+    let chain = |e: CascadeError| {
+        let mut s = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            s += &format!(": {c}");
+            cause = c.source();
+        }
+        s
+    };
     std::fs::write(&path, &flipped).unwrap();
-    let e = Cascade::load(&path).unwrap_err().to_string();
+    let e = chain(Cascade::load(&path).unwrap_err());
     assert!(e.contains("alt2.cascade") && e.contains("damaged"), "{e}");
     std::fs::write(&path, b"").unwrap();
-    let e = Cascade::load(&path).unwrap_err().to_string();
+    let e = chain(Cascade::load(&path).unwrap_err());
     assert!(
         e.contains("alt2.cascade") && e.contains("<cascade>") || e.contains("XML"),
         "{e}"

@@ -12,7 +12,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum CascadeError {
     /// The file cannot be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         /// The file.
         path: String,
@@ -20,7 +20,7 @@ pub enum CascadeError {
         source: std::io::Error,
     },
     /// The file is not well-formed XML.
-    #[error("{path}: not XML: {source}")]
+    #[error("{path}: not XML")]
     Xml {
         /// The file.
         path: String,
@@ -36,7 +36,7 @@ pub enum CascadeError {
         what: String,
     },
     /// A cascade blob file that does not check.
-    #[error("{path}: {source}")]
+    #[error("{path}: not a usable cascade blob")]
     Blob {
         /// The file.
         path: String,
