@@ -1,4 +1,4 @@
-//! `emoedge cascade`: converts an OpenCV Haar cascade (XML) into the cascade blob every
+//! `emoedge cascade`: converts an OpenCV face cascade (XML, Haar or LBP) into the cascade blob every
 //! emoedge device evaluates, and says what it holds. `emoedge flash` writes the blob to a
 //! board beside the model; `emoedge-pi` and `eval-camera` read either form.
 

@@ -49,7 +49,7 @@ enum Command {
     /// Check that every deployed form (tract int8, engine int8) is as accurate as the float
     /// model, that they agree, and that the artifacts carry the same weights.
     Verify(verify::Args),
-    /// Convert an OpenCV Haar cascade (XML) into the checked integer blob every device runs
+    /// Convert an OpenCV face cascade (XML, Haar or LBP) into the checked integer blob every device runs
     /// and `flash` writes to a board.
     Cascade(cascade::Args),
     /// Write the blob (and test frames) as a flash image for a board, write it to a board
