@@ -91,9 +91,7 @@ impl<'a> Gray<'a> {
     /// A frame; an error when the length is not `width · height`.
     pub fn new(pixels: &'a [u8], width: u32, height: u32) -> Result<Self, DetectError> {
         // A size whose pixel count does not fit usize can match no buffer.
-        let expected = (width as usize)
-            .checked_mul(height as usize)
-            .unwrap_or(usize::MAX);
+        let expected = (width as usize).saturating_mul(height as usize);
         if pixels.len() != expected {
             return Err(DetectError::FrameSize {
                 width,
