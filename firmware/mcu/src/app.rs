@@ -167,21 +167,6 @@ pub fn load(blob_region: &'static [u8], arena_len: usize) -> Result<Loaded, Fail
     Ok(Loaded { model, id })
 }
 
-/// Runs the model of `blob_region` on every frame of `frames_region`, writing the report to
-/// `out`; `clock` gives the running count of `unit`s that times the layers.
-pub fn run(
-    out: &mut impl Console,
-    clock: &mut impl FnMut() -> u64,
-    unit: CostUnit,
-    blob_region: &'static [u8],
-    frames_region: &'static [u8],
-    arena: &mut [i8],
-) -> Result<Ran, Failure> {
-    let loaded = load(blob_region, arena.len())?;
-    report_model(out, &loaded);
-    run_frames(out, clock, unit, &loaded.model, frames_region, arena)
-}
-
 /// The `model ok` and `classes` lines of the report.
 pub fn report_model(out: &mut impl Write, loaded: &Loaded) {
     let model = &loaded.model;

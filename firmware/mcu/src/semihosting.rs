@@ -5,7 +5,7 @@
 use cortex_m_rt::{ExceptionFrame, exception};
 use cortex_m_semihosting::{debug, hio, hprintln};
 
-/// QEMU's standard output, as a [`core::fmt::Write`] for [`crate::app::run`].
+/// QEMU's standard output, as a [`core::fmt::Write`] for [`crate::board::run`].
 pub struct Console(Option<hio::HostStream>);
 
 impl Console {
