@@ -396,9 +396,15 @@ impl<'a> CascadeBlob<'a> {
     /// integral table pair with rows `stride` apart (see [`super::integral`]). `sum` and
     /// `sq` must reach the window's bottom-right corner.
     pub fn classify(&self, sum: &[u32], sq: &[u32], base: usize, stride: usize) -> Window {
-        if self.features == Features::Lbp {
-            return self.classify_lbp(sum, base, stride);
+        match self.features {
+            Features::Haar => self.classify_haar(sum, sq, base, stride),
+            Features::Lbp => self.classify_lbp(sum, base, stride),
         }
+    }
+
+    /// [`classify`](Self::classify) for Haar features (what the scan calls, once it knows
+    /// the cascade's kind).
+    pub fn classify_haar(&self, sum: &[u32], sq: &[u32], base: usize, stride: usize) -> Window {
         let (w, h) = (self.width as usize, self.height as usize);
         // The window's part of each table: one bounds check here, short indices below.
         let span = h * stride + w + 1;
@@ -493,7 +499,7 @@ impl<'a> CascadeBlob<'a> {
     /// [`classify`](Self::classify) for LBP features: each weak classifier's 8-bit code
     /// (OpenCV's bit order, clockwise from the top-left cell, a bit set where the cell's
     /// sum is at least the centre's) picks its first leaf when the code is in its subset.
-    fn classify_lbp(&self, sum: &[u32], base: usize, stride: usize) -> Window {
+    pub fn classify_lbp(&self, sum: &[u32], base: usize, stride: usize) -> Window {
         let (w, h) = (self.width as usize, self.height as usize);
         let Some(t) = sum.get(base..base + h * stride + w + 1) else {
             return Window::Flat;

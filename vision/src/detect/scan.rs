@@ -9,7 +9,7 @@
 //! exact whatever the strip's first row, so the strip height changes the memory a level
 //! needs, never the windows' verdicts.
 
-use super::blob::{CascadeBlob, Window};
+use super::blob::{CascadeBlob, Features, Window};
 use emoedge_core::preprocess::FaceBox;
 
 /// One in 2^16: the fixed-point unit of pyramid factors.
@@ -321,10 +321,9 @@ pub fn scan_level(
     hits: &mut impl Hits,
 ) -> Result<ScanCount, DetectError> {
     let (ww, wh) = (cascade.width(), cascade.height());
-    let (sw, sh) = (level.width, level.height);
+    let sw = level.width;
     let stride = sw as usize + 1;
     let table = strip.sum.len().min(strip.sq.len());
-    let rows_cap = table / stride;
     let need = |buffer, have: usize, need: usize| {
         if have < need {
             Err(DetectError::Workspace { buffer, have, need })
@@ -346,6 +345,30 @@ pub fn scan_level(
         let (x0, wx) = tap(x as u32, sw, frame.width);
         *t = x0 | wx << 16;
     }
+    // One scan loop per feature type, each with its window test inlined.
+    Ok(match cascade.features() {
+        Features::Haar => scan_rows(frame, level, strip, (ww, wh), hits, |sum, sq, base| {
+            cascade.classify_haar(sum, sq, base, stride)
+        }),
+        Features::Lbp => scan_rows(frame, level, strip, (ww, wh), hits, |sum, _, base| {
+            cascade.classify_lbp(sum, base, stride)
+        }),
+    })
+}
+
+/// The strip's rows made and slid down the level, and every window of the scan judged by
+/// `classify(sum, sq, base)`; `strip`'s taps are set and its sizes checked.
+fn scan_rows(
+    frame: &Gray,
+    level: &Level,
+    strip: &mut Strip,
+    (ww, wh): (u32, u32),
+    hits: &mut impl Hits,
+    classify: impl Fn(&[u32], &[u32], usize) -> Window,
+) -> ScanCount {
+    let (sw, sh) = (level.width, level.height);
+    let stride = sw as usize + 1;
+    let rows_cap = strip.sum.len().min(strip.sq.len()) / stride;
     let (sum, sq) = (&mut *strip.sum, &mut *strip.sq);
     sum[..stride].fill(0);
     sq[..stride].fill(0);
@@ -387,7 +410,7 @@ pub fn scan_level(
         let mut x = 0;
         while x < sw - ww {
             count.windows += 1;
-            match cascade.classify(sum, sq, row_base + x as usize, stride) {
+            match classify(sum, sq, row_base + x as usize) {
                 Window::Face => {
                     count.faces += 1;
                     hits.push(FaceBox::new(
@@ -404,5 +427,5 @@ pub fn scan_level(
         }
         y += step;
     }
-    Ok(count)
+    count
 }
