@@ -9,9 +9,9 @@
 //! Report, per frame, then a summary:
 //!
 //! ```text
-//! frame 5 faces 1 more 0 windows 7711 raw 8 dropped 0 detect 42128273 classify 39025226 instructions
+//! frame 5 faces 1 more 0 windows 7711 raw 8 dropped 0 detect 38669661 classify 39025190 instructions
 //! face 5 0 box 64 45 41 41 label angry logits [41, -76, -35, -65, -67, 30, -81]
-//! emoedge-mcu: 20 camera frames 160x120, 14 faces, 42890416 instructions detection and 39025311 per face (means)
+//! emoedge-mcu: 20 camera frames 160x120, 14 faces, 39351248 instructions detection and 39025310 per face (means)
 //! ```
 
 use crate::app::{Console, Failure, Ran, timed_run};
