@@ -38,6 +38,15 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// Runs `cmd` for `board`, shows what it printed and asserts it succeeded; returns the text.
+fn succeeds(cmd: &mut Command, board: &str) -> String {
+    let out = cmd.output().unwrap();
+    let t = text(&out);
+    eprintln!("{t}");
+    assert!(out.status.success(), "{board}: {t}");
+    t
+}
+
 /// The board's firmware, when it and the board's emulator are there.
 fn board_firmware(board: &Board) -> Option<PathBuf> {
     let fw = root().join(mcu::firmware(board));
@@ -86,12 +95,10 @@ fn boards_in_their_emulators_match_the_host_engine_and_refuse_bad_blobs() {
             continue;
         };
         let name = board.name;
-        let out = emoedge(&["flash", "--board", name, "--emulate", "--frames", "20"])
-            .output()
-            .unwrap();
-        let t = text(&out);
-        eprintln!("{t}");
-        assert!(out.status.success(), "{name}: {t}");
+        let t = succeeds(
+            &mut emoedge(&["flash", "--board", name, "--emulate", "--frames", "20"]),
+            name,
+        );
         assert!(
             t.contains("all 20 frames: MCU labels and logits equal the host engine's"),
             "{name}: {t}"
@@ -154,21 +161,19 @@ fn the_whole_job_on_each_board_equals_the_pi_pipeline() {
             continue;
         }
         let name = board.name;
-        let out = emoedge(&[
-            "flash",
-            "--board",
+        let t = succeeds(
+            emoedge(&[
+                "flash",
+                "--board",
+                name,
+                "--emulate",
+                "--frames",
+                "3",
+                "--stream",
+            ])
+            .arg(&frames),
             name,
-            "--emulate",
-            "--frames",
-            "3",
-            "--stream",
-        ])
-        .arg(&frames)
-        .output()
-        .unwrap();
-        let t = text(&out);
-        eprintln!("{t}");
-        assert!(out.status.success(), "{name}: {t}");
+        );
         assert!(
             t.contains("all 3 frames (") && t.contains("equal the Pi's pipeline"),
             "{name}: {t}"

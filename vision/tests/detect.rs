@@ -71,6 +71,44 @@ fn shipped() -> Cascade {
     Cascade::load(&data_dir().join("haarcascades/haarcascade_frontalface_alt2.xml")).unwrap()
 }
 
+/// The buffers a microcontroller gives `detect_into` for frames up to `width` wide: the
+/// fewest strip rows a level takes (window height + 2) and room for `raw` raw detections.
+struct Buffers {
+    sum: Vec<u32>,
+    sq: Vec<u32>,
+    row: Vec<u8>,
+    taps: Vec<u32>,
+    raw: Vec<FaceBox>,
+    clusters: Vec<Cluster>,
+}
+
+impl Buffers {
+    fn new(blob: &CascadeBlob, width: u32, raw: usize) -> Self {
+        let table = (width as usize + 1) * (blob.height() as usize + 2);
+        Self {
+            sum: vec![0; table],
+            sq: vec![0; table],
+            row: vec![0; width as usize],
+            taps: vec![0; width as usize],
+            raw: vec![FaceBox::new(0, 0, 0, 0); raw],
+            clusters: vec![Cluster::default(); raw],
+        }
+    }
+
+    fn workspace(&mut self) -> Workspace<'_> {
+        Workspace {
+            strip: Strip {
+                sum: &mut self.sum,
+                sq: &mut self.sq,
+                row: &mut self.row,
+                taps: &mut self.taps,
+            },
+            raw: BoundedHits::new(&mut self.raw),
+            clusters: &mut self.clusters,
+        }
+    }
+}
+
 /// What a microcontroller runs (levels one after another, a strip of integral rows that
 /// slides down each level, fixed buffers) finds what the host's detector finds (levels in
 /// parallel, whole-level tables), on real photos of several sizes.
@@ -91,25 +129,8 @@ fn a_sliding_strip_finds_what_whole_levels_find() {
         let (w, h) = img.dimensions();
         let host = det.detect(img.as_raw(), w, h, &p).unwrap();
         let frame = Gray::new(img.as_raw(), w, h).unwrap();
-        // The fewest integral rows a level takes: window height + 2.
-        let rows = blob.height() as usize + 2;
-        let (mut sum, mut sq) = (
-            vec![0u32; (w as usize + 1) * rows],
-            vec![0u32; (w as usize + 1) * rows],
-        );
-        let (mut row, mut taps) = (vec![0u8; w as usize], vec![0u32; w as usize]);
-        let mut raw = vec![FaceBox::new(0, 0, 0, 0); 4096];
-        let mut clusters = vec![Cluster::default(); 4096];
-        let mut ws = Workspace {
-            strip: Strip {
-                sum: &mut sum,
-                sq: &mut sq,
-                row: &mut row,
-                taps: &mut taps,
-            },
-            raw: BoundedHits::new(&mut raw),
-            clusters: &mut clusters,
-        };
+        let mut buffers = Buffers::new(&blob, w, 4096);
+        let mut ws = buffers.workspace();
         let mut out = [FaceBox::new(0, 0, 0, 0); 16];
         let mut faces = BoundedHits::new(&mut out);
         let d = detect_into(&blob, &frame, &p, &mut ws, &mut faces).unwrap();
@@ -131,24 +152,8 @@ fn small_buffers_and_wrong_frames_are_named() {
     let (w, h) = img.dimensions();
     let p = DetectParams::default();
     let frame = Gray::new(img.as_raw(), w, h).unwrap();
-    let rows = blob.height() as usize + 2;
-    let (mut sum, mut sq) = (
-        vec![0u32; (w as usize + 1) * rows],
-        vec![0u32; (w as usize + 1) * rows],
-    );
-    let (mut row, mut taps) = (vec![0u8; w as usize], vec![0u32; w as usize]);
-    let mut raw = vec![FaceBox::new(0, 0, 0, 0); 2];
-    let mut clusters = vec![Cluster::default(); 2];
-    let mut ws = Workspace {
-        strip: Strip {
-            sum: &mut sum,
-            sq: &mut sq,
-            row: &mut row,
-            taps: &mut taps,
-        },
-        raw: BoundedHits::new(&mut raw),
-        clusters: &mut clusters,
-    };
+    let mut buffers = Buffers::new(&blob, w, 2);
+    let mut ws = buffers.workspace();
     let mut out = [FaceBox::new(0, 0, 0, 0); 4];
     let mut faces = BoundedHits::new(&mut out);
     let d = detect_into(&blob, &frame, &p, &mut ws, &mut faces).unwrap();

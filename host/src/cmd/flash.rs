@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use emoedge::data::load_split;
 use emoedge::export::flash_image::{intel_hex, uf2_image};
 use emoedge::mcu::{self, Board, MPS2_M4F};
-use emoedge_runtime::{ModelDir, engine_logits};
+use emoedge_runtime::{ModelBlob, ModelDir, engine_logits};
 use emoedge_vision::FrameSource;
 use emoedge_vision::args::DEFAULT_CASCADE;
 use emoedge_vision::detect::Cascade;
@@ -176,6 +176,12 @@ pub fn run(a: Args) -> Result<Outcome> {
     };
     if let Some(out) = &a.cascade_out {
         let cascade = Cascade::load(&a.cascade)?;
+        mcu::check_region(
+            layout,
+            layout.cascade,
+            "the face cascade",
+            cascade.bytes().len(),
+        )?;
         let at = layout.cascade.origin;
         emoedge::atomic::write_ctx(out, &image(cascade.bytes(), at)?)?;
         eprintln!(
@@ -186,8 +192,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     }
     if let (Some(out), Some(frames)) = (&a.frames_out, &stream) {
         let (w, h) = (frames[0].width, frames[0].height);
-        let bytes = emoedge_core::camera_frames::write(w, h, frames.iter().map(|f| &f.gray[..]))
-            .context("frames do not fit the camera-frames format")?;
+        let bytes = mcu::camera::camera_frames_for(layout, frames)?;
         let at = layout.frames.origin;
         emoedge::atomic::write_ctx(out, &image(&bytes, at)?)?;
         eprintln!(
@@ -199,17 +204,8 @@ pub fn run(a: Args) -> Result<Outcome> {
         let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
         let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
         let ds = ds.subsample(a.frames);
-        let frames = emoedge_core::test_frames::write(
-            (0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))),
-        );
-        let (at, room) = (layout.frames.origin, layout.frames.len as usize);
-        if frames.len() > room {
-            bail!(
-                "{} test frames take {} bytes; the frames region holds {room}",
-                ds.len(),
-                frames.len()
-            );
-        }
+        let frames = mcu::test_frames(layout, &ds)?;
+        let at = layout.frames.origin;
         emoedge::atomic::write_ctx(out, &image(&frames, at)?)?;
         eprintln!(
             "wrote {} ({format:?}, {} test frames at {at:#010x})",
@@ -225,7 +221,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     };
     let firmware = a.firmware.unwrap_or_else(|| mcu::firmware(board));
     if let Some(frames) = &stream {
-        return run_stream(board, &firmware, &a.model, blob, &a.cascade, frames);
+        return run_stream(board, &firmware, &a.model, &file, &a.cascade, frames);
     }
     let test = emoedge_runtime::paths::data_subdir("fer2013")?.join("test");
     let (ds, _) = load_split(&test, &indicatif::ProgressBar::hidden())?;
@@ -295,13 +291,14 @@ fn run_stream(
     board: &Board,
     firmware: &std::path::Path,
     model: &std::path::Path,
-    blob: &[u8],
+    blob: &ModelBlob,
     cascade: &std::path::Path,
     frames: &[emoedge_vision::Frame],
 ) -> Result<Outcome> {
     let cascade = Cascade::load(cascade)?;
-    let pi = mcu::camera::pi_faces(model, &cascade, frames)?;
-    let (text, got) = mcu::camera::run_on_board(board, firmware, blob, &cascade, frames)?;
+    let dir = ModelDir::new(model);
+    let pi = mcu::camera::pi_faces(&dir, blob.clone(), &cascade, frames)?;
+    let (text, got) = mcu::camera::run_on_board(board, firmware, blob.bytes(), &cascade, frames)?;
     print!("{text}");
     let mut differ = Vec::new();
     for (i, (b, p)) in got.iter().zip(&pi).enumerate() {

@@ -4,10 +4,9 @@
 
 use super::{Board, Flashed, emulate_flashed};
 use anyhow::{Context, Result, bail};
-use emoedge_core::Model;
 use emoedge_core::camera_frames;
 use emoedge_core::preprocess::{CropContract, FaceBox, INPUT_LEN, crop_to_input};
-use emoedge_runtime::{Classifier, ModelDir, Runtime, engine_logits};
+use emoedge_runtime::{Classifier, ModelBlob, ModelDir, Runtime};
 use emoedge_vision::detect::{Cascade, DetectParams, Detector};
 use emoedge_vision::{Frame, Options, Pipeline};
 use std::fmt;
@@ -112,18 +111,15 @@ pub fn parse_report(text: &str) -> Result<Vec<BoardFrame>> {
 }
 
 /// What the Pi's pipeline (`emoedge-pi --runtime engine`, the shipped detector settings
-/// and crop contract) reports for each frame, with each face's int8 logits from the engine
-/// on the same crop.
+/// and crop contract) reports for each frame of the model `blob` of `dir`, with each face's
+/// int8 logits from the pipeline's classifier on the same crop.
 pub fn pi_faces(
-    model_dir: &Path,
+    dir: &ModelDir,
+    blob: ModelBlob,
     cascade: &Cascade,
     frames: &[Frame],
 ) -> Result<Vec<Vec<FrameFace>>> {
-    let dir = ModelDir::new(model_dir);
-    let blob = dir.read_blob()?;
-    let model: Model = blob.model()?;
-    let mut arena = vec![0i8; model.arena_len()];
-    let classifier = Classifier::new(&dir, dir.read_blob()?, Runtime::Engine)?;
+    let classifier = Classifier::new(dir, blob, Runtime::Engine)?;
     let contract = CropContract::FER2013;
     let mut pipeline = Pipeline::new(
         Detector::new(cascade.clone()),
@@ -148,7 +144,7 @@ pub fn pi_faces(
             faces.push(FrameFace {
                 bbox: face.bbox,
                 label: face.label().to_string(),
-                logits: engine_logits(&model, &mut arena, &crop)?,
+                logits: pipeline.classifier_mut().logits(&crop)?,
             });
         }
         out.push(faces);
@@ -156,15 +152,9 @@ pub fn pi_faces(
     Ok(out)
 }
 
-/// Runs `firmware` in `board`'s emulator with the model blob, the cascade and `frames` (gray,
-/// all one size) flashed, and reads its report back.
-pub fn run_on_board(
-    board: &Board,
-    firmware: &Path,
-    blob: &[u8],
-    cascade: &Cascade,
-    frames: &[Frame],
-) -> Result<(String, Vec<BoardFrame>)> {
+/// `frames` in the camera-frames format for `board`: refused unless they are all one size,
+/// within the board's largest, and fit its frames region.
+pub fn camera_frames_for(board: &Board, frames: &[Frame]) -> Result<Vec<u8>> {
     let Some(first) = frames.first() else {
         bail!("no frames to run");
     };
@@ -188,46 +178,39 @@ pub fn run_on_board(
     }
     let bytes = camera_frames::write(w, h, frames.iter().map(|f| &f.gray[..]))
         .context("frames do not fit the camera-frames format")?;
-    if bytes.len() > board.frames.len as usize {
-        bail!(
-            "{} frames of {w}x{h} take {} bytes; the {} board's frames region holds {} \
-             (run fewer with --frames)",
-            frames.len(),
-            bytes.len(),
-            board.name,
-            board.frames.len
-        );
-    }
-    if cascade.bytes().len() > board.cascade.len as usize {
-        bail!(
-            "the cascade blob has {} bytes; the {} board keeps {} for it",
-            cascade.bytes().len(),
-            board.name,
-            board.cascade.len
-        );
-    }
+    let what = format!("{} camera frames of {w}x{h}", frames.len());
+    super::check_region(board, board.frames, &what, bytes.len())?;
+    Ok(bytes)
+}
+
+/// Runs `firmware` in `board`'s emulator with the model blob, the cascade and `frames` (gray,
+/// all one size) flashed, and reads its report back.
+pub fn run_on_board(
+    board: &Board,
+    firmware: &Path,
+    blob: &[u8],
+    cascade: &Cascade,
+    frames: &[Frame],
+) -> Result<(String, Vec<BoardFrame>)> {
+    let bytes = camera_frames_for(board, frames)?;
+    super::check_region(
+        board,
+        board.cascade,
+        "the face cascade",
+        cascade.bytes().len(),
+    )?;
     super::check_fits(board, blob.len())?;
-    if !firmware.is_file() {
-        bail!(
-            "no firmware at {}: build it with `cargo build --release --target {}` in {}",
-            firmware.display(),
-            board.target,
-            board.firmware_dir
-        );
-    }
+    super::check_firmware(board, firmware)?;
     let tmp = tempfile::tempdir()?;
-    let files = [
-        ("model.blob", blob),
-        ("frames.bin", &bytes[..]),
-        ("face.cascade", cascade.bytes()),
-    ];
-    for (name, data) in files {
-        std::fs::write(tmp.path().join(name), data)?;
-    }
+    let write = |name: &str, data: &[u8]| -> Result<std::path::PathBuf> {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, data)?;
+        Ok(path)
+    };
     let (b, f, c) = (
-        tmp.path().join("model.blob"),
-        tmp.path().join("frames.bin"),
-        tmp.path().join("face.cascade"),
+        write("model.blob", blob)?,
+        write("frames.bin", &bytes)?,
+        write("face.cascade", cascade.bytes())?,
     );
     let text = emulate_flashed(
         board,
@@ -239,13 +222,7 @@ pub fn run_on_board(
         },
     )?;
     let got = parse_report(&text)?;
-    if got.len() != frames.len() {
-        bail!(
-            "the firmware reported {} frames, expected {}:\n{text}",
-            got.len(),
-            frames.len()
-        );
-    }
+    super::check_frame_count(&text, got.len(), frames.len())?;
     Ok((text, got))
 }
 

@@ -15,7 +15,7 @@ pub mod link;
 
 use crate::data::Dataset;
 use anyhow::{Result, bail};
-pub use emoedge_boards::{ALL as BOARDS, Board, Emulator, MPS2_M4F};
+pub use emoedge_boards::{ALL as BOARDS, Board, Emulator, MPS2_M4F, Region};
 pub use emulate::Flashed;
 use emulate::{run_qemu_semihosting, run_qemu_serial, run_rp2040js};
 use std::path::{Path, PathBuf};
@@ -46,12 +46,17 @@ pub fn firmware(board: &Board) -> PathBuf {
 
 /// Refuses a blob that does not fit the board's region.
 pub fn check_fits(board: &Board, blob_len: usize) -> Result<()> {
-    if blob_len > board.blob.len as usize {
+    check_region(board, board.blob, "the model blob", blob_len)
+}
+
+/// Refuses `len` bytes of `what` that do not fit `region` of `board`.
+pub fn check_region(board: &Board, region: Region, what: &str, len: usize) -> Result<()> {
+    if len > region.len as usize {
         bail!(
-            "the model blob has {blob_len} bytes; the {} board keeps {} bytes for it at {:#010x}",
+            "{what} has {len} bytes; the {} board keeps {} bytes for it at {:#010x}",
             board.name,
-            board.blob.len,
-            board.blob.origin
+            region.len,
+            region.origin
         );
     }
     Ok(())
@@ -114,6 +119,15 @@ pub fn run_frames(
     blob: &[u8],
     ds: &Dataset,
 ) -> Result<(String, Vec<Vec<i8>>)> {
+    check_firmware(board, firmware)?;
+    check_fits(board, blob.len())?;
+    with_frames(board, blob, ds, |b, f| {
+        emulate(board, firmware, Some(b), Some(f))
+    })
+}
+
+/// Refuses a firmware path with nothing built there, saying how to build it.
+pub fn check_firmware(board: &Board, firmware: &Path) -> Result<()> {
     if !firmware.is_file() {
         bail!(
             "no firmware at {}: build it with `cargo build --release --target {}` in {}",
@@ -122,42 +136,42 @@ pub fn run_frames(
             board.firmware_dir
         );
     }
-    check_fits(board, blob.len())?;
-    with_frames(blob, ds, board.frames.len as usize, |b, f| {
-        emulate(board, firmware, Some(b), Some(f))
-    })
+    Ok(())
+}
+
+/// Refuses a report that holds another number of frames than were sent.
+pub fn check_frame_count(text: &str, reported: usize, sent: usize) -> Result<()> {
+    if reported != sent {
+        bail!("the firmware reported {reported} frames, expected {sent}:\n{text}");
+    }
+    Ok(())
+}
+
+/// `ds` in the test-frames format; refused when it does not fit `board`'s frames region.
+pub fn test_frames(board: &Board, ds: &Dataset) -> Result<Vec<u8>> {
+    let frames =
+        emoedge_core::test_frames::write((0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))));
+    let what = format!("{} test frames", ds.len());
+    check_region(board, board.frames, &what, frames.len())?;
+    Ok(frames)
 }
 
 /// Writes `ds` as test frames and `blob` into a temporary folder, runs `run` on their paths
 /// and returns what it printed and the logits it reported per frame.
 fn with_frames(
+    board: &Board,
     blob: &[u8],
     ds: &Dataset,
-    frames_room: usize,
     run: impl FnOnce(&Path, &Path) -> Result<String>,
 ) -> Result<(String, Vec<Vec<i8>>)> {
+    let frames = test_frames(board, ds)?;
     let tmp = tempfile::tempdir()?;
     let (blob_file, frames_file) = (tmp.path().join("model.blob"), tmp.path().join("frames.bin"));
     std::fs::write(&blob_file, blob)?;
-    let frames =
-        emoedge_core::test_frames::write((0..ds.len()).map(|i| (Some(ds.labels[i]), ds.image(i))));
-    if frames.len() > frames_room {
-        bail!(
-            "{} test frames take {} bytes; the frames region holds {frames_room}",
-            ds.len(),
-            frames.len()
-        );
-    }
     std::fs::write(&frames_file, &frames)?;
     let text = run(&blob_file, &frames_file)?;
     let got = parse_frames(&text);
-    if got.len() != ds.len() {
-        bail!(
-            "the firmware reported {} frames, expected {}:\n{text}",
-            got.len(),
-            ds.len()
-        );
-    }
+    check_frame_count(&text, got.len(), ds.len())?;
     Ok((text, got))
 }
 

@@ -393,7 +393,7 @@ impl<'a> CascadeBlob<'a> {
     }
 
     /// What the cascade says of the window whose top-left corner is at index `base` of an
-    /// integral table pair with rows `stride` apart (see [`super::integral`]). `sum` and
+    /// integral table pair with rows `stride` apart (see [`super::scan`]). `sum` and
     /// `sq` must reach the window's bottom-right corner.
     pub fn classify(&self, sum: &[u32], sq: &[u32], base: usize, stride: usize) -> Window {
         match self.features {

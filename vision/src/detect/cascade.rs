@@ -107,22 +107,33 @@ impl Cascade {
 
     /// Parses cascade XML text and converts it to a blob.
     pub fn parse(text: &str) -> Result<Self, CascadeError> {
-        let fmt = |what: &str| CascadeError::Format {
-            path: String::new(),
-            what: what.to_string(),
-        };
         let spec = parse_xml(text)?;
-        let bytes = blob::encode(&spec).map_err(|e| fmt(&e.to_string()))?;
-        Self::from_blob(bytes).map_err(|e| fmt(&e.to_string()))
+        let bytes = blob::encode(&spec).map_err(|e| format_error(&e.to_string()))?;
+        Self::from_blob(bytes).map_err(|e| format_error(&e.to_string()))
     }
+}
+
+/// A format error; [`Cascade::load`] adds the file.
+fn format_error(what: &str) -> CascadeError {
+    CascadeError::Format {
+        path: String::new(),
+        what: what.to_string(),
+    }
+}
+
+/// The whitespace-separated numbers of `s`.
+fn numbers<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, CascadeError> {
+    s.split_whitespace()
+        .map(|t| {
+            t.parse()
+                .map_err(|_| format_error(&format!("bad number {t:?}")))
+        })
+        .collect()
 }
 
 /// OpenCV's XML as a float cascade.
 fn parse_xml(text: &str) -> Result<CascadeSpec, CascadeError> {
-    let fmt = |what: &str| CascadeError::Format {
-        path: String::new(),
-        what: what.to_string(),
-    };
+    let fmt = format_error;
     let doc = roxmltree::Document::parse(text).map_err(|source| CascadeError::Xml {
         path: String::new(),
         source,
@@ -149,157 +160,141 @@ fn parse_xml(text: &str) -> Result<CascadeSpec, CascadeError> {
             .map_err(|_| fmt(&format!("<{name}> is not a number")))
     };
     let (width, height) = (num(cascade, "width")?, num(cascade, "height")?);
-    let floats = |s: &str| -> Result<Vec<f32>, CascadeError> {
-        s.split_whitespace()
-            .map(|t| {
-                t.parse::<f32>()
-                    .map_err(|_| fmt(&format!("bad number {t:?}")))
-            })
-            .collect()
+    let feature_list = items(child(cascade, "features").ok_or_else(|| fmt("no <features>"))?);
+    let stages = match features {
+        Features::Haar => {
+            let rects = feature_list
+                .map(|f| haar_feature(f, width, height))
+                .collect::<Result<Vec<_>, _>>()?;
+            stages(cascade, |w| haar_tree(w, &rects))?
+        }
+        Features::Lbp => {
+            let cells = feature_list.map(lbp_cell).collect::<Result<Vec<_>, _>>()?;
+            stages(cascade, |w| lbp_stump(w, &cells))?
+        }
     };
-    if features == Features::Lbp {
-        return parse_lbp(cascade, width, height);
-    }
-    let mut features = Vec::new();
-    for f in items(child(cascade, "features").ok_or_else(|| fmt("no <features>"))?) {
-        if text_of(f, "tilted") == "1" {
-            return Err(fmt("tilted Haar features are not supported"));
-        }
-        let mut rects = Vec::new();
-        for r in items(child(f, "rects").ok_or_else(|| fmt("feature without <rects>"))?) {
-            let v = floats(r.text().unwrap_or(""))?;
-            let [x, y, w, h, weight] = v[..] else {
-                return Err(fmt("a rect needs 5 numbers"));
-            };
-            if x < 0.0 || y < 0.0 || x + w > width as f32 || y + h > height as f32 {
-                return Err(fmt("a rect lies outside the window"));
-            }
-            rects.push((x as u32, y as u32, w as u32, h as u32, weight));
-        }
-        features.push(rects);
-    }
-    let mut stages = Vec::new();
-    for s in items(child(cascade, "stages").ok_or_else(|| fmt("no <stages>"))?) {
-        let threshold = floats(text_of(s, "stageThreshold"))?
-            .first()
-            .copied()
-            .ok_or_else(|| fmt("stage without threshold"))?;
-        let mut weak = Vec::new();
-        for w in items(
-            child(s, "weakClassifiers").ok_or_else(|| fmt("stage without <weakClassifiers>"))?,
-        ) {
-            let nodes_raw = floats(text_of(w, "internalNodes"))?;
-            let leaves = floats(text_of(w, "leafValues"))?;
-            if nodes_raw.is_empty() || nodes_raw.len() % 4 != 0 {
-                return Err(fmt("internalNodes must hold groups of 4 numbers"));
-            }
-            let mut nodes = Vec::new();
-            for c in nodes_raw.chunks_exact(4) {
-                let (left, right, feature) = (c[0] as i32, c[1] as i32, c[2] as usize);
-                let ok_child = |c: i32| {
-                    if c > 0 {
-                        (c as usize) < nodes_raw.len() / 4
-                    } else {
-                        ((-c) as usize) < leaves.len()
-                    }
-                };
-                let rects = features
-                    .get(feature)
-                    .filter(|_| ok_child(left) && ok_child(right))
-                    .ok_or_else(|| fmt("a node refers to a missing feature, node or leaf"))?;
-                nodes.push(NodeSpec {
-                    rects: rects.clone(),
-                    threshold: c[3],
-                    left,
-                    right,
-                });
-            }
-            weak.push(WeakSpec::Haar(TreeSpec { nodes, leaves }));
-        }
-        stages.push(StageSpec { threshold, weak });
-    }
-    if stages.is_empty() {
-        return Err(fmt("the cascade has no stages"));
-    }
     Ok(CascadeSpec {
-        features: Features::Haar,
+        features,
         width,
         height,
         stages,
     })
 }
 
-/// An LBP cascade's stages: stumps whose node holds `left right feature subset×8`.
-fn parse_lbp(
+/// The stages of `cascade`, each weak classifier read by `weak`.
+fn stages(
     cascade: roxmltree::Node,
-    width: u32,
-    height: u32,
-) -> Result<CascadeSpec, CascadeError> {
-    let fmt = |what: &str| CascadeError::Format {
-        path: String::new(),
-        what: what.to_string(),
-    };
-    let ints = |s: &str| -> Result<Vec<i64>, CascadeError> {
-        s.split_whitespace()
-            .map(|t| {
-                t.parse::<i64>()
-                    .map_err(|_| fmt(&format!("bad integer {t:?}")))
-            })
-            .collect()
-    };
-    let mut cells = Vec::new();
-    for f in items(child(cascade, "features").ok_or_else(|| fmt("no <features>"))?) {
-        let v = ints(text_of(f, "rect"))?;
-        let [x, y, w, h] = v[..] else {
-            return Err(fmt("an LBP feature needs a rect of 4 numbers"));
-        };
-        if x < 0 || y < 0 || w <= 0 || h <= 0 {
-            return Err(fmt("an LBP rect has a negative corner or an empty side"));
-        }
-        cells.push((x as u32, y as u32, w as u32, h as u32));
-    }
+    weak: impl Fn(roxmltree::Node) -> Result<WeakSpec, CascadeError>,
+) -> Result<Vec<StageSpec>, CascadeError> {
+    let fmt = format_error;
     let mut stages = Vec::new();
     for s in items(child(cascade, "stages").ok_or_else(|| fmt("no <stages>"))?) {
-        let threshold: f32 = text_of(s, "stageThreshold")
-            .parse()
-            .map_err(|_| fmt("stage without threshold"))?;
-        let mut weak = Vec::new();
-        for w in items(
+        let threshold = numbers::<f32>(text_of(s, "stageThreshold"))?
+            .first()
+            .copied()
+            .ok_or_else(|| fmt("stage without threshold"))?;
+        let weak = items(
             child(s, "weakClassifiers").ok_or_else(|| fmt("stage without <weakClassifiers>"))?,
-        ) {
-            let node = ints(text_of(w, "internalNodes"))?;
-            let leaves: Vec<f32> = text_of(w, "leafValues")
-                .split_whitespace()
-                .map(|t| t.parse().map_err(|_| fmt(&format!("bad number {t:?}"))))
-                .collect::<Result<_, _>>()?;
-            let ([_, _, feature, subset @ ..], [l0, l1]) = (&node[..], &leaves[..]) else {
-                return Err(fmt(
-                    "an LBP weak classifier needs one node of 11 numbers and 2 leaves",
-                ));
-            };
-            let (Ok(subset), Some(&cell)) = (
-                <[i64; 8]>::try_from(subset),
-                usize::try_from(*feature).ok().and_then(|f| cells.get(f)),
-            ) else {
-                return Err(fmt("an LBP node needs a known feature and 8 subset words"));
-            };
-            weak.push(WeakSpec::Lbp(LbpSpec {
-                cell,
-                subset: subset.map(|v| v as i32),
-                leaves: [*l0, *l1],
-            }));
-        }
+        )
+        .map(&weak)
+        .collect::<Result<_, _>>()?;
         stages.push(StageSpec { threshold, weak });
     }
     if stages.is_empty() {
         return Err(fmt("the cascade has no stages"));
     }
-    Ok(CascadeSpec {
-        features: Features::Lbp,
-        width,
-        height,
-        stages,
-    })
+    Ok(stages)
+}
+
+/// A Haar feature's rectangles `(x, y, w, h, weight)`.
+type HaarRects = Vec<(u32, u32, u32, u32, f32)>;
+
+/// One Haar feature, its rectangles inside the `width x height` window.
+fn haar_feature(f: roxmltree::Node, width: u32, height: u32) -> Result<HaarRects, CascadeError> {
+    let fmt = format_error;
+    if text_of(f, "tilted") == "1" {
+        return Err(fmt("tilted Haar features are not supported"));
+    }
+    let mut rects = Vec::new();
+    for r in items(child(f, "rects").ok_or_else(|| fmt("feature without <rects>"))?) {
+        let v = numbers::<f32>(r.text().unwrap_or(""))?;
+        let [x, y, w, h, weight] = v[..] else {
+            return Err(fmt("a rect needs 5 numbers"));
+        };
+        if x < 0.0 || y < 0.0 || x + w > width as f32 || y + h > height as f32 {
+            return Err(fmt("a rect lies outside the window"));
+        }
+        rects.push((x as u32, y as u32, w as u32, h as u32, weight));
+    }
+    Ok(rects)
+}
+
+/// A Haar weak classifier: a tree whose nodes hold `left right feature threshold`.
+fn haar_tree(w: roxmltree::Node, features: &[HaarRects]) -> Result<WeakSpec, CascadeError> {
+    let fmt = format_error;
+    let nodes_raw = numbers::<f32>(text_of(w, "internalNodes"))?;
+    let leaves = numbers::<f32>(text_of(w, "leafValues"))?;
+    if nodes_raw.is_empty() || nodes_raw.len() % 4 != 0 {
+        return Err(fmt("internalNodes must hold groups of 4 numbers"));
+    }
+    let mut nodes = Vec::new();
+    for c in nodes_raw.chunks_exact(4) {
+        let (left, right, feature) = (c[0] as i32, c[1] as i32, c[2] as usize);
+        let ok_child = |c: i32| {
+            if c > 0 {
+                (c as usize) < nodes_raw.len() / 4
+            } else {
+                ((-c) as usize) < leaves.len()
+            }
+        };
+        let rects = features
+            .get(feature)
+            .filter(|_| ok_child(left) && ok_child(right))
+            .ok_or_else(|| fmt("a node refers to a missing feature, node or leaf"))?;
+        nodes.push(NodeSpec {
+            rects: rects.clone(),
+            threshold: c[3],
+            left,
+            right,
+        });
+    }
+    Ok(WeakSpec::Haar(TreeSpec { nodes, leaves }))
+}
+
+/// An LBP feature: its grid's top-left cell `(x, y, w, h)`.
+fn lbp_cell(f: roxmltree::Node) -> Result<(u32, u32, u32, u32), CascadeError> {
+    let fmt = format_error;
+    let v = numbers::<i64>(text_of(f, "rect"))?;
+    let [x, y, w, h] = v[..] else {
+        return Err(fmt("an LBP feature needs a rect of 4 numbers"));
+    };
+    if x < 0 || y < 0 || w <= 0 || h <= 0 {
+        return Err(fmt("an LBP rect has a negative corner or an empty side"));
+    }
+    Ok((x as u32, y as u32, w as u32, h as u32))
+}
+
+/// An LBP weak classifier: a stump whose node holds `left right feature subset×8`.
+fn lbp_stump(w: roxmltree::Node, cells: &[(u32, u32, u32, u32)]) -> Result<WeakSpec, CascadeError> {
+    let fmt = format_error;
+    let node = numbers::<i64>(text_of(w, "internalNodes"))?;
+    let leaves = numbers::<f32>(text_of(w, "leafValues"))?;
+    let ([_, _, feature, subset @ ..], [l0, l1]) = (&node[..], &leaves[..]) else {
+        return Err(fmt(
+            "an LBP weak classifier needs one node of 11 numbers and 2 leaves",
+        ));
+    };
+    let (Ok(subset), Some(&cell)) = (
+        <[i64; 8]>::try_from(subset),
+        usize::try_from(*feature).ok().and_then(|f| cells.get(f)),
+    ) else {
+        return Err(fmt("an LBP node needs a known feature and 8 subset words"));
+    };
+    Ok(WeakSpec::Lbp(LbpSpec {
+        cell,
+        subset: subset.map(|v| v as i32),
+        leaves: [*l0, *l1],
+    }))
 }
 
 fn child<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> Option<roxmltree::Node<'a, 'a>> {

@@ -97,6 +97,7 @@ mod host {
     /// One level's buffers, kept from frame to frame.
     #[derive(Default)]
     struct LevelBuffers {
+        level: Level,
         sum: Vec<u32>,
         sq: Vec<u32>,
         row: Vec<u8>,
@@ -154,35 +155,37 @@ mod host {
             }
             let blob = self.cascade.blob();
             let window = (blob.width(), blob.height());
-            let plan: Vec<Level> = levels(width, height, window, p).collect();
-            if self.levels.len() < plan.len() {
-                self.levels.resize_with(plan.len(), LevelBuffers::default);
+            let mut n = 0;
+            for level in levels(width, height, window, p) {
+                if self.levels.len() == n {
+                    self.levels.push(LevelBuffers::default());
+                }
+                self.levels[n].level = level;
+                n += 1;
             }
-            self.levels[..plan.len()]
-                .par_iter_mut()
-                .zip(&plan)
-                .try_for_each(|(b, level)| {
-                    let len = level.table_len(level.height as usize + 1);
-                    b.sum.resize(len, 0);
-                    b.sq.resize(len, 0);
-                    b.row.resize(level.width as usize, 0);
-                    b.taps.resize(level.width as usize, 0);
-                    b.hits.clear();
-                    let mut strip = Strip {
-                        sum: &mut b.sum,
-                        sq: &mut b.sq,
-                        row: &mut b.row,
-                        taps: &mut b.taps,
-                    };
-                    b.count = scan_level(&blob, &frame, level, &mut strip, &mut b.hits)?;
-                    Ok::<_, DetectError>(())
-                })?;
+            self.levels[..n].par_iter_mut().try_for_each(|b| {
+                let level = &b.level;
+                let len = level.table_len(level.height as usize + 1);
+                b.sum.resize(len, 0);
+                b.sq.resize(len, 0);
+                b.row.resize(level.width as usize, 0);
+                b.taps.resize(level.width as usize, 0);
+                b.hits.clear();
+                let mut strip = Strip {
+                    sum: &mut b.sum,
+                    sq: &mut b.sq,
+                    row: &mut b.row,
+                    taps: &mut b.taps,
+                };
+                b.count = scan_level(&blob, &frame, &b.level, &mut strip, &mut b.hits)?;
+                Ok::<_, DetectError>(())
+            })?;
             self.hits.clear();
             let mut d = Detection {
-                levels: plan.len() as u32,
+                levels: n as u32,
                 ..Detection::default()
             };
-            for b in &self.levels[..plan.len()] {
+            for b in &self.levels[..n] {
                 self.hits.extend_from_slice(&b.hits);
                 d.windows += b.count.windows;
                 d.raw += b.count.faces;

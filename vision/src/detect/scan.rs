@@ -125,7 +125,7 @@ impl<'a> Gray<'a> {
 
 /// One pyramid level: the frame shrunk by `factor / 65536`, scanned with the cascade's
 /// window, which covers `window` frame pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Level {
     /// Shrink factor in 1/65536ths.
     pub factor: u32,
