@@ -55,9 +55,15 @@ pub enum Arch {
     /// channels; 7 M weights, 0.47 G MACs): far over every microcontroller limit. It exists
     /// to teach the edge nets (`emoedge train --teacher`): distillation moves a student
     /// toward its teacher, and the edge nets' own ensemble had stopped at 67.09%.
-    /// Train it on a GPU (`--features gpu`): it costs 28 times the edge net's MACs, so on
-    /// two CPU cores it is out of reach.
+    /// Train it on a GPU (`--features gpu`): it costs 22 times the edge-wide net's MACs,
+    /// about 7 minutes an epoch on two CPU cores.
     Teacher,
+    /// The teacher at half its width (32 to 256 channels, dense 256; 1.76 M weights,
+    /// 0.12 G MACs): a teacher a 2-core CPU trains in about 2.3 minutes an epoch, so a long
+    /// schedule fits a few sessions with `--resume`. Its convolutions are plain 3x3 ones
+    /// where the edge nets' are mostly depthwise, so its errors differ from theirs, which
+    /// is what an ensemble of teachers needs.
+    TeacherSmall,
 }
 
 impl Arch {
@@ -170,29 +176,34 @@ impl Arch {
                 Dropout { p: 0.5 },
                 Dense { out: classes },
             ],
-            Arch::Teacher => {
-                let conv = |out| Conv {
-                    out,
-                    k: 3,
-                    stride: 1,
-                    bn: true,
-                    same: true,
-                };
-                let mut b = Vec::new();
-                for out in [64, 128, 256, 512] {
-                    b.extend([conv(out), conv(out), MaxPool]);
-                }
-                b.extend([
-                    Flatten,
-                    Dropout { p: 0.5 },
-                    Dense { out: 512 },
-                    Dropout { p: 0.5 },
-                    Dense { out: classes },
-                ]);
-                b
-            }
+            Arch::Teacher => vgg([64, 128, 256, 512], 512, classes),
+            Arch::TeacherSmall => vgg([32, 64, 128, 256], 256, classes),
         }
     }
+}
+
+/// A VGG-style network: four stages of two BatchNorm 3x3 convolutions and a 2x2 pool,
+/// then two dense layers behind dropout.
+fn vgg(widths: [usize; 4], dense: usize, classes: usize) -> Vec<Block> {
+    let conv = |out| Block::Conv {
+        out,
+        k: 3,
+        stride: 1,
+        bn: true,
+        same: true,
+    };
+    let mut b = Vec::new();
+    for out in widths {
+        b.extend([conv(out), conv(out), Block::MaxPool]);
+    }
+    b.extend([
+        Block::Flatten,
+        Block::Dropout { p: 0.5 },
+        Block::Dense { out: dense },
+        Block::Dropout { p: 0.5 },
+        Block::Dense { out: classes },
+    ]);
+    b
 }
 
 /// Hyper-parameters of the network, saved as `config.json` beside the weights so that the
@@ -555,6 +566,12 @@ mod tests {
         // 48²·(9·64 + 9·64·64) + 24²·9·(64·128 + 128·128) + 12²·9·(128·256 + 256·256)
         // + 6²·9·(256·512 + 512·512) + 4608·512 + 512·7
         assert_eq!(k.macs, 470_830_592, "{k:?}");
+        let k = costs(&Arch::TeacherSmall.blocks(7));
+        // 1,170,720 conv weights + 1,920 BatchNorm + 590,080 + 1,799 dense.
+        assert_eq!(k.params, 1_764_519, "{k:?}");
+        // A quarter of the teacher's convolution MACs: 48²·9·(32 + 32·32) + 24²·9·(32·64 +
+        // 64·64) + 12²·9·(64·128 + 128·128) + 6²·9·(128·256 + 256·256) + 2304·256 + 256·7
+        assert_eq!(k.macs, 118_040_320, "{k:?}");
     }
 
     #[test]
@@ -570,7 +587,13 @@ mod tests {
     #[test]
     fn forward_shapes() {
         let device = Device::flex();
-        for arch in [Arch::Edge, Arch::EdgeWide, Arch::Tutorial, Arch::Teacher] {
+        for arch in [
+            Arch::Edge,
+            Arch::EdgeWide,
+            Arch::Tutorial,
+            Arch::Teacher,
+            Arch::TeacherSmall,
+        ] {
             let m = ModelConfig::for_arch(arch).init(&device);
             let y = m.forward(Tensor::zeros([2, 1, 48, 48], &device));
             assert_eq!(y.dims(), [2, EMOTIONS.len()]);
