@@ -20,8 +20,8 @@ def main():
     model_dir = sys.argv[1]
     split = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
         os.environ.get("EMOEDGE_DATA", "../shared/data"), "fer2013", "test")
-    session = ort.InferenceSession(os.path.join(model_dir, "model.int8.onnx"))
-    name = session.get_inputs()[0].name
+    onnx_model = ort.InferenceSession(os.path.join(model_dir, "model.int8.onnx"))
+    name = onnx_model.get_inputs()[0].name
     faces, labels = [], []
     for truth, c in enumerate(CLASSES):
         folder = os.path.join(split, c)
@@ -34,7 +34,7 @@ def main():
     def probabilities(x):
         out = []
         for face in x:
-            z = session.run(None, {name: face.reshape(1, 1, 48, 48)})[0].ravel()
+            z = onnx_model.run(None, {name: face.reshape(1, 1, 48, 48)})[0].ravel()
             e = np.exp(z - z.max())
             out.append(e / e.sum())
         return np.stack(out)

@@ -56,13 +56,13 @@ pub enum Arch {
     /// to teach the edge nets (`emoedge train --teacher`): distillation moves a student
     /// toward its teacher, and the edge nets' own ensemble had stopped at 67.09%.
     /// Train it on a GPU (`--features gpu`): it costs 22 times the edge-wide net's MACs,
-    /// about 7 minutes an epoch on two CPU cores.
+    /// about 7 minutes of training steps an epoch on two CPU cores.
     Teacher,
     /// The teacher at half its width (32 to 256 channels, dense 256; 1.76 M weights,
-    /// 0.12 G MACs): a teacher a 2-core CPU trains in about 2.3 minutes an epoch, so a long
-    /// schedule fits a few sessions with `--resume`. Its convolutions are plain 3x3 ones
-    /// where the edge nets' are mostly depthwise, so its errors differ from theirs, which
-    /// is what an ensemble of teachers needs.
+    /// 0.12 G MACs): a teacher a 2-core CPU trains in about 2.4 minutes an epoch, so a long
+    /// schedule can be split with `--stop-after` and `--resume`. Its convolutions are
+    /// plain 3x3 ones where the edge nets' are mostly depthwise, so its errors differ from
+    /// theirs, which is what an ensemble of teachers needs.
     TeacherSmall,
 }
 
