@@ -59,7 +59,7 @@ pub enum Arch {
     /// about 7 minutes of training steps an epoch on two CPU cores.
     Teacher,
     /// The teacher at half its width (32 to 256 channels, dense 256; 1.76 M weights,
-    /// 0.12 G MACs): a teacher a 2-core CPU trains in about 2.4 minutes an epoch, so a long
+    /// 0.12 G MACs): a teacher a 2-core CPU trains in 2.4-2.6 minutes an epoch, so a long
     /// schedule can be split with `--stop-after` and `--resume`. Its convolutions are
     /// plain 3x3 ones where the edge nets' are mostly depthwise, so its errors differ from
     /// theirs, which is what an ensemble of teachers needs.
