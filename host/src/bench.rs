@@ -48,7 +48,7 @@ pub fn train_throughput(
     steps: usize,
 ) -> Result<TrainThroughput> {
     let arch = model_cfg.arch;
-    let device = crate::backend::device().autodiff();
+    let device = crate::sys::backend::device().autodiff();
     device.seed(1);
     let cfg = TrainConfig::new(model_cfg, Default::default());
     let mut model = cfg.model.init(&device);
@@ -114,7 +114,7 @@ impl BlockCost {
 /// forward is timed op by op and its backward (from `sum` of its output, with the input
 /// requiring a gradient as inside a network) as a whole.
 pub fn profile_train(cfg: ModelConfig, batch: usize, reps: usize) -> Result<Vec<BlockCost>> {
-    let device = crate::backend::device().autodiff();
+    let device = crate::sys::backend::device().autodiff();
     device.seed(1);
     let model = cfg.init(&device);
     let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2])

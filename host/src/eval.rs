@@ -1,8 +1,8 @@
 //! Every form of a model on a dataset: the Burn float network of a run folder, or the int8
 //! model of a model folder through either runtime.
 
-use crate::backend::device;
 use crate::data::Dataset;
+use crate::sys::backend::device;
 use crate::train::predict::predict;
 use crate::train::run_dir::load_run;
 use anyhow::Result;
@@ -54,7 +54,7 @@ pub fn model_labels(dir: &Path) -> Result<Vec<String>> {
         return Ok(model.labels().iter().map(|l| l.to_string()).collect());
     }
     let run = crate::train::run_dir::RunDir(dir.to_path_buf());
-    let config: crate::model::ModelConfig = crate::json::read_json(&run.config())?;
+    let config: crate::model::ModelConfig = crate::sys::json::read_json(&run.config())?;
     Ok(config.labels)
 }
 

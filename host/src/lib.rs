@@ -8,24 +8,22 @@
 //! - [`eval`]: every form of a model on a dataset; [`verify`]: the check that the deployed
 //!   forms are as accurate as the trained one; [`mcu`]: the boards and their firmware in
 //!   emulators; [`report`]: figures and pictures;
+//! - [`sys`]: the plumbing under them (atomic writes, the compute device, digests, JSON
+//!   files, allocator settings).
 //!
 //! The `emoedge` binary (`src/main.rs` and `src/cmd/`, one thin module per subcommand) parses
 //! flags and prints; everything it does is here.
 
-pub mod atomic;
-pub mod backend;
 pub mod bench;
 pub mod camera_eval;
 pub mod data;
 pub mod eval;
 pub mod export;
-pub mod hash;
-pub mod json;
-pub mod malloc;
 pub mod mcu;
 pub mod model;
 pub mod quantize;
 pub mod report;
 pub mod stream;
+pub mod sys;
 pub mod train;
 pub mod verify;

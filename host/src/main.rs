@@ -9,7 +9,7 @@ use cmd::{Cli, Outcome};
 fn main() -> std::process::ExitCode {
     // Before any thread starts: training and evaluation free and re-allocate MB-sized
     // tensors every step (see the module's docs). `bench train` prints what it did.
-    let _ = emoedge::malloc::keep_freed_memory();
+    let _ = emoedge::sys::malloc::keep_freed_memory();
     let cli = Cli::parse();
     match cli.run() {
         Ok(Outcome::Ok) => std::process::ExitCode::SUCCESS,

@@ -71,18 +71,21 @@ pub fn run(a: Args) -> Result<Outcome> {
         } => {
             emoedge_train_ops::set_enabled(!burn_ops);
             let cfg = match config {
-                Some(path) => emoedge::json::read_json::<ModelConfig>(&path)?,
+                Some(path) => emoedge::sys::json::read_json::<ModelConfig>(&path)?,
                 None => ModelConfig::for_arch(arch),
             };
             if let Some(path) = save_config {
-                emoedge::atomic::write_ctx(&path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
+                emoedge::sys::atomic::write_ctx(
+                    &path,
+                    serde_json::to_string_pretty(&cfg)?.as_bytes(),
+                )?;
             }
             let threads = rayon::current_num_threads();
             if profile {
                 let arch = cfg.arch;
                 println!(
                     "profile train: {arch:?}, batch {batch}, {} on {threads} threads, median of {steps} (ms per batch)",
-                    emoedge::backend::name(),
+                    emoedge::sys::backend::name(),
                 );
                 println!(
                     "{:>3} {:<10} {:>16} {:>8} {:>8} {:>9} {:>8}",
@@ -111,10 +114,10 @@ pub fn run(a: Args) -> Result<Outcome> {
                     t.arch,
                     t.params,
                     t.macs as f64 / 1e6,
-                    emoedge::backend::name(),
+                    emoedge::sys::backend::name(),
                     t.images_per_s(),
                     t.step_s * 1e3,
-                    emoedge::malloc::tuning()
+                    emoedge::sys::malloc::tuning()
                         .map_or("allocator untouched".to_string(), |t| t.to_string())
                 );
             }

@@ -33,7 +33,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         blob.crc()
     );
     if let Some(out) = &a.out {
-        emoedge::atomic::write_ctx(out, cascade.bytes())?;
+        emoedge::sys::atomic::write_ctx(out, cascade.bytes())?;
         eprintln!("wrote {}", out.display());
     }
     Ok(Outcome::Ok)

@@ -94,7 +94,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             per_class: confusion.per_class(),
             confusion: confusion.clone(),
         };
-        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::sys::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(super::report_skipped(&skipped))
 }

@@ -172,7 +172,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             photos: photo,
             outcomes,
         };
-        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::sys::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(super::report_skipped(&skipped))
 }

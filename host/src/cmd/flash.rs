@@ -163,7 +163,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         })
     };
     if let Some(out) = &a.out {
-        emoedge::atomic::write_ctx(out, &image(blob, addr)?)?;
+        emoedge::sys::atomic::write_ctx(out, &image(blob, addr)?)?;
         eprintln!(
             "wrote {} ({format:?}, blob of {} bytes at {addr:#010x})",
             out.display(),
@@ -183,7 +183,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             cascade.bytes().len(),
         )?;
         let at = layout.cascade.origin;
-        emoedge::atomic::write_ctx(out, &image(cascade.bytes(), at)?)?;
+        emoedge::sys::atomic::write_ctx(out, &image(cascade.bytes(), at)?)?;
         eprintln!(
             "wrote {} ({format:?}, face cascade of {} bytes at {at:#010x})",
             out.display(),
@@ -194,7 +194,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         let (w, h) = (frames[0].width, frames[0].height);
         let bytes = mcu::camera::camera_frames_for(layout, frames)?;
         let at = layout.frames.origin;
-        emoedge::atomic::write_ctx(out, &image(&bytes, at)?)?;
+        emoedge::sys::atomic::write_ctx(out, &image(&bytes, at)?)?;
         eprintln!(
             "wrote {} ({format:?}, {} camera frames of {w}x{h} at {at:#010x})",
             out.display(),
@@ -206,7 +206,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         let ds = ds.subsample(a.frames);
         let frames = mcu::test_frames(layout, &ds)?;
         let at = layout.frames.origin;
-        emoedge::atomic::write_ctx(out, &image(&frames, at)?)?;
+        emoedge::sys::atomic::write_ctx(out, &image(&frames, at)?)?;
         eprintln!(
             "wrote {} ({format:?}, {} test frames at {at:#010x})",
             out.display(),

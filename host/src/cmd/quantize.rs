@@ -2,9 +2,9 @@
 
 use super::{Outcome, progress};
 use anyhow::Result;
-use emoedge::hash::hex_string;
 use emoedge::quantize::folder::{QuantizeOptions, quantize_run};
 use emoedge::quantize::{ConvKind, Method, QOp, Scales};
+use emoedge::sys::hash::hex_string;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -123,7 +123,7 @@ mod tests {
 
     /// An untrained edge net quantized with `spans(i)` as point `i`'s range.
     fn quantized_with(spans: impl Fn(usize) -> f32) -> emoedge::quantize::QuantModel {
-        let device = emoedge::backend::device();
+        let device = emoedge::sys::backend::device();
         let model = ModelConfig::for_arch(Arch::Edge).init(&device);
         let points = model.convs.len() + 2; // convs, global pool, dense
         let calib = Calibration {

@@ -106,7 +106,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             image::GrayImage::from_raw(shot.width, shot.height, shot.gray)
                 .context("frame buffer size")?
                 .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-            emoedge::atomic::write_ctx(&a.out.join(&name), &png)?;
+            emoedge::sys::atomic::write_ctx(&a.out.join(&name), &png)?;
             pb.inc(1);
             let emoedge_core::preprocess::FaceBox { x, y, w, h } = shot.truth;
             let label = emoedge_core::labels::name_of(&ds.classes, ds.labels[i] as usize);
@@ -120,7 +120,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     pb.finish_and_clear();
     let mut csv = String::from("frame,source,label,x,y,w,h,rotation_deg\n");
     csv.extend(rows);
-    emoedge::atomic::write_ctx(&a.out.join("truth.csv"), csv.as_bytes())?;
+    emoedge::sys::atomic::write_ctx(&a.out.join("truth.csv"), csv.as_bytes())?;
     eprintln!(
         "{} frames and truth.csv written to {} (seed {})",
         picks.len(),

@@ -259,7 +259,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         k.macs as f64 / 1e6,
         k.peak_activation,
         k.arena,
-        emoedge::backend::name()
+        emoedge::sys::backend::name()
     );
     let soft = if cfg.ferplus > 0.0 {
         let csv = match a.ferplus_csv {
@@ -287,7 +287,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     if let Some(w) = rare_classes_warning(&train_set.classes, &train_set.class_counts()) {
         eprintln!("{w}");
     }
-    let device = emoedge::backend::device();
+    let device = emoedge::sys::backend::device();
     let teacher = match &cfg.distill {
         Some(d) => Some(distill::teacher_targets(
             &run,

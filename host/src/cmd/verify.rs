@@ -125,7 +125,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     let report = verify(&options, &|stage, len| progress::bar(stage, len))?;
     print_report(&report, &options);
     if let Some(path) = &a.json {
-        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::sys::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     if !report.passed() {
         bail!("verify failed: {}", report.failures.join("; "));
@@ -149,7 +149,7 @@ fn run_board(
     })?;
     print!("{}", summary(&report));
     if let Some(path) = json {
-        emoedge::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        emoedge::sys::atomic::write_ctx(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     let failures = report.failures();
     if !failures.is_empty() {

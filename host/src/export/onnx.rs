@@ -4,8 +4,8 @@
 //! and one whose kernel covers its whole input), so the graph needs no `QLinearAdd`,
 //! `QLinearGlobalAveragePool`, `QGemm` or `QLinearMatMul` bias workaround.
 
-use crate::hash::hex_string;
 use crate::quantize::{QOp, QuantModel};
+use crate::sys::hash::hex_string;
 use prost::Message;
 use tract_onnx::pb;
 

@@ -38,7 +38,7 @@ pub struct Quantized {
 
 /// Calibrates, quantizes and exports the run, and writes the model folder.
 pub fn quantize_run(o: &QuantizeOptions) -> Result<Quantized> {
-    let device = crate::backend::device();
+    let device = crate::sys::backend::device();
     let (config, model) = load_run(&o.run, &device)?;
     let calib_set = calibration_set(&o.data, &config.labels, o.calib_images)?;
     let calib = calibrate(&model, &calib_set, &device, o.method)?;
@@ -55,7 +55,7 @@ pub fn quantize_run(o: &QuantizeOptions) -> Result<Quantized> {
         (model_dir::CONFIG, serde_json::to_vec_pretty(&config)?),
         (model_dir::WEIGHTS, weights),
     ];
-    crate::atomic::write_folder(&o.out, &files)?;
+    crate::sys::atomic::write_folder(&o.out, &files)?;
     Ok(Quantized { model: q, blob })
 }
 

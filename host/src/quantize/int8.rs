@@ -172,7 +172,7 @@ impl QuantModel {
 }
 
 fn hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::hash::hex_string(h))
+    s.serialize_str(&crate::sys::hash::hex_string(h))
 }
 
 /// The canonical weights hash: int8 weights then LE int32 biases of each layer, in order.

@@ -48,7 +48,7 @@ pub fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             m.eval_seconds
         );
     }
-    crate::atomic::write_ctx(path, s.as_bytes())
+    crate::sys::atomic::write_ctx(path, s.as_bytes())
 }
 
 /// Reads a run's `metrics.csv` back (to redraw `curves.png` for a shipped model folder).

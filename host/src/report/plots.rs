@@ -42,7 +42,7 @@ fn render(
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("canvas size"))?;
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png)?;
-    crate::atomic::write_ctx(path, png.get_ref())
+    crate::sys::atomic::write_ctx(path, png.get_ref())
 }
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {

@@ -11,9 +11,9 @@
 //! weights), so [`recalibrate_batchnorm`] re-estimates them on training batches.
 
 use crate::data::load_split;
-use crate::hash::sha256_hex;
-use crate::json::{read_json, write_json};
 use crate::model::{Model, ModelConfig};
+use crate::sys::hash::sha256_hex;
+use crate::sys::json::{read_json, write_json};
 use crate::train::batch::{Batch, TrainSet, batch_producer, images_tensor};
 use crate::train::config::{TrainConfig, read_train_config};
 use crate::train::predict::evaluate_loss;
@@ -294,7 +294,7 @@ pub fn average_run(
         None => (vec![src.weights()], None),
     };
     // Before the data: a missing checkpoint fails at once.
-    let device = crate::backend::device();
+    let device = crate::sys::backend::device();
     let ad = device.clone().autodiff();
     let (model, hashes) = average_files(&files, &config, &ad)?;
     let (train_set, mut skipped) = load_split(&o.data.join("train"), &bar("decode train"))?;
@@ -344,7 +344,7 @@ pub fn average_run(
         if from.exists() {
             let bytes =
                 std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
-            crate::atomic::write_ctx(&to, &bytes)?;
+            crate::sys::atomic::write_ctx(&to, &bytes)?;
         }
     }
     let record = AverageRecord {

@@ -1,8 +1,8 @@
 //! What a run trains with, saved as `train.json`: the network, the schedule, the targets
 //! (labels, FER+ votes, teachers), augmentation and the seed.
 
-use crate::json::read_json;
 use crate::model::{Model, ModelConfig};
+use crate::sys::json::read_json;
 use crate::train::augment::AugmentConfig;
 use crate::train::run_dir::{RunDir, load_module_bytes};
 use anyhow::{Context, Result, bail};
@@ -112,7 +112,7 @@ impl WarmStart {
             .with_context(|| format!("reading weights {}", run.weights().display()))?;
         Ok(Self {
             from: dir.to_path_buf(),
-            sha256: crate::hash::sha256_hex(&bytes),
+            sha256: crate::sys::hash::sha256_hex(&bytes),
         })
     }
 
@@ -140,7 +140,7 @@ impl WarmStart {
         let path = run.weights();
         let bytes =
             std::fs::read(&path).with_context(|| format!("reading weights {}", path.display()))?;
-        let got = crate::hash::sha256_hex(&bytes);
+        let got = crate::sys::hash::sha256_hex(&bytes);
         if got != self.sha256 {
             bail!(
                 "warm start: {} has SHA-256 {got}, the run recorded {}",
@@ -179,7 +179,7 @@ impl Distill {
             .map(|dir| {
                 let path = RunDir(dir.clone()).weights();
                 std::fs::read(&path)
-                    .map(|b| crate::hash::sha256_hex(&b))
+                    .map(|b| crate::sys::hash::sha256_hex(&b))
                     .with_context(|| format!("reading teacher weights {}", path.display()))
             })
             .collect::<Result<_>>()?;

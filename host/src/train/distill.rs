@@ -85,7 +85,7 @@ pub fn save(path: &Path, probs: &[Vec<f32>]) -> Result<()> {
     }
     let crc = emoedge_core::model::header::body_crc(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
-    crate::atomic::write_ctx(path, &bytes)
+    crate::sys::atomic::write_ctx(path, &bytes)
 }
 
 /// Reads probabilities cached for a training set of `expect` images of `classes` classes.

@@ -15,8 +15,8 @@ pub mod predict;
 pub mod run_dir;
 
 use crate::data::Dataset;
-use crate::json::{read_json, write_json};
 use crate::report::history::{EpochMetrics, write_metrics_csv};
+use crate::sys::json::{read_json, write_json};
 use anyhow::{Context, Result, bail};
 use batch::{Batch, TrainSet, batch_producer, epoch_seed, images_tensor};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
@@ -172,7 +172,7 @@ pub fn train(
         }
         // Persist the initial weights as "epoch 0" so a kill during epoch 1 resumes exactly.
         save_module(&model, &run.ckpt(0, Checkpoint::Model))?;
-        crate::atomic::write_ctx(
+        crate::sys::atomic::write_ctx(
             &run.ckpt(0, Checkpoint::Optimizer),
             &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?,
         )?;
@@ -242,7 +242,7 @@ pub fn train(
         };
         // Checkpoint: weights and optimizer first, the state that names them last.
         save_module(&model, &run.ckpt(epoch, Checkpoint::Model))?;
-        crate::atomic::write_ctx(
+        crate::sys::atomic::write_ctx(
             &run.ckpt(epoch, Checkpoint::Optimizer),
             &optim.into_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?,
         )?;

@@ -10,9 +10,9 @@
 //!   written last, so after a kill at any moment it names a complete checkpoint;
 //! - `metrics.csv` — one row per epoch; `curves.png` — the same as a picture.
 
-use crate::json::read_json;
 use crate::model::{Model, ModelConfig};
 use crate::report::history::EpochMetrics;
+use crate::sys::json::read_json;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -106,7 +106,7 @@ pub fn save_module(model: &Model, path: &Path) -> Result<()> {
         .into_bytes()
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .context("serializing weights")?;
-    crate::atomic::write_ctx(path, &bytes)
+    crate::sys::atomic::write_ctx(path, &bytes)
 }
 
 /// Loads weights into a freshly built model; errors name the file.

@@ -3,8 +3,8 @@
 //! here both are recomputed from the weights actually inside each file.
 
 use crate::export::onnx::{HASH_KEY, LABELS_KEY};
-use crate::hash::hex_string;
 use crate::quantize::weights_hash;
+use crate::sys::hash::hex_string;
 use anyhow::{Context, Result};
 use emoedge_core::model::{HEADER_LEN, Step};
 use emoedge_runtime::model_dir;
@@ -96,7 +96,7 @@ pub fn label_failures(dir: &Path, labels: &[&str]) -> Result<Vec<String>> {
     }
     let config = dir.join(model_dir::CONFIG);
     if config.is_file() {
-        let c: crate::model::ModelConfig = crate::json::read_json(&config)?;
+        let c: crate::model::ModelConfig = crate::sys::json::read_json(&config)?;
         if c.labels != labels {
             f.push(format!(
                 "{} names the classes {}, {} names {}",

@@ -307,7 +307,7 @@ pub fn verify(o: &Options, progress: &dyn Fn(&'static str, u64) -> ProgressBar) 
 
 /// Labels of the float network of the folder.
 fn float_labels(dir: &std::path::Path, ds: &Dataset, pb: &ProgressBar) -> Result<Vec<u8>> {
-    let device = crate::backend::device();
+    let device = crate::sys::backend::device();
     let (_, fm) = load_run(dir, &device)?;
     let z = predict(&fm, ds, &device, &|n| pb.inc(n as u64));
     pb.finish_and_clear();

@@ -25,7 +25,7 @@ pub struct Nchw {
 }
 
 /// `len` zeros, written by all the rayon threads. Why not `vec![0.0; len]`: the allocator
-/// hands back memory it keeps (glibc, `host/src/malloc.rs`), so that zeroes it with one
+/// hands back memory it keeps (glibc, `host/src/sys/malloc.rs`), so that zeroes it with one
 /// `memset` on the calling thread while the others wait: 9% of an `edge` training step,
 /// since every activation and gradient the kernels make is a fresh buffer.
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {

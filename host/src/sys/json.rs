@@ -14,5 +14,5 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 
 /// Writes `v` as pretty JSON to `path`, atomically.
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    crate::atomic::write_ctx(path, serde_json::to_string_pretty(v)?.as_bytes())
+    crate::sys::atomic::write_ctx(path, serde_json::to_string_pretty(v)?.as_bytes())
 }
