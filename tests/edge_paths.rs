@@ -13,21 +13,15 @@ use emoedge_vision::detect::{Cascade, Detector};
 use emoedge_vision::frame::{Files, FrameSource};
 use emoedge_vision::pipeline::{Options, Pipeline};
 use std::path::Path;
-use std::sync::Mutex;
 
 /// A classifier of the model folder `dir`.
 fn classifier(dir: &Path, runtime: Runtime) -> Result<Classifier, emoedge_runtime::Error> {
     Classifier::open(&ModelDir::new(dir), runtime)
 }
 
-/// Held while seeding and drawing the initial weights. Burn's Flex backend keeps one RNG for
-/// the process, and this file's tests run in parallel: without the lock one test's re-seed
-/// lands between another's draws, and the network each gets depends on the interleaving.
-static SEEDED_INIT: Mutex<()> = Mutex::new(());
-
 /// The edge network with its initial weights drawn from `seed`.
 fn seeded_edge(device: &Device, seed: u64) -> emoedge::model::Model {
-    let _one_at_a_time = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = emoedge_test_support::seed_lock();
     device.seed(seed);
     ModelConfig::for_arch(Arch::Edge).init(device).valid()
 }
@@ -217,7 +211,7 @@ fn the_pi_runtime_names_a_models_own_classes() {
     let labels: Vec<String> = ["no_smile", "smile", "unsure"].map(String::from).to_vec();
     let device = Device::flex();
     let model = {
-        let _one_at_a_time = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = emoedge_test_support::seed_lock();
         device.seed(11);
         ModelConfig::for_classes(Arch::Edge, labels.clone())
             .init(&device)

@@ -17,33 +17,27 @@ use emoedge::mcu::{self, Board, Emulator};
 use emoedge::verify::board::{BoardCheck, check_board};
 use emoedge_boards::{PICO, STM32F405};
 use emoedge_core::link::{self, LinkError, MAX_CONTENT, MAX_FRAME, Request, Response};
-use emoedge_test_support::data_dir;
+use emoedge_test_support::{data_dir, output_text, run, tool};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The repository root: the board runners and firmware paths are relative to it.
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `emoedge` with `args`, run from the repository root.
 fn emoedge(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emoedge"));
-    cmd.args(args)
-        .current_dir(root())
-        .env("EMOEDGE_DATA", data_dir());
+    let mut cmd = tool(env!("CARGO_BIN_EXE_emoedge"), args);
+    cmd.current_dir(root());
     cmd
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 /// Runs `cmd` for `board`, shows what it printed and asserts it succeeded; returns the text.
 fn succeeds(cmd: &mut Command, board: &str) -> String {
-    let out = cmd.output().unwrap();
-    let t = text(&out);
+    let (ok, t) = run(cmd);
     eprintln!("{t}");
-    assert!(out.status.success(), "{board}: {t}");
+    assert!(ok, "{board}: {t}");
     t
 }
 
@@ -145,7 +139,7 @@ fn stream(tmp: &Path, name: &str, faces: usize, frame: &str, face_px: &str) -> P
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     dir
 }
 
@@ -256,7 +250,7 @@ fn boards_name_a_bad_cascade_and_frames_they_cannot_take() {
         .arg(&qvga)
         .output()
         .unwrap();
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(
         t.contains("up to 160x120") && t.contains("--frame 160x120"),
@@ -281,7 +275,7 @@ fn verify_on_each_board_over_its_link_equals_the_host_engine() {
             cmd.arg("--usb");
         }
         let out = cmd.arg("--json").arg(&json).output().unwrap();
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(out.status.success(), "{}: {t}", board.name);
         assert!(t.contains(&format!("logits equal on {n}/{n}")), "{t}");
         assert!(t.contains("verify on the board passed"), "{t}");
@@ -553,7 +547,7 @@ fn verify_over_a_serial_port_keeps_what_a_board_answered_before_it_was_unplugged
     .unwrap();
     let _ = qemu.kill();
     let _ = qemu.wait();
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
         t.contains(&format!("via {pty}")) && t.contains("logits equal on 5/5"),
@@ -582,7 +576,7 @@ fn verify_over_a_serial_port_keeps_what_a_board_answered_before_it_was_unplugged
     let _ = qemu.kill();
     let _ = qemu.wait();
     let out = run.wait_with_output().unwrap();
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("stopped after"), "{t}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -624,7 +618,7 @@ fn board_images_carry_the_blob_at_the_board_address() {
         .arg(&uf2)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let img = std::fs::read(&uf2).unwrap();
     let word = |i: usize| u32::from_le_bytes(img[i * 4..i * 4 + 4].try_into().unwrap());
     assert_eq!(word(0), 0x0A32_4655, "UF2 magic");
@@ -639,7 +633,7 @@ fn board_images_carry_the_blob_at_the_board_address() {
         .arg(&frames)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let img = std::fs::read(&frames).unwrap();
     let word = |i: usize| u32::from_le_bytes(img[i * 4..i * 4 + 4].try_into().unwrap());
     assert_eq!(word(3), PICO.frames.origin);
@@ -650,15 +644,15 @@ fn board_images_carry_the_blob_at_the_board_address() {
         .arg(&bin)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(std::fs::read(&bin).unwrap(), blob);
 
     let out = emoedge(&["flash", "--board", "nosuch"]).output().unwrap();
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("no board \"nosuch\"; the boards are pico, stm32f405"),
+        output_text(&out).contains("no board \"nosuch\"; the boards are pico, stm32f405"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -692,7 +686,7 @@ fn probe_writes_the_blob_through_probe_rs() {
         .env("PATH", &path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let args = std::fs::read_to_string(&log).unwrap();
     let args: Vec<&str> = args.lines().collect();
     assert_eq!(
@@ -719,8 +713,8 @@ fn probe_writes_the_blob_through_probe_rs() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("cargo install probe-rs-tools"),
+        output_text(&out).contains("cargo install probe-rs-tools"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }

@@ -15,7 +15,7 @@ use emoedge::mcu::{self, Board};
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::quantize::{Method, calibrate, quantize};
 use emoedge_boards::{MPS2_M0PLUS, MPS2_M4F, MPS2_M33};
-use emoedge_test_support::data_dir;
+use emoedge_test_support::{data_dir, run, tool};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -86,23 +86,17 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
     let blob = emoedge::export::blob::to_blob(&q).unwrap();
     std::fs::write(dir.join("model.blob"), &blob).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
-        .args(["flash", "--qemu", "--frames", "12", "--model"])
-        .arg(&dir)
-        .arg("--firmware")
-        .arg(&fw)
-        .arg("--out")
-        .arg(t.path().join("model.hex"))
-        .env("EMOEDGE_DATA", data_dir())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = run(tool(
+        env!("CARGO_BIN_EXE_emoedge"),
+        &["flash", "--qemu", "--frames", "12", "--model"],
+    )
+    .arg(&dir)
+    .arg("--firmware")
+    .arg(&fw)
+    .arg("--out")
+    .arg(t.path().join("model.hex")));
     eprintln!("{text}");
-    assert!(out.status.success(), "{text}");
+    assert!(ok, "{text}");
     assert!(
         text.contains("all 12 frames: MCU labels and logits equal the host engine's"),
         "{text}"
@@ -130,8 +124,9 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
             continue;
         };
         let name = board.name;
-        let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
-            .args([
+        let (ok, text) = run(tool(
+            env!("CARGO_BIN_EXE_emoedge"),
+            &[
                 "flash",
                 "--board",
                 name,
@@ -139,16 +134,12 @@ fn firmware_matches_host_engine_and_rejects_bad_blobs() {
                 "--frames",
                 "12",
                 "--model",
-            ])
-            .arg(&dir)
-            .arg("--firmware")
-            .arg(&other)
-            .env("EMOEDGE_DATA", data_dir())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{name}: {text}");
+            ],
+        )
+        .arg(&dir)
+        .arg("--firmware")
+        .arg(&other));
+        assert!(ok, "{name}: {text}");
         assert!(
             text.contains("all 12 frames: MCU labels and logits equal the host engine's"),
             "{name}: {text}"

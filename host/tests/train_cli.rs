@@ -2,7 +2,7 @@
 //! exactly where an uninterrupted run ends (same per-epoch losses and accuracies); distilling
 //! from a teacher, it resumes from its cached targets even when the teacher is gone.
 
-use emoedge_test_support::write_split;
+use emoedge_test_support::{tool, write_split};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,13 +17,13 @@ fn dataset(per_class: usize) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn train(data: &Path, out: &Path, resume: bool) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emoedge"));
-    c.args([
-        "train", "--epochs", "4", "--batch", "16", "--seed", "9", "--data",
-    ])
-    .arg(data)
-    .arg("--out")
-    .arg(out);
+    let mut c = tool(
+        env!("CARGO_BIN_EXE_emoedge"),
+        &[
+            "train", "--epochs", "4", "--batch", "16", "--seed", "9", "--data",
+        ],
+    );
+    c.arg(data).arg("--out").arg(out);
     if resume {
         c.arg("--resume");
     }
@@ -82,8 +82,7 @@ fn sigkill_then_resume_matches_an_uninterrupted_run() {
 }
 
 fn emoedge(args: &[&str], paths: &[(&str, &Path)]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emoedge"));
-    c.args(args);
+    let mut c = tool(env!("CARGO_BIN_EXE_emoedge"), args);
     for (flag, p) in paths {
         c.arg(flag).arg(p);
     }

@@ -36,13 +36,10 @@ fn config(epochs: usize) -> TrainConfig {
     .with_seed(7)
 }
 
-/// Burn's device seed is one per process, and the test harness runs tests on threads: two
-/// tests training at once would draw from each other's seeded generator and break the
-/// exact-resume comparison. Every test here that trains holds this lock.
-static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
+/// Every test here that trains holds the seed lock: two tests training at once would draw
+/// from each other's seeded generator and break the exact-resume comparison.
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+    emoedge_test_support::seed_lock()
 }
 
 /// A whole run of `cfg` in `dir`, uninterrupted and quiet.
