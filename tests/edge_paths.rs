@@ -99,7 +99,7 @@ fn a_nearly_dead_layer_quantizes_and_every_form_agrees() {
     write_forms(&q, t.path());
 
     let faces = test.subsample(40);
-    let float = emoedge::train::predict::predict(&model, &faces, &device, &|_| {});
+    let float = emoedge::eval::predict::predict(&model, &faces, &device, &|_| {});
     let mut tract = classifier(t.path(), Runtime::Tract).unwrap();
     let mut core = classifier(t.path(), Runtime::Engine).unwrap();
     let (scale, zp) = (q.output.scale, q.output.zero_point as f32);

@@ -213,7 +213,7 @@ fn warm_start_and_reused_teacher_targets() {
     )
     .unwrap();
     let fresh = cfg.init(&device);
-    let score = |m| emoedge::train::predict::evaluate_loss(m, &test, &device);
+    let score = |m| emoedge::eval::predict::evaluate_loss(m, &test, &device);
     assert_eq!(score(&start), score(&a_model));
     assert_ne!(
         score(&fresh),

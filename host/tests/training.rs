@@ -2,10 +2,10 @@
 
 use burn::prelude::*;
 use emoedge::data::{Dataset, load_split};
+use emoedge::eval::predict::evaluate_loss;
 use emoedge::model::{Arch, ModelConfig};
 use emoedge::train::augment::AugmentConfig;
 use emoedge::train::config::{TrainConfig, WarmStart};
-use emoedge::train::predict::evaluate_loss;
 use emoedge::train::run_dir::{Checkpoint, RunDir, load_run};
 use emoedge::train::{Quiet, RunOptions, train};
 use emoedge_test_support::write_split;
@@ -148,7 +148,7 @@ fn trains_resumes_exactly_and_evaluates() {
             &dir.join("ckpt/epoch-0003.model.bpk"),
         )
         .unwrap();
-        emoedge::train::predict::predict(&m.valid(), &te, &device, &|_| {})
+        emoedge::eval::predict::predict(&m.valid(), &te, &device, &|_| {})
     };
     let (za, zb) = (net(&a), net(&b));
     let worst = za

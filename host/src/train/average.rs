@@ -11,12 +11,12 @@
 //! weights), so [`recalibrate_batchnorm`] re-estimates them on training batches.
 
 use crate::data::load_split;
+use crate::eval::predict::evaluate_loss;
 use crate::model::{Model, ModelConfig};
 use crate::sys::hash::sha256_hex;
 use crate::sys::json::{read_json, write_json};
 use crate::train::batch::{Batch, TrainSet, batch_producer, images_tensor};
 use crate::train::config::{TrainConfig, read_train_config};
-use crate::train::predict::evaluate_loss;
 use crate::train::run_dir::{RunDir, RunState, load_module_bytes, save_module};
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};

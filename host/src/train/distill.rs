@@ -10,8 +10,8 @@
 //! needs the teacher folders nor can drift if they change.
 
 use crate::data::Dataset;
+use crate::eval::predict::predict;
 use crate::train::config::{Distill, read_train_config};
-use crate::train::predict::predict;
 use crate::train::run_dir::{RunDir, load_run};
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;

@@ -11,8 +11,8 @@ pub mod board;
 
 use crate::data::{Dataset, load_for_model};
 use crate::eval::Form;
+use crate::eval::predict::predict;
 use crate::report::metrics::Confusion;
-use crate::train::predict::predict;
 use crate::train::run_dir::load_run;
 use anyhow::{Result, bail};
 use artifacts::{artifact_hashes, compare_blobs};

@@ -1,12 +1,15 @@
 //! Every form of a model on a dataset: the Burn float network of a run folder, or the int8
-//! model of a model folder through either runtime.
+//! model of a model folder through either runtime. [`predict`](mod@predict) holds the float pass that
+//! training also uses for its per-epoch test loss.
+
+pub mod predict;
 
 use crate::data::Dataset;
 use crate::sys::backend::device;
-use crate::train::predict::predict;
 use crate::train::run_dir::load_run;
 use anyhow::Result;
 use emoedge_runtime::{Classifier, ModelDir, Runtime};
+use predict::predict;
 use serde::Serialize;
 use std::path::Path;
 
