@@ -1,6 +1,6 @@
 //! Every form of a model on a dataset: the Burn float network of a run folder, or the int8
-//! model of a model folder through either runtime. [`predict`](mod@predict) holds the float pass that
-//! training also uses for its per-epoch test loss.
+//! model of a model folder through either runtime. [`predict`](mod@predict) holds the float
+//! pass that training also uses for its per-epoch test loss.
 
 pub mod predict;
 
