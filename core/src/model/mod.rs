@@ -83,18 +83,6 @@ pub enum Layer<'a> {
 }
 
 impl Layer<'_> {
-    /// Short op name for reports.
-    pub fn op_name(&self) -> &'static str {
-        match self {
-            Layer::Conv2d { .. } => "conv2d",
-            Layer::Depthwise { .. } => "depthwise",
-            Layer::Pointwise { .. } => "pointwise",
-            Layer::MaxPool { .. } => "maxpool",
-            Layer::GlobalAvgPool { .. } => "gavgpool",
-            Layer::Dense { .. } => "dense",
-        }
-    }
-
     /// Bytes of int8 weights.
     pub fn weight_bytes(&self) -> usize {
         match self {
@@ -282,7 +270,7 @@ pub enum Step<'a> {
 }
 
 impl Step<'_> {
-    /// Short op name for reports: the name [`Layer::op_name`] gives the layer it runs.
+    /// Short op name for reports (the firmware's per-step times, the serial link's profile).
     pub fn op_name(&self) -> &'static str {
         match self {
             Step::Conv2d(_) => "conv2d",
