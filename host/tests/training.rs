@@ -8,7 +8,7 @@ use emoedge::train::augment::AugmentConfig;
 use emoedge::train::config::{TrainConfig, WarmStart};
 use emoedge::train::run_dir::{Checkpoint, RunDir, load_run};
 use emoedge::train::{Quiet, RunOptions, train};
-use emoedge_test_support::write_split;
+use emoedge_test_support::{seed_lock, write_split};
 use indicatif::ProgressBar;
 use std::path::Path;
 
@@ -36,12 +36,6 @@ fn config(epochs: usize) -> TrainConfig {
     .with_seed(7)
 }
 
-/// Every test here that trains holds the seed lock: two tests training at once would draw
-/// from each other's seeded generator and break the exact-resume comparison.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    emoedge_test_support::seed_lock()
-}
-
 /// A whole run of `cfg` in `dir`, uninterrupted and quiet.
 fn train_through(
     dir: &Path,
@@ -64,7 +58,7 @@ fn train_through(
 
 #[test]
 fn trains_resumes_exactly_and_evaluates() {
-    let _lock = one_at_a_time();
+    let _lock = seed_lock();
     let (t, tr, te) = tiny();
     let device = Device::flex();
     let cfg = config(3);
@@ -186,7 +180,7 @@ fn trains_resumes_exactly_and_evaluates() {
 
 #[test]
 fn damaged_run_folders_are_clear_errors() {
-    let _lock = one_at_a_time(); // load_run builds (randomly initialised) models
+    let _lock = seed_lock(); // load_run builds (randomly initialised) models
     let t = tempfile::tempdir().unwrap();
     let device = Device::flex();
     let err = load_run(t.path(), &device).unwrap_err();
@@ -204,7 +198,7 @@ fn damaged_run_folders_are_clear_errors() {
 
 #[test]
 fn warm_start_refuses_weights_other_than_recorded() {
-    let _lock = one_at_a_time();
+    let _lock = seed_lock();
     let (t, tr, te) = tiny();
     let device = Device::flex();
     // A fresh run folder in `t` whose schedule stops at its start (the epoch-0 checkpoint).
@@ -245,7 +239,7 @@ fn warm_start_refuses_weights_other_than_recorded() {
 #[test]
 fn averaging_means_the_epochs_and_recalibrates_batchnorm() {
     use emoedge::train::average::{average_checkpoints, recalibrate_batchnorm};
-    let _lock = one_at_a_time();
+    let _lock = seed_lock();
     let (t, tr, te) = tiny();
     let device = Device::flex();
     let ad = device.clone().autodiff();
