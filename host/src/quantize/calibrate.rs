@@ -32,7 +32,7 @@ pub struct Narrow {
 }
 
 /// A point narrower than this fraction of the widest is reported by [`Calibration::narrow`].
-/// The shipped model's 18 points span 1.1 to 14.9; in `edge_paths`' dead-layer test, where
+/// Trained models' 18 points span 0.67 to 14.9 (the shipped one and its `teacher-edge`); in `edge_paths`' dead-layer test, where
 /// one BatchNorm is scaled by 1e-7, that layer and every later one but the logits (whose
 /// dense bias restores a span of 0.1) span 9e-8 down to 1.3e-11, against the first layer's 1.4.
 pub const NARROW_FRACTION: f32 = 1e-3;
@@ -256,7 +256,7 @@ mod tests {
         }
     }
 
-    /// The shipped model's spans (models/edge/quant.json, rounded) raise nothing; a
+    /// A trained model's spans (`teacher-edge` quantized, rounded) raise nothing; a
     /// collapsed point among them is named, and so is each point after it that collapsed too.
     #[test]
     fn only_a_collapsed_point_is_narrow() {
