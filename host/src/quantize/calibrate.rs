@@ -32,9 +32,10 @@ pub struct Narrow {
 }
 
 /// A point narrower than this fraction of the widest is reported by [`Calibration::narrow`].
-/// Trained models' 18 points span 0.67 to 14.9 (the shipped one and its `teacher-edge`); in `edge_paths`' dead-layer test, where
-/// one BatchNorm is scaled by 1e-7, that layer and every later one but the logits (whose
-/// dense bias restores a span of 0.1) span 9e-8 down to 1.3e-11, against the first layer's 1.4.
+/// Trained models' 18 points span 0.67 to 14.9 (the shipped one and its `teacher-edge`);
+/// in `edge_paths`' dead-layer test, where one BatchNorm is scaled by 1e-7, that layer and
+/// every later one but the logits (whose dense bias restores a span of 0.1) span 9e-8 down
+/// to 1.3e-11, against the first layer's 1.4.
 pub const NARROW_FRACTION: f32 = 1e-3;
 
 impl Calibration {
