@@ -11,7 +11,7 @@
 #   OUT   where to write [default: ~/emoedge-runs]: OUT/NAME-float (float model folder),
 #         OUT/NAME (int8 model folder), OUT/reports/NAME (eval.json, eval-float.json,
 #         camera-train.json, camera-test.json and each command's log)
-# Env: EMOEDGE (the CLI binary) [default: target/release/emoedge, built if missing];
+# Env: EMOEDGE (the CLI binary) [default: the release build, built if missing];
 #      EMOEDGE_DATA (the data folder) [default: ../shared/data].
 # Steps whose output exists are skipped, so an interrupted run continues where it stopped.
 set -euo pipefail
@@ -26,17 +26,25 @@ name=$2
 out=$(realpath -m -- "${3:-$HOME/emoedge-runs}")
 cd "$(dirname "$0")/.."
 export EMOEDGE_DATA=${EMOEDGE_DATA:-../shared/data}
-emoedge=${EMOEDGE:-target/release/emoedge}
+emoedge=${EMOEDGE:-${CARGO_TARGET_DIR:-target}/release/emoedge}
 if [[ ! -x $emoedge ]]; then
     cargo build --release -p emoedge
 fi
 [[ -f $run/metrics.csv ]] || { echo "$run: no metrics.csv: not a training run folder" >&2; exit 1; }
-# The last epoch the run finished (metrics.csv has a header line, then one line per epoch).
+# The last epoch the run finished (metrics.csv has a header line, then one line per epoch);
+# a recipe's figure is its last epoch, so an unfinished run is refused.
 last=$(($(wc -l < "$run/metrics.csv") - 1))
-[[ $last -ge 1 ]] || { echo "$run/metrics.csv: no finished epoch" >&2; exit 1; }
+epochs=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["epochs"])' "$run/train.json") ||
+    { echo "$run/train.json: cannot read the run's epoch count" >&2; exit 1; }
+[[ $last -eq $epochs ]] ||
+    { echo "$run: $last of $epochs epochs finished; finish it with \`emoedge train --out $run --resume\`" >&2; exit 1; }
 
 float=$out/$name-float
 int8=$out/$name
+if [[ $run == "$float" || $run == "$int8" ]]; then
+    echo "$run: the run folder would be written over; pick a NAME or OUT that differs from it" >&2
+    exit 1
+fi
 reports=$out/reports/$name
 mkdir -p "$reports"
 step() { # step LOG COMMAND...: run a step, its output in LOG, say where to look if it fails

@@ -336,6 +336,21 @@ fn average_writes_a_model_folder_that_eval_takes() {
         "the folder's weights scored before what average measured when writing them"
     );
 
+    // quantize writes over a model folder it wrote before, never over a training run.
+    let quantize = |out: &Path| {
+        emoedge(
+            &["quantize", "--calib", "20"],
+            &[("--model", &avg), ("--data", &data), ("--out", out)],
+        )
+    };
+    let int8 = t.path().join("int8");
+    ok(&quantize(&int8));
+    ok(&quantize(&int8));
+    assert!(int8.join("model.blob").is_file());
+    let e = failure(&quantize(&run));
+    assert!(e.contains("holds the folder `ckpt`"), "{e}");
+    assert!(run.join("ckpt").is_dir() && run.join("metrics.csv").is_file());
+
     // Refusals name what is wrong.
     assert!(failure(&average("2-3", &avg)).contains("already holds a model"));
     assert!(failure(&average("2-5", &t.path().join("x"))).contains("finished 3 epochs"));

@@ -12,7 +12,8 @@ pub struct Args {
     /// Training run folder (config.json + model.bpk).
     #[arg(long)]
     model: PathBuf,
-    /// Model folder to write (replaced atomically).
+    /// Model folder to write: a new or empty folder, or one `quantize` wrote before, which
+    /// is replaced as one step (a folder holding anything else is refused).
     #[arg(long)]
     out: PathBuf,
     /// Dataset whose training split provides calibration images: a folder holding train/, or

@@ -31,7 +31,8 @@ pub fn write_ctx(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Writes `files` into folder `out` as one step: a sibling temp folder renamed into place,
-/// so readers see the old folder or the whole new one.
+/// so readers see the old folder or the whole new one. Whatever `out` held is deleted, so the
+/// caller checks first that nothing is lost (as `quantize` does).
 pub fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
     use anyhow::Context;
     let parent = out
